@@ -1,0 +1,53 @@
+"""``protege bench``: demonstrations -> one policy per family -> paired closed-loop comparison."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+
+from protege.config import BenchConfig, CollectConfig, EvalConfig, TrainConfig
+from protege.collect import collect
+from protege.evaluate.evaluate import evaluate, format_report
+from protege.policies import policy_class
+from protege.train.checkpoint import write_json_atomic
+from protege.train.trainer import train
+
+
+def bench(cfg: BenchConfig) -> dict:
+    """Run the whole pipeline into one run folder and return the evaluation report."""
+    for name in cfg.policies:
+        policy_class(name)  # fail on an unknown name before spending minutes
+    out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "bench_config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
+    timings = {}
+    start = time.perf_counter()
+    data_dir, store = collect(CollectConfig(task=cfg.task, episodes=cfg.episodes, out=out / "data", overwrite=True, progress=cfg.progress))
+    timings["collect_s"] = time.perf_counter() - start
+    runs = []
+    for name in cfg.policies:
+        t0 = time.perf_counter()
+        policy_cfg = policy_class(name).config_class()
+        run = train(TrainConfig(dataset=data_dir, policy=policy_cfg, out=out / name, steps=cfg.steps, batch_size=cfg.batch_size,
+                                seed=cfg.seed, device=cfg.device, eval_every=0, save_every=cfg.steps, progress=cfg.progress))
+        timings[f"train_{name}_s"] = time.perf_counter() - t0
+        runs.append(run)
+    t0 = time.perf_counter()
+    report = evaluate(EvalConfig(checkpoints=tuple(runs), task=cfg.task, episodes=cfg.eval_episodes, out=out / "eval",
+                                 device=cfg.device, progress=cfg.progress))
+    timings["eval_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - start
+    report["timings"] = timings
+    report["training"] = {name: _training_speed(out / name) for name in cfg.policies}
+    write_json_atomic(out / "eval" / "summary.json", report)
+    (out / "table.txt").write_text(format_report(report) + "\n")
+    return report
+
+
+def _training_speed(run_dir: Path) -> dict:
+    """Median samples/s over the run's logged windows."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    speeds = sorted(r["samples_per_s"] for r in rows if "samples_per_s" in r)
+    return {"median_samples_per_s": speeds[len(speeds) // 2] if speeds else None}

@@ -1,0 +1,111 @@
+"""``protege``: one entry point, one subcommand per stage of the pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import tyro
+
+from protege.config import BenchConfig, CollectConfig, EvalConfig, InspectConfig, TrainConfig
+
+#: Errors that describe bad input; shown as one line (set PROTEGE_DEBUG=1 for the traceback).
+USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError)
+
+COMMANDS: dict[str, type] = {
+    "collect": CollectConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "inspect": InspectConfig,
+    "bench": BenchConfig,
+}
+
+USAGE = """usage: protege COMMAND [--help] [OPTIONS]
+
+commands:
+  collect TASK      generate demonstrations with a task's scripted expert
+  train DATASET     train a policy (policy:mlp, policy:diffusion) on a dataset folder
+  eval RUN [RUN..]  evaluate checkpoints on one fixed seed list; two give a paired test
+  inspect DATASET   print episodes, frames, features and per-source success of a dataset
+  bench             the default benchmark: collect toy/fork, train mlp + diffusion, compare
+
+`protege COMMAND --help` lists every option of a command.
+"""
+
+
+def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
+    """Strip ``--config RUN/config.json`` and load it as the defaults of `protege train`."""
+    if "--config" not in args:
+        return args, None
+    i = args.index("--config")
+    if i + 1 >= len(args):
+        raise SystemExit("--config needs a path to a run's config.json")
+    path = Path(args[i + 1])
+    if not path.exists():
+        raise SystemExit(f"--config: no such file '{path}'")
+    return args[:i] + args[i + 2:], TrainConfig.from_json(json.loads(path.read_text()))
+
+
+def run(command: str, cfg) -> None:
+    if command == "collect":
+        from protege.collect import collect
+        from protege.data.inspect import describe, format_description
+
+        out, store = collect(cfg)
+        print(format_description(describe(store)))
+        print(f"\nwrote {store.num_episodes} episodes ({store.num_frames} frames) to {out}")
+    elif command == "train":
+        from protege.train.trainer import train
+
+        print(f"run folder: {train(cfg)}")
+    elif command == "eval":
+        from protege.evaluate.evaluate import evaluate, format_report
+
+        report = evaluate(cfg)
+        print(format_report(report))
+        print(f"\nper-episode rows and summary in {report['out']}")
+    elif command == "inspect":
+        from protege.data.inspect import describe, format_description
+        from protege.data.store import EpisodeStore
+        from protege.train.checkpoint import write_json_atomic
+
+        desc = describe(EpisodeStore.load(cfg.dataset))
+        print(format_description(desc))
+        if cfg.json:
+            write_json_atomic(cfg.json, desc)
+    elif command == "bench":
+        from protege.bench import bench
+        from protege.evaluate.evaluate import format_report
+
+        report = bench(cfg)
+        print(format_report(report))
+        t = report["timings"]
+        speeds = ", ".join(f"{k} {v['median_samples_per_s']:.0f} samples/s" for k, v in report["training"].items())
+        print(f"\ntraining: {speeds}; total {t['total_s']:.0f} s; everything in {Path(report['out']).parent}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
+        print(USAGE, end="")
+        if args and args[0] not in ("-h", "--help"):
+            raise SystemExit(f"unknown command '{args[0]}'; choose one of: {', '.join(COMMANDS)}")
+        return
+    command, rest = args[0], args[1:]
+    default = None
+    if command == "train":
+        rest, default = _pop_config(rest)
+    cfg = tyro.cli(COMMANDS[command], args=rest, prog=f"protege {command}", default=default,
+                   config=(tyro.conf.CascadeSubcommandArgs,))
+    try:
+        run(command, cfg)
+    except USER_ERRORS as err:
+        if os.environ.get("PROTEGE_DEBUG"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        raise SystemExit(f"protege {command}: error: {message}") from None
+
+if __name__ == "__main__":
+    main()

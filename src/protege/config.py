@@ -1,0 +1,182 @@
+"""Typed configs of every command; tyro turns each field and its docstring into a CLI flag.
+
+A run saves its whole config beside its checkpoint (``RUN/config.json``); ``protege train
+--config RUN/config.json`` reads it back as the defaults, so the same command reproduces the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import torch
+import tyro
+
+from protege.policies import POLICIES, DiffusionConfig, MLPConfig, PolicyConfig
+
+#: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
+PolicyChoice = Union[tuple(Annotated[cls.config_class, tyro.conf.subcommand(name)] for name, cls in POLICIES.items())]  # type: ignore[valid-type]
+
+#: First seeds of the three disjoint seed ranges, so evaluation never starts from a demo's state.
+COLLECT_SEED, TRAIN_EVAL_SEED, EVAL_SEED = 0, 200_000, 100_000
+
+
+def resolve_device(device: str) -> torch.device:
+    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+
+
+@dataclass
+class CollectConfig:
+    """Generate demonstrations with a task's scripted expert and write a LeRobotDataset v3 folder."""
+
+    task: tyro.conf.Positional[str] = "toy/fork"
+    """Registered task name, e.g. toy/fork or toy/reach."""
+    episodes: int = 200
+    """Number of demonstration episodes."""
+    out: Path | None = None
+    """Dataset folder to write (default: data/<task>)."""
+    seed: int = COLLECT_SEED
+    """Seed of the first episode; episode i starts from seed + i."""
+    num_envs: int = 100
+    """Episodes simulated in parallel."""
+    success_only: bool = False
+    """Keep only the expert's successful episodes."""
+    overwrite: bool = False
+    """Replace the dataset folder if it exists."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+@dataclass
+class TrainConfig:
+    """Train a policy on a dataset folder; writes checkpoints, metrics and its config to a run folder."""
+
+    dataset: tyro.conf.Positional[Path]
+    """Dataset folder (LeRobotDataset v3, e.g. written by `protege collect`)."""
+    policy: PolicyChoice = field(default_factory=DiffusionConfig)
+    """Policy family and its settings."""
+    out: Path | None = None
+    """Run folder (default: runs/<dataset>-<policy>)."""
+    steps: int = 5000
+    """Optimizer steps."""
+    batch_size: int = 256
+    """Samples per optimizer step."""
+    lr: float = 1e-3
+    """Peak learning rate of AdamW."""
+    weight_decay: float = 1e-4
+    """AdamW weight decay."""
+    warmup_steps: int = 200
+    """Linear warm-up steps before the cosine decay."""
+    grad_clip: float = 1.0
+    """Clip the global gradient norm to this value (0 disables)."""
+    ema_decay: float = 0.995
+    """Decay of the EMA weights used for evaluation (0 disables EMA)."""
+    val_fraction: float = 0.1
+    """Fraction of episodes held out for validation loss."""
+    seed: int = 0
+    """Seed for initialization, batches and noise; a run is reproducible given it."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    log_every: int = 100
+    """Write a metrics line every this many steps."""
+    eval_every: int = 1000
+    """Closed-loop evaluation every this many steps (0 disables)."""
+    eval_episodes: int = 50
+    """Episodes per closed-loop evaluation during training."""
+    eval_task: str = ""
+    """Task for closed-loop evaluation (default: the dataset's task, if registered)."""
+    save_every: int = 1000
+    """Checkpoint every this many steps (and at the end)."""
+    resume: bool = False
+    """Continue the run in --out from its latest checkpoint."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def run_dir(self) -> Path:
+        return self.out or Path("runs") / f"{self.dataset.name}-{self.policy.name}"
+
+    def to_json(self) -> dict:
+        from protege.train.checkpoint import policy_config_to_json
+
+        data = {k: v for k, v in asdict(self).items() if k != "policy"}
+        data["policy"] = policy_config_to_json(self.policy)
+        return data
+
+    @staticmethod
+    def from_json(data: dict) -> TrainConfig:
+        from protege.train.checkpoint import policy_config_from_json
+
+        data = dict(data)
+        policy = policy_config_from_json(data.pop("policy"))
+        for key in ("dataset", "out"):
+            if data.get(key) is not None:
+                data[key] = Path(data[key])
+        return TrainConfig(policy=policy, **data)
+
+
+@dataclass
+class EvalConfig:
+    """Evaluate checkpoints in closed loop on one fixed seed list; with two, a paired test."""
+
+    checkpoints: tyro.conf.Positional[tuple[Path, ...]]
+    """Run folders or checkpoint folders to evaluate."""
+    task: str = ""
+    """Task to evaluate on (default: the task the first checkpoint was trained for)."""
+    episodes: int = 100
+    """Episodes per checkpoint; the seed list is seed + 0 .. seed + episodes - 1."""
+    seed: int = EVAL_SEED
+    """First evaluation seed (disjoint from collection seeds by default)."""
+    num_envs: int = 100
+    """Episodes simulated in parallel (one batched policy call per replan)."""
+    n_action_steps: int = 0
+    """Actions executed per predicted chunk (0: each policy's own setting)."""
+    ema: bool = True
+    """Use EMA weights when the checkpoint has them."""
+    out: Path | None = None
+    """Folder for episodes.csv and summary.json (default: <first checkpoint>/eval)."""
+    device: str = "auto"
+    """cpu, cuda, or auto."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+@dataclass
+class InspectConfig:
+    """Print what a dataset holds: episodes, frames, features, per-source success and return."""
+
+    dataset: tyro.conf.Positional[Path]
+    """Dataset folder (LeRobotDataset v3)."""
+    json: Path | None = None
+    """Also write the description as JSON here."""
+
+
+@dataclass
+class BenchConfig:
+    """The default benchmark: collect demos, train each policy, evaluate all on the same seeds."""
+
+    task: str = "toy/fork"
+    """Registered task to benchmark on."""
+    policies: tuple[str, ...] = ("mlp", "diffusion")
+    """Policy families to train and compare (each with its default config)."""
+    episodes: int = 200
+    """Demonstration episodes collected with the scripted expert."""
+    steps: int = 3000
+    """Optimizer steps per policy (the same budget for every family)."""
+    batch_size: int = 256
+    """Samples per optimizer step."""
+    eval_episodes: int = 100
+    """Evaluation episodes per policy, on one shared seed list."""
+    seed: int = 0
+    """Training seed."""
+    out: Path | None = None
+    """Run folder (default: runs/bench-<date>-<time>)."""
+    device: str = "auto"
+    """cpu, cuda, or auto."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+Command = Literal["collect", "train", "eval", "inspect", "bench"]
+
+__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "MLPConfig", "PolicyConfig", "TrainConfig"]

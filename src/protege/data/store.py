@@ -1,0 +1,166 @@
+"""EpisodeStore: every step of every episode as contiguous arrays plus episode boundaries.
+
+Frames of episode ``e`` live at rows ``episode_starts[e]:episode_ends[e]`` of every per-frame
+array. Per-episode metadata (success, return, source label, seed) lives in ``episodes``, one
+entry per episode. This is the one in-memory shape the rest of protege reads; on disk it is a
+LeRobotDataset v3 folder (see ``protege.formats.lerobot``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ACTION = "action"
+STATE = "observation.state"
+
+#: Per-episode metadata columns every store carries, with their dtypes and defaults.
+EPISODE_COLUMNS: dict[str, tuple[np.dtype, object]] = {
+    "success": (np.dtype(bool), False),
+    "return": (np.dtype(np.float64), 0.0),
+    "source": (np.dtype(object), "unknown"),
+    "seed": (np.dtype(np.int64), -1),
+}
+
+
+class DatasetError(ValueError):
+    """A dataset is malformed; the message names the file, episode or key at fault."""
+
+
+@dataclass
+class EpisodeStore:
+    """Columnar demonstrations.
+
+    obs: observation key -> (N, *shape) array, keys in LeRobot naming (``observation.state``).
+    action: (N, A) float32.
+    episode_ends: (E,) int64, exclusive end row of each episode; strictly increasing.
+    episodes: per-episode metadata column -> (E,) array (see ``EPISODE_COLUMNS``).
+    reward: optional (N,) float32 per-step reward.
+    fps: control frequency, used for timestamps on disk.
+    task: natural-language or registry name of the task the demonstrations solve.
+    """
+
+    obs: dict[str, np.ndarray]
+    action: np.ndarray
+    episode_ends: np.ndarray
+    episodes: dict[str, np.ndarray] = field(default_factory=dict)
+    reward: np.ndarray | None = None
+    fps: int = 10
+    task: str = ""
+
+    def __post_init__(self) -> None:
+        self.action = np.asarray(self.action)
+        self.obs = {key: np.asarray(value) for key, value in self.obs.items()}
+        self.reward = None if self.reward is None else np.asarray(self.reward)
+        self.episode_ends = np.asarray(self.episode_ends, dtype=np.int64)
+        self.validate()
+        for name, (dtype, default) in EPISODE_COLUMNS.items():
+            if name not in self.episodes:
+                self.episodes[name] = np.full(self.num_episodes, default, dtype=dtype)
+            else:
+                self.episodes[name] = np.asarray(self.episodes[name], dtype=dtype)
+
+    def validate(self) -> None:
+        """Raise DatasetError naming the first inconsistency; cheap enough to run on every load."""
+        n = len(self.action)
+        if self.action.ndim != 2:
+            raise DatasetError(f"'action' must have shape (N, A), got {self.action.shape}")
+        if not self.obs:
+            raise DatasetError("dataset has no observation keys (expected e.g. 'observation.state')")
+        per_frame = {**self.obs, **({} if self.reward is None else {"reward": self.reward})}
+        for key, value in per_frame.items():
+            if len(value) != n:
+                raise DatasetError(f"'{key}' has {len(value)} frames but 'action' has {n}")
+        ends = self.episode_ends
+        if ends.ndim != 1 or len(ends) == 0:
+            raise DatasetError("dataset has no episodes")
+        if ends[-1] != n or np.any(np.diff(np.concatenate([[0], ends])) <= 0):
+            raise DatasetError(f"episode boundaries must be increasing and end at {n} frames, got ends {ends[:5]}...")
+        for key, value in self.episodes.items():
+            if len(value) != len(ends):
+                raise DatasetError(f"episode column '{key}' has {len(value)} rows for {len(ends)} episodes")
+        for key, value in [(ACTION, self.action), *per_frame.items()]:
+            if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+                row = int(np.nonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))[0][0])
+                raise DatasetError(f"'{key}' has NaN/inf values (first in episode {self.episode_of(row)}, frame row {row})")
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.action)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_ends)
+
+    @property
+    def episode_starts(self) -> np.ndarray:
+        return np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(np.concatenate([[0], self.episode_ends])).astype(np.int64)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.action.shape[1])
+
+    def episode_index(self) -> np.ndarray:
+        """(N,) episode id of every frame."""
+        return np.repeat(np.arange(self.num_episodes), self.episode_lengths)
+
+    def episode_of(self, row: int) -> int:
+        return int(np.searchsorted(self.episode_ends, row, side="right"))
+
+    def select(self, episode_ids: np.ndarray) -> EpisodeStore:
+        """A new store holding only the given episodes, in the given order."""
+        episode_ids = np.asarray(episode_ids, dtype=np.int64)
+        starts, lengths = self.episode_starts[episode_ids], self.episode_lengths[episode_ids]
+        rows = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        return EpisodeStore(
+            obs={k: v[rows] for k, v in self.obs.items()},
+            action=self.action[rows],
+            episode_ends=np.cumsum(lengths),
+            episodes={k: v[episode_ids] for k, v in self.episodes.items()},
+            reward=None if self.reward is None else self.reward[rows],
+            fps=self.fps,
+            task=self.task,
+        )
+
+    def split(self, val_fraction: float, seed: int) -> tuple[EpisodeStore, EpisodeStore | None]:
+        """Train/validation split by whole episodes, so no validation frame leaks into training."""
+        n_val = int(round(val_fraction * self.num_episodes))
+        if n_val == 0:
+            return self, None
+        if n_val >= self.num_episodes:
+            raise DatasetError(f"val_fraction={val_fraction} leaves no training episodes out of {self.num_episodes}")
+        order = np.random.default_rng(seed).permutation(self.num_episodes)
+        return self.select(np.sort(order[n_val:])), self.select(np.sort(order[:n_val]))
+
+    @staticmethod
+    def concatenate(stores: list[EpisodeStore]) -> EpisodeStore:
+        """Join stores with the same keys, episodes in order."""
+        first = stores[0]
+        offsets = np.cumsum([0] + [s.num_frames for s in stores[:-1]])
+        rewards = [s.reward for s in stores]
+        return EpisodeStore(
+            obs={k: np.concatenate([s.obs[k] for s in stores]) for k in first.obs},
+            action=np.concatenate([s.action for s in stores]),
+            episode_ends=np.concatenate([s.episode_ends + o for s, o in zip(stores, offsets)]),
+            episodes={k: np.concatenate([s.episodes[k] for s in stores]) for k in first.episodes},
+            reward=None if any(r is None for r in rewards) else np.concatenate(rewards),
+            fps=first.fps,
+            task=first.task,
+        )
+
+    def save(self, root: str | Path, *, overwrite: bool = False) -> Path:
+        from protege.formats.lerobot import write_lerobot
+
+        return write_lerobot(self, Path(root), overwrite=overwrite)
+
+    @staticmethod
+    def load(root: str | Path) -> EpisodeStore:
+        from protege.formats.lerobot import read_lerobot
+
+        return read_lerobot(Path(root))

@@ -1,0 +1,85 @@
+"""Training windows: an observation history and an action chunk around every frame.
+
+For a sample anchored at frame ``t`` of an episode spanning rows ``[s, e)``::
+
+    obs rows:    t-n_obs+1 ... t-1  t                (n_obs frames, history ends at t)
+    action rows:                    t  t+1 ... t+H-1 (horizon frames, chunk starts at t)
+
+Rows outside ``[s, e)`` are replaced by the nearest edge row (the first frame repeats before the
+start, the last frame after the end) and flagged in ``obs_is_pad`` / ``action_is_pad``. All of it
+is index arithmetic over whole batches: no Python loop per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from protege.data.store import ACTION, EpisodeStore
+
+
+@dataclass(frozen=True)
+class WindowIndex:
+    """Row indices of every sample's windows, precomputed once per dataset.
+
+    obs_rows: (N, n_obs) int64, action_rows: (N, horizon) int64, and their padding masks.
+    """
+
+    obs_rows: np.ndarray
+    obs_is_pad: np.ndarray
+    action_rows: np.ndarray
+    action_is_pad: np.ndarray
+
+
+def window_index(episode_ends: np.ndarray, n_obs: int, horizon: int) -> WindowIndex:
+    """Windows for every frame of every episode (one sample per frame)."""
+    ends = np.asarray(episode_ends, dtype=np.int64)
+    lengths = np.diff(np.concatenate([[0], ends]))
+    starts = ends - lengths
+    anchor = np.arange(ends[-1], dtype=np.int64)
+    first = np.repeat(starts, lengths)[:, None]  # (N, 1)
+    last = np.repeat(ends - 1, lengths)[:, None]
+    obs_raw = anchor[:, None] + np.arange(-n_obs + 1, 1)  # (N, n_obs)
+    act_raw = anchor[:, None] + np.arange(horizon)  # (N, horizon)
+    obs_rows = np.clip(obs_raw, first, last)
+    act_rows = np.clip(act_raw, first, last)
+    return WindowIndex(obs_rows, obs_rows != obs_raw, act_rows, act_rows != act_raw)
+
+
+class WindowSampler:
+    """Draws random training batches of windows from an EpisodeStore held as tensors.
+
+    A batch is a dict: each observation key -> (B, n_obs, *shape), ``action`` -> (B, horizon, A),
+    ``action_is_pad`` -> (B, horizon) bool, ``obs_is_pad`` -> (B, n_obs) bool.
+    """
+
+    def __init__(self, store: EpisodeStore, n_obs: int, horizon: int, device: torch.device | str = "cpu"):
+        index = window_index(store.episode_ends, n_obs, horizon)
+        self.device = torch.device(device)
+        self.obs = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in store.obs.items()}
+        self.action = torch.as_tensor(store.action, dtype=torch.float32, device=self.device)
+        self.obs_rows = torch.as_tensor(index.obs_rows, device=self.device)
+        self.obs_is_pad = torch.as_tensor(index.obs_is_pad, device=self.device)
+        self.action_rows = torch.as_tensor(index.action_rows, device=self.device)
+        self.action_is_pad = torch.as_tensor(index.action_is_pad, device=self.device)
+
+    def __len__(self) -> int:
+        return len(self.obs_rows)
+
+    def gather(self, samples: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Batch for the given sample (anchor frame) indices, shape (B,)."""
+        samples = samples.to(self.device)
+        obs_rows = self.obs_rows[samples]
+        action_rows = self.action_rows[samples]
+        batch = {key: value[obs_rows] for key, value in self.obs.items()}
+        batch[ACTION] = self.action[action_rows]
+        batch["action_is_pad"] = self.action_is_pad[samples]
+        batch["obs_is_pad"] = self.obs_is_pad[samples]
+        return batch
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Uniformly random batch; the generator (on the CPU) makes the stream reproducible."""
+        samples = torch.randint(len(self), (batch_size,), generator=generator)
+        return self.gather(samples)

@@ -1,0 +1,108 @@
+"""Closed-loop evaluation of checkpoints on one shared seed list, with per-episode rows saved.
+
+Every summary printed is recomputed from ``episodes.csv``, so a reader can check it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protege.config import EvalConfig, resolve_device
+from protege.evaluate.actor import PolicyActor
+from protege.evaluate.rollout import rollout
+from protege.evaluate.stats import mcnemar_exact, summarize
+from protege.tasks import make_task
+from protege.train.checkpoint import load_policy, resolve_checkpoint, write_json_atomic
+
+EPISODE_FIELDS = ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
+
+
+@dataclass
+class PolicyResult:
+    """One checkpoint's outcome on the seed list: label, summary and per-episode rows."""
+
+    label: str
+    summary: dict
+    rows: list[dict]
+
+    @property
+    def success(self) -> np.ndarray:
+        return np.array([r["success"] for r in self.rows], dtype=bool)
+
+
+def checkpoint_task(path: Path) -> str:
+    return json.loads((resolve_checkpoint(path) / "config.json").read_text()).get("task", "")
+
+
+def _label(path: Path, policy_name: str, taken: set[str]) -> str:
+    label = policy_name if policy_name not in taken else f"{policy_name}:{path.name}"
+    taken.add(label)
+    return label
+
+
+def evaluate(cfg: EvalConfig) -> dict:
+    """Evaluate every checkpoint on the same seeds; write episodes.csv and summary.json."""
+    if not cfg.checkpoints:
+        raise ValueError("give at least one checkpoint or run folder to evaluate")
+    task_name = cfg.task or checkpoint_task(cfg.checkpoints[0])
+    if not task_name:
+        raise ValueError(f"checkpoint '{cfg.checkpoints[0]}' records no task; pass --task")
+    task = make_task(task_name)
+    seeds = cfg.seed + np.arange(cfg.episodes)
+    device = resolve_device(cfg.device)
+    results, taken = [], set()
+    for path in cfg.checkpoints:
+        policy = load_policy(path, ema=cfg.ema, device=device)
+        label = _label(Path(path), policy.config.name, taken)
+        actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0)
+        out = rollout(task, actor, seeds, num_envs=cfg.num_envs, progress=cfg.progress, desc=f"eval {label}")
+        rows = [
+            {"task": task_name, "policy": label, "checkpoint": str(resolve_checkpoint(path)), "seed": int(s),
+             "success": bool(ok), "return": float(r), "length": int(n), "wall_time_s": float(w)}
+            for s, ok, r, n, w in zip(out.seeds, out.success, out.returns, out.lengths, out.wall_time)
+        ]
+        results.append(PolicyResult(label, summarize(out.success, out.returns, out.lengths), rows))
+    report = {
+        "task": task_name, "seeds": {"first": int(seeds[0]), "count": len(seeds)},
+        "policies": {r.label: r.summary for r in results},
+        "paired": [
+            {"a": a.label, "b": b.label, **mcnemar_exact(a.success, b.success)}
+            for i, a in enumerate(results) for b in results[i + 1:]
+        ],
+    }
+    out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
+    write_results(out_dir, results, report)
+    report["out"] = str(out_dir)
+    return report
+
+
+def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".episodes.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=EPISODE_FIELDS)
+        writer.writeheader()
+        for result in results:
+            writer.writerows(result.rows)
+    tmp.replace(out_dir / "episodes.csv")
+    write_json_atomic(out_dir / "summary.json", report)
+
+
+def format_report(report: dict) -> str:
+    """Plain-text table: success with 95% interval per policy, then paired McNemar tests."""
+    lines = [f"task {report['task']}: {report['seeds']['count']} episodes per policy, seeds "
+             f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}", ""]
+    lines.append(f"{'policy':<24}{'success':>9}  {'95% CI':<15}{'return':>8}{'length':>8}")
+    for label, s in report["policies"].items():
+        lo, hi = s["success_ci95"]
+        lines.append(f"{label:<24}{s['success_rate']:>9.2f}  [{lo:.2f}, {hi:.2f}]   {s['mean_return']:>8.2f}{s['mean_length']:>8.1f}")
+    for p in report["paired"]:
+        lines.append("")
+        lines.append(f"paired {p['a']} vs {p['b']}: difference {p['difference']:+.2f}, "
+                     f"{p['a']} only {p['a_only']}, {p['b']} only {p['b_only']}, exact McNemar p = {p['p_value']:.3g}")
+    return "\n".join(lines)

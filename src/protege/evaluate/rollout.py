@@ -1,0 +1,103 @@
+"""Batched rollouts: one loop for collecting demonstrations and for evaluating policies.
+
+Seeds are run in waves of ``num_envs`` parallel episodes; every wave resets all environments
+with its seeds and steps until all are done, so episode ``i`` always runs from ``seeds[i]``
+whatever the batch size. Each episode yields one record; the recorded steps (optional) become an
+EpisodeStore of demonstrations.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from protege.data.store import EpisodeStore
+from protege.tasks.base import Actor, Task
+
+
+@dataclass
+class Rollouts:
+    """Per-episode outcomes (E,) in seed order, and the recorded demonstrations if asked for."""
+
+    seeds: np.ndarray
+    success: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+    wall_time: np.ndarray
+    store: EpisodeStore | None = None
+
+
+def _steps_to_episodes(frames: list[np.ndarray], live: np.ndarray) -> np.ndarray:
+    """(T, B, ...) step-major frames and (T, B) live mask -> episode-major rows of live steps."""
+    stacked = np.stack(frames)  # (T, B, ...)
+    return np.swapaxes(stacked, 0, 1)[live.T]
+
+
+def rollout(
+    task: Task,
+    actor: Actor,
+    seeds: np.ndarray | list[int],
+    num_envs: int = 50,
+    record: bool = False,
+    source: str = "",
+    progress: bool = True,
+    desc: str = "rollouts",
+) -> Rollouts:
+    """Run one episode per seed with ``actor`` in the loop; record the steps when asked."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    n = max(1, min(num_envs, len(seeds)))
+    env = task.make_env(n)
+    success, returns, lengths, wall = (np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64))
+    stores = []
+    bar = tqdm(total=len(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
+    for lo in range(0, len(seeds), n):
+        wave = seeds[lo : lo + n]
+        k = len(wave)
+        padded = np.concatenate([wave, np.repeat(wave[-1:], n - k)])
+        start = time.perf_counter()
+        obs, _ = env.reset(seed=padded.tolist())
+        actor.reset(padded)
+        done = np.zeros(n, dtype=bool)
+        ep_success, ep_return, ep_length = np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n, dtype=np.int64)
+        obs_frames, action_frames, reward_frames, live_frames = [], [], [], []
+        for _ in range(task.spec.max_steps):
+            action = np.asarray(actor.act(obs), dtype=np.float32)
+            live = ~done
+            if record:
+                obs_frames.append({key: value.copy() for key, value in obs.items()})
+                action_frames.append(action)
+                live_frames.append(live)
+            obs, reward, terminated, truncated, info = env.step(action)
+            reward = np.asarray(reward, dtype=np.float64)
+            if record:
+                reward_frames.append(reward.astype(np.float32))
+            ep_return += np.where(live, reward, 0.0)
+            ep_length += live
+            ep_success |= live & np.asarray(info["success"], dtype=bool)
+            done |= np.asarray(terminated) | np.asarray(truncated)
+            if done.all():
+                break
+        elapsed = time.perf_counter() - start
+        sl = slice(lo, lo + k)
+        success[sl], returns[sl], lengths[sl], wall[sl] = ep_success[:k], ep_return[:k], ep_length[:k], elapsed
+        if record:
+            live_mask = np.stack(live_frames)[:, :k]  # (T, k)
+            stores.append(
+                EpisodeStore(
+                    obs={key: _steps_to_episodes([f[key][:k] for f in obs_frames], live_mask) for key in obs_frames[0]},
+                    action=_steps_to_episodes([a[:k] for a in action_frames], live_mask),
+                    episode_ends=np.cumsum(ep_length[:k]),
+                    episodes={"success": ep_success[:k], "return": ep_return[:k], "source": np.full(k, source or "policy", dtype=object), "seed": wave},
+                    reward=_steps_to_episodes([r[:k] for r in reward_frames], live_mask),
+                    fps=task.spec.fps,
+                    task=task.name,
+                )
+            )
+        bar.update(k)
+    bar.close()
+    env.close()
+    store = EpisodeStore.concatenate(stores) if record else None
+    return Rollouts(seeds, success, returns, lengths, wall, store)

@@ -1,0 +1,29 @@
+"""Policy registry: family name -> policy class (its ``config_class`` holds the settings).
+
+Adding a family is one new file with a config dataclass and a Policy subclass, plus one line here.
+"""
+
+from __future__ import annotations
+
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from protege.policies.mlp import MLPConfig, MLPPolicy
+
+POLICIES: dict[str, type[Policy]] = {
+    "mlp": MLPPolicy,
+    "diffusion": DiffusionPolicy,
+}
+
+
+def policy_class(name: str) -> type[Policy]:
+    """The policy class registered under ``name``; an unknown name lists the known ones."""
+    if name not in POLICIES:
+        raise KeyError(f"unknown policy '{name}'; known policies: {', '.join(sorted(POLICIES))}")
+    return POLICIES[name]
+
+
+def make_policy(config: PolicyConfig, spec: FeatureSpec) -> Policy:
+    return policy_class(config.name)(config, spec)
+
+
+__all__ = ["POLICIES", "DiffusionConfig", "FeatureSpec", "MLPConfig", "Policy", "PolicyConfig", "make_policy", "policy_class"]

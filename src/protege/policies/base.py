@@ -1,0 +1,133 @@
+"""The policy contract every family implements; the trainer and runner rely on nothing else.
+
+A policy is a config dataclass plus an ``nn.Module`` that owns its normalizer and its math:
+
+- ``loss(batch) -> (B,)`` per-sample losses (the trainer reduces them, so curation can weight);
+- ``predict(obs, noise=None) -> (B, horizon, A)`` action chunks in raw (unnormalized) units;
+- ``sample_noise(B, generator)`` the initial noise a generative policy would draw (None if
+  deterministic), so callers can fix or steer it.
+
+Observations are dicts key -> (B, n_obs, *shape) in raw units; batches add ``action``
+(B, horizon, A) and ``action_is_pad`` (B, horizon).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from protege.data.normalize import Normalizer
+from protege.data.store import ACTION, EpisodeStore
+
+
+@dataclass
+class PolicyConfig:
+    """Settings shared by every family: which observations it sees and its time windows."""
+
+    n_obs: int = 1
+    """Observation history length (frames up to and including the current one)."""
+    horizon: int = 1
+    """Length of the predicted action chunk."""
+    n_action_steps: int = 1
+    """Actions of each chunk the runner executes before predicting again (receding horizon)."""
+    obs_keys: tuple[str, ...] = ()
+    """Observation keys to condition on; empty means every low-dimensional key in the dataset."""
+
+    name: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if self.n_obs < 1 or self.horizon < 1:
+            raise ValueError(f"n_obs and horizon must be >= 1, got n_obs={self.n_obs}, horizon={self.horizon}")
+        if not 1 <= self.n_action_steps <= self.horizon:
+            raise ValueError(f"n_action_steps must be in [1, horizon={self.horizon}], got {self.n_action_steps}")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Shapes a policy is built for: observation key -> per-step shape, and the action size."""
+
+    obs_shapes: dict[str, tuple[int, ...]]
+    action_dim: int
+
+    @staticmethod
+    def from_store(store: EpisodeStore, obs_keys: tuple[str, ...] = ()) -> FeatureSpec:
+        keys = obs_keys or tuple(k for k, v in store.obs.items() if v.ndim == 2)
+        missing = [k for k in keys if k not in store.obs]
+        if missing:
+            raise KeyError(f"dataset has no observation key(s) {missing}; it has {sorted(store.obs)}")
+        return FeatureSpec({k: tuple(store.obs[k].shape[1:]) for k in keys}, store.action_dim)
+
+    def to_json(self) -> dict:
+        return {"obs_shapes": {k: list(v) for k, v in self.obs_shapes.items()}, "action_dim": self.action_dim}
+
+    @staticmethod
+    def from_json(data: dict) -> FeatureSpec:
+        return FeatureSpec({k: tuple(v) for k, v in data["obs_shapes"].items()}, int(data["action_dim"]))
+
+
+class Policy(nn.Module):
+    """Base module: normalization, observation flattening and batched, gradient-free prediction."""
+
+    config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+
+    def __init__(self, config: PolicyConfig, spec: FeatureSpec):
+        super().__init__()
+        self.config, self.spec = config, spec
+        shapes = {**spec.obs_shapes, ACTION: (spec.action_dim,)}
+        self.normalizer = Normalizer(shapes, {**{k: "mean_std" for k in spec.obs_shapes}, ACTION: "min_max"})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.buffers()).device
+
+    @property
+    def obs_dim(self) -> int:
+        """Width of one flattened observation frame (all keys concatenated)."""
+        return sum(int(np.prod(s)) for s in self.spec.obs_shapes.values())
+
+    def fit_normalizer(self, store: EpisodeStore) -> None:
+        self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: store.action})
+
+    def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Normalized, flattened observation history (B, n_obs * obs_dim); checks shapes loudly."""
+        parts = []
+        for key, shape in self.spec.obs_shapes.items():
+            if key not in obs:
+                raise KeyError(f"observation is missing '{key}'; the policy was trained on {list(self.spec.obs_shapes)}")
+            x = torch.as_tensor(obs[key], dtype=torch.float32, device=self.device)
+            expected = (self.config.n_obs, *shape)
+            if tuple(x.shape[1:]) != expected:
+                raise ValueError(f"observation '{key}' must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+            parts.append(self.normalizer.normalize(key, x).flatten(2))
+        return torch.cat(parts, dim=-1).flatten(1)
+
+    def normalized_action(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Target chunk (B, horizon, A) in normalized units; checks the action size."""
+        action = batch[ACTION]
+        if action.shape[-1] != self.spec.action_dim:
+            raise ValueError(f"batch actions have dimension {action.shape[-1]} but the policy expects {self.spec.action_dim}")
+        return self.normalizer.normalize(ACTION, action)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-sample training loss (B,)."""
+        raise NotImplementedError
+
+    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Initial noise for ``predict``; deterministic families return None."""
+        return None
+
+    def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        """(B, horizon, A) normalized chunk from encoded observations."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
+    def predict(self, obs: dict[str, torch.Tensor | np.ndarray], noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Action chunks (B, horizon, A) in raw units for observation histories (B, n_obs, ...)."""
+        features = self.encode_obs(obs)
+        if noise is not None:
+            noise = noise.to(self.device)
+        return self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))

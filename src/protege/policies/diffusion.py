@@ -1,0 +1,108 @@
+"""``diffusion``: diffusion policy over action chunks (DDPM training, DDIM sampling).
+
+Training adds noise at a random timestep of a cosine schedule and regresses the noise (or the
+clean chunk); sampling runs ``num_inference_steps`` deterministic DDIM steps from Gaussian noise,
+which may be passed in (``predict(obs, noise=...)``) to fix or steer the result.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.nets.film_mlp import FiLMMLPDenoiser
+from protege.policies.nets.unet1d import UNet1DDenoiser
+
+
+@dataclass
+class DiffusionConfig(PolicyConfig):
+    """Denoising diffusion over (horizon, action_dim) chunks conditioned on the obs history."""
+
+    n_obs: int = 2
+    horizon: int = 16
+    n_action_steps: int = 8
+    denoiser: Literal["mlp", "unet"] = "mlp"
+    """Noise network: residual FiLM MLP over the flat chunk (fast on CPU) or 1-D temporal U-Net."""
+    hidden_dim: int = 256
+    """Width of the MLP denoiser."""
+    depth: int = 4
+    """Residual blocks of the MLP denoiser."""
+    unet_dims: tuple[int, ...] = (64, 128, 256)
+    """Channel widths per U-Net level; horizon must divide by 2**(levels-1)."""
+    kernel_size: int = 5
+    """U-Net convolution kernel size."""
+    num_train_timesteps: int = 100
+    """Diffusion steps of the training noise schedule."""
+    num_inference_steps: int = 10
+    """DDIM steps at sampling time (<= num_train_timesteps); fewer is faster."""
+    prediction: Literal["epsilon", "sample"] = "epsilon"
+    """What the network predicts: the added noise or the clean chunk."""
+    clip_sample: bool = True
+    """Clip the predicted clean chunk to the normalized action range [-1, 1]."""
+
+    name: ClassVar[str] = "diffusion"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got {self.num_inference_steps}")
+
+
+def cosine_alphas_cumprod(steps: int, s: float = 0.008) -> torch.Tensor:
+    """Cumulative signal fraction of the squared-cosine schedule, betas capped at 0.999."""
+    f = lambda t: math.cos((t / steps + s) / (1 + s) * math.pi / 2) ** 2  # noqa: E731
+    betas = torch.tensor([min(1 - f(i + 1) / f(i), 0.999) for i in range(steps)], dtype=torch.float64)
+    return torch.cumprod(1 - betas, dim=0).float()
+
+
+class DiffusionPolicy(Policy):
+    config_class = DiffusionConfig
+
+    def __init__(self, config: DiffusionConfig, spec: FeatureSpec):
+        super().__init__(config, spec)
+        cond_dim = config.n_obs * self.obs_dim
+        if config.denoiser == "mlp":
+            self.denoiser = FiLMMLPDenoiser(spec.action_dim, config.horizon, cond_dim, config.hidden_dim, config.depth)
+        else:
+            self.denoiser = UNet1DDenoiser(spec.action_dim, config.horizon, cond_dim, tuple(config.unet_dims), config.kernel_size)
+        self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(config.num_train_timesteps), persistent=False)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x0 = self.normalized_action(batch)  # (B, H, A)
+        cond = self.encode_obs(batch)
+        t = torch.randint(0, self.config.num_train_timesteps, (len(x0),), device=x0.device)
+        noise = torch.randn_like(x0)
+        abar = self.alphas_cumprod[t].view(-1, 1, 1)
+        xt = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+        target = noise if self.config.prediction == "epsilon" else x0
+        return (self.denoiser(xt, t, cond) - target).pow(2).mean(dim=(1, 2))
+
+    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        shape = (batch_size, self.config.horizon, self.spec.action_dim)
+        return torch.randn(shape, generator=generator).to(self.device)
+
+    def timesteps(self) -> list[int]:
+        """DDIM's evenly spaced subset of training timesteps, from noisiest to cleanest."""
+        ratio = self.config.num_train_timesteps // self.config.num_inference_steps
+        return [i * ratio for i in reversed(range(self.config.num_inference_steps))]
+
+    def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        x = self.sample_noise(len(obs_features)) if noise is None else noise
+        steps = self.timesteps()
+        for i, t in enumerate(steps):
+            abar = self.alphas_cumprod[t]
+            abar_prev = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else torch.ones_like(abar)
+            out = self.denoiser(x, torch.full((len(x),), t, device=x.device), obs_features)
+            if self.config.prediction == "epsilon":
+                x0 = (x - (1 - abar).sqrt() * out) / abar.sqrt()
+            else:
+                x0 = out
+            if self.config.clip_sample:
+                x0 = x0.clamp(-1, 1)
+            eps = (x - abar.sqrt() * x0) / (1 - abar).sqrt()
+            x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
+        return x

@@ -1,0 +1,32 @@
+"""Small building blocks shared by the policy networks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int) -> nn.Sequential:
+    """``depth`` hidden layers of width ``hidden_dim`` with Mish activations, then a linear head."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden_dim), nn.Mish()]
+        width = hidden_dim
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
+class SinusoidalEmbedding(nn.Module):
+    """Diffusion timestep (B,) -> (B, dim) sin/cos features at geometric frequencies."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10_000) * torch.arange(half) / max(half - 1, 1)), persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.float()[:, None] * self.freqs[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)

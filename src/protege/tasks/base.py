@@ -1,0 +1,59 @@
+"""The task contract: what the collector and the evaluation runner need from a simulator suite."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import gymnasium as gym
+import numpy as np
+
+
+class Actor(Protocol):
+    """Anything that acts in a batch of environments: a scripted expert or a policy runner.
+
+    ``reset`` starts one episode per environment (the seeds say which); ``act`` maps a batch of
+    observations (key -> (B, *shape)) to actions (B, A).
+    """
+
+    def reset(self, seeds: np.ndarray) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Shapes and timing of a task, enough to build a policy without touching the simulator.
+
+    obs_shapes: observation key (LeRobot naming) -> per-step shape.
+    action_dim: size of the flat action vector.
+    max_steps: episode step limit (episodes may end earlier on success or failure).
+    fps: control frequency, recorded in datasets.
+    """
+
+    obs_shapes: dict[str, tuple[int, ...]]
+    action_dim: int
+    max_steps: int
+    fps: int = 10
+    action_low: float = -1.0
+    action_high: float = 1.0
+    description: str = field(default="", compare=False)
+
+
+class Task(ABC):
+    """A named task: vector env factory, batched scripted expert, success signal in ``info``.
+
+    Environments returned by ``make_env`` follow Gymnasium's VectorEnv API with autoreset
+    disabled: ``reset(seed=[s0, s1, ...])`` starts one episode per seed, deterministic for a
+    seed, and ``step`` reports ``info["success"]`` (B,) bool for every environment.
+    """
+
+    name: str
+    spec: TaskSpec
+
+    @abstractmethod
+    def make_env(self, num_envs: int) -> gym.vector.VectorEnv: ...
+
+    @abstractmethod
+    def make_expert(self) -> Actor: ...

@@ -1,0 +1,161 @@
+"""The training loop: AdamW, warm-up + cosine schedule, clipping, EMA, checkpoints, evaluation.
+
+The trainer owns optimization and bookkeeping; the policy owns the math (``policy.loss``), so a
+new family trains here unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
+from protege.data.store import EpisodeStore
+from protege.data.windows import WindowSampler
+from protege.evaluate.actor import PolicyActor
+from protege.evaluate.rollout import rollout
+from protege.policies import FeatureSpec, Policy, make_policy
+from protege.tasks import TASKS, make_task
+from protege.train.checkpoint import load_train_state, resolve_checkpoint, save_checkpoint, write_json_atomic
+from protege.train.ema import EMA
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to ``cfg.lr``, then cosine decay to zero at ``cfg.steps``."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def validation_loss(policy: Policy, sampler: WindowSampler, batch_size: int, seed: int) -> float:
+    """Mean loss over the whole validation set, with fixed noise draws so curves are comparable."""
+    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        losses = [policy.loss(sampler.gather(idx)) for idx in torch.arange(len(sampler)).split(batch_size)]
+    return float(torch.cat(losses).mean())
+
+
+def closed_loop_success(policy: Policy, task_name: str, episodes: int, progress: bool) -> float:
+    """Success rate on the fixed training-time seed list (disjoint from final evaluation)."""
+    task = make_task(task_name)
+    seeds = TRAIN_EVAL_SEED + np.arange(episodes)
+    with torch.random.fork_rng(devices=[]):
+        result = rollout(task, PolicyActor(policy, seed=0), seeds, num_envs=episodes, progress=progress, desc="eval")
+    return float(result.success.mean())
+
+
+def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state(), "sampler": generator.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["sampler"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
+    device = resolve_device(cfg.device)
+    run_dir = cfg.run_dir()
+    has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
+    if has_checkpoint and not cfg.resume:
+        raise FileExistsError(f"run folder '{run_dir}' already has checkpoints; pass --resume to continue it or --out for a new run")
+    torch.manual_seed(cfg.seed)
+    store = EpisodeStore.load(cfg.dataset)
+    train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
+    spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
+    policy = make_policy(cfg.policy, spec)
+    policy.fit_normalizer(train_store)
+    policy.to(device)
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
+    val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
+    generator = torch.Generator().manual_seed(cfg.seed)
+    eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
+    config_json = {"train": cfg.to_json(), "policy": cfg.to_json()["policy"], "spec": spec.to_json(), "task": eval_task or store.task}
+
+    start = 0
+    if cfg.resume and has_checkpoint:
+        start, optim_state, rng, weights, ema_weights = load_train_state(resolve_checkpoint(run_dir))
+        policy.load_state_dict(weights, strict=True)
+        if ema is not None and ema_weights is not None:
+            ema.model.load_state_dict(ema_weights, strict=True)
+        optimizer.load_state_dict(optim_state)
+        _restore_rng(rng, generator, device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", cfg.to_json())
+    metrics_path = run_dir / "metrics.jsonl"
+    if start == 0:
+        metrics_path.write_text("")
+
+    def log(row: dict) -> None:
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device))
+
+    eval_policy = ema.model if ema else policy
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.policy.name}", disable=not cfg.progress)
+    window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
+    policy.train()
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = sampler.sample(cfg.batch_size, generator)
+        t1 = time.perf_counter()
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = policy.loss(batch).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        optimizer.step()
+        if ema is not None:
+            ema.update(policy, step)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t2 = time.perf_counter()
+        window["loss"] += float(loss.detach())
+        window["grad_norm"] += float(grad_norm)
+        window["data_s"] += t1 - t0
+        window["update_s"] += t2 - t1
+        window["n"] += 1
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            n, elapsed = window["n"], window["data_s"] + window["update_s"]
+            row = {"step": done, "loss": window["loss"] / n, "grad_norm": window["grad_norm"] / n, "lr": lr,
+                   "samples_per_s": n * cfg.batch_size / elapsed, "steps_per_s": n / elapsed,
+                   "data_s_per_step": window["data_s"] / n, "update_s_per_step": window["update_s"] / n}
+            log(row)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
+            window = {k: 0.0 if k != "n" else 0 for k in window}
+        if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+            eval_policy.eval()
+            row = {"step": done}
+            if val_sampler is not None:
+                row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
+            if eval_task:
+                row["success"] = closed_loop_success(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
+            log(row)
+            policy.train()
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            checkpoint(done)
+    bar.close()
+    if start >= cfg.steps and not has_checkpoint:
+        checkpoint(cfg.steps)
+    return run_dir
