@@ -45,7 +45,10 @@ def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
     path = Path(args[i + 1])
     if not path.exists():
         raise SystemExit(f"--config: no such file '{path}'")
-    return args[:i] + args[i + 2:], TrainConfig.from_json(json.loads(path.read_text()))
+    try:
+        return args[:i] + args[i + 2:], TrainConfig.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"--config: '{path}' is not a run's config.json ({err})") from None
 
 
 def run(command: str, cfg) -> None:

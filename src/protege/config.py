@@ -159,9 +159,9 @@ class BenchConfig:
     """Registered task to benchmark on."""
     policies: tuple[str, ...] = ("mlp", "diffusion")
     """Policy families to train and compare (each with its default config)."""
-    episodes: int = 200
+    episodes: int = 500
     """Demonstration episodes collected with the scripted expert."""
-    steps: int = 3000
+    steps: int = 8000
     """Optimizer steps per policy (the same budget for every family)."""
     batch_size: int = 256
     """Samples per optimizer step."""

@@ -49,6 +49,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Evaluate every checkpoint on the same seeds; write episodes.csv and summary.json."""
     if not cfg.checkpoints:
         raise ValueError("give at least one checkpoint or run folder to evaluate")
+    if cfg.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
     task_name = cfg.task or checkpoint_task(cfg.checkpoints[0])
     if not task_name:
         raise ValueError(f"checkpoint '{cfg.checkpoints[0]}' records no task; pass --task")

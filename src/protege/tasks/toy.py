@@ -103,30 +103,32 @@ class PointVectorEnv(VectorEnv):
 
 
 class WaypointExpert:
-    """Batched scripted expert: head for a per-episode waypoint, then for the goal.
+    """Batched scripted expert: visit a per-episode route of waypoints in order, then the goal.
 
-    ``waypoints`` lists the alternative routes; each episode picks one at random from its seed
-    (stream 1, independent of the layout draw). Actions have norm <= 1 and slow down near a target.
+    ``routes`` lists the alternative routes (each a tuple of points with increasing y); each
+    episode picks one at random from its seed (stream 1, independent of the layout draw). A point
+    counts as passed once the agent's y reaches it, so the expert lands exactly on each waypoint.
+    Actions have norm <= 1 and slow down on the last step to a target.
     """
 
-    def __init__(self, layout: PointLayout, waypoints: tuple[tuple[float, float], ...] = (), switch_margin: float = 0.1):
+    def __init__(self, layout: PointLayout, routes: tuple[tuple[tuple[float, float], ...], ...] = ()):
         self.layout = layout
-        self.waypoints = np.asarray(waypoints, dtype=np.float64).reshape(-1, 2)
-        self.switch_margin = switch_margin
-        self.route = np.zeros((0, 2))
+        self.routes = np.asarray(routes, dtype=np.float64).reshape(len(routes), -1, 2) if routes else np.zeros((0, 1, 2))  # (R, P, 2)
+        self.route = np.zeros((0, self.routes.shape[1], 2))
 
     def reset(self, seeds: np.ndarray) -> None:
-        if len(self.waypoints):
-            picks = np.array([_episode_rng(s, 1).integers(len(self.waypoints)) for s in seeds])
-            self.route = self.waypoints[picks]
+        if len(self.routes):
+            picks = np.array([_episode_rng(s, 1).integers(len(self.routes)) for s in seeds])
+            self.route = self.routes[picks]  # (B, P, 2)
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         state = np.asarray(obs[STATE], dtype=np.float64)
-        pos, goal = state[:, :2], state[:, 2:4]
-        target = goal
-        if len(self.waypoints):
-            before_waypoint = pos[:, 1] < self.route[:, 1] - self.switch_margin
-            target = np.where(before_waypoint[:, None], self.route, goal)
+        pos, target = state[:, :2], state[:, 2:4].copy()
+        if len(self.routes):
+            ahead = pos[:, None, 1] < self.route[:, :, 1] - 1e-6  # (B, P) waypoints not reached yet
+            has_next = ahead.any(axis=1)
+            next_point = self.route[np.arange(len(pos)), ahead.argmax(axis=1)]
+            target[has_next] = next_point[has_next]
         delta = (target - pos) / self.layout.speed
         norm = np.maximum(np.linalg.norm(delta, axis=1, keepdims=True), 1.0)
         return (delta / norm).astype(np.float32)
@@ -136,7 +138,7 @@ class PointTask(Task):
     """A point task defined by its layout and the expert's alternative waypoints."""
 
     layout: PointLayout
-    waypoints: tuple[tuple[float, float], ...] = ()
+    routes: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def __init__(self) -> None:
         self.spec = TaskSpec(obs_shapes={STATE: (4,)}, action_dim=2, max_steps=self.layout.max_steps, fps=10)
@@ -145,19 +147,24 @@ class PointTask(Task):
         return PointVectorEnv(num_envs, self.layout)
 
     def make_expert(self) -> Actor:
-        return WaypointExpert(self.layout, self.waypoints)
+        return WaypointExpert(self.layout, self.routes)
 
 
 class ForkTask(PointTask):
-    """Reach a goal behind a disc; the expert passes left or right at random (bimodal)."""
+    """Reach a fixed goal behind a disc; the expert passes left or right at random (bimodal).
+
+    Every demonstration first lands exactly on the fork point (0, -0.62) and only then turns, so
+    no state before the fork tells the two modes apart: a regressor can do no better there than
+    the mean of the two actions, which points at the disc.
+    """
 
     name = "toy/fork"
     layout = PointLayout(
-        start_low=(-0.02, -0.85), start_high=(0.02, -0.75),
-        goal_low=(-0.1, 0.75), goal_high=(0.1, 0.85),
+        start_low=(-0.2, -0.9), start_high=(0.2, -0.8),
+        goal_low=(0.0, 0.8), goal_high=(0.0, 0.8),
         obstacles=((0.0, 0.0, 0.35),), speed=0.05, goal_tolerance=0.05, max_steps=80,
     )
-    waypoints = ((-0.6, 0.0), (0.6, 0.0))
+    routes = (((0.0, -0.62), (-0.62, 0.0)), ((0.0, -0.62), (0.62, 0.0)))
 
 
 class ReachTask(PointTask):

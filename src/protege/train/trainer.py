@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -66,8 +67,39 @@ def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, dev
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop rows logged after ``step`` (and a line torn by a kill): a resumed run logs those steps again."""
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", 0) <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
+
+
+def _check_resumable(ckpt: Path, config_json: dict) -> None:
+    """Resuming needs the checkpoint's policy and features; name what differs instead of a state-dict error."""
+    saved = json.loads((ckpt / "config.json").read_text())
+    now = json.loads(json.dumps(config_json, default=str))
+    keys = [("policy", "name")] if saved["policy"]["name"] != now["policy"]["name"] else [
+        (part, key) for part in ("policy", "spec") for key in sorted(saved[part].keys() | now[part].keys())]
+    diffs = [f"{part}.{key}: {saved[part].get(key)!r} in the checkpoint, {now[part].get(key)!r} now"
+             for part, key in keys if saved[part].get(key) != now[part].get(key)]
+    if diffs:
+        raise ValueError(f"cannot resume from {ckpt}: {'; '.join(diffs)} (repeat the run's options, "
+                         f"or use --config {ckpt.parents[1] / 'config.json'} --resume)")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
+    for name in ("batch_size", "log_every", "save_every"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     device = resolve_device(cfg.device)
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
@@ -90,6 +122,7 @@ def train(cfg: TrainConfig) -> Path:
 
     start = 0
     if cfg.resume and has_checkpoint:
+        _check_resumable(resolve_checkpoint(run_dir), config_json)
         start, optim_state, rng, weights, ema_weights = load_train_state(resolve_checkpoint(run_dir))
         policy.load_state_dict(weights, strict=True)
         if ema is not None and ema_weights is not None:
@@ -101,6 +134,8 @@ def train(cfg: TrainConfig) -> Path:
     metrics_path = run_dir / "metrics.jsonl"
     if start == 0:
         metrics_path.write_text("")
+    elif metrics_path.exists():
+        _truncate_metrics(metrics_path, start)
 
     def log(row: dict) -> None:
         with metrics_path.open("a") as f:

@@ -1,0 +1,99 @@
+"""Contract tests, parametrized over every registered task."""
+
+import numpy as np
+import pytest
+
+from protege.evaluate.rollout import rollout
+from protege.tasks import TASKS, make_task
+
+TASK_NAMES = sorted(TASKS)
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_reset_and_step_shapes(name):
+    task = make_task(name)
+    env = task.make_env(5)
+    obs, info = env.reset(seed=list(range(5)))
+    for key, shape in task.spec.obs_shapes.items():
+        assert obs[key].shape == (5, *shape) and obs[key].dtype == np.float32
+        assert env.single_observation_space[key].shape == shape
+    assert env.single_action_space.shape == (task.spec.action_dim,)
+    obs, reward, terminated, truncated, info = env.step(np.zeros((5, task.spec.action_dim), dtype=np.float32))
+    assert reward.shape == terminated.shape == truncated.shape == info["success"].shape == (5,)
+    with pytest.raises(ValueError, match="actions must have shape"):
+        env.step(np.zeros((5, task.spec.action_dim + 1)))
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_deterministic_for_a_seed_whatever_the_batch(name):
+    task = make_task(name)
+    seeds = np.arange(10, 22)
+    a = rollout(task, task.make_expert(), seeds, num_envs=12, record=True, progress=False)
+    b = rollout(task, task.make_expert(), seeds, num_envs=5, record=True, progress=False)
+    np.testing.assert_array_equal(a.lengths, b.lengths)
+    np.testing.assert_array_equal(a.store.action, b.store.action)
+    for key in a.store.obs:
+        np.testing.assert_array_equal(a.store.obs[key], b.store.obs[key])
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_expert_succeeds_and_success_matches_the_env(name):
+    task = make_task(name)
+    result = rollout(task, task.make_expert(), np.arange(50), num_envs=25, record=True, progress=False)
+    assert result.success.all()
+    assert (result.lengths < task.spec.max_steps).all()
+    store = result.store
+    np.testing.assert_array_equal(store.episodes["success"], result.success)
+    np.testing.assert_array_equal(store.episode_lengths, result.lengths)
+    # reward is 1 exactly on the success step: the recorded return equals success
+    np.testing.assert_allclose(store.episodes["return"], result.success.astype(float))
+    # the last recorded state of each episode is within one step of its goal
+    state = store.obs["observation.state"][store.episode_ends - 1]
+    layout = task.layout
+    dist = np.linalg.norm(state[:, :2] - state[:, 2:4], axis=1)
+    assert (dist < layout.goal_tolerance + layout.speed + 1e-6).all()
+
+
+def test_fork_modes_share_every_state_before_the_fork():
+    """Before the fork point the expert's actions do not depend on its mode (nothing to memorize)."""
+    task = make_task("toy/fork")
+    store = rollout(task, task.make_expert(), np.arange(40), num_envs=40, record=True, progress=False).store
+    state = store.obs["observation.state"]
+    fork_y = task.routes[0][0][1]
+    before = state[:, 1] < fork_y - 1e-6
+    np.testing.assert_allclose(state[~before][:, 1].min(), fork_y, atol=1e-5)  # everyone lands on it
+    at_fork = np.isclose(state[:, 1], fork_y, atol=1e-5) & np.isclose(state[:, 0], 0.0, atol=1e-5)
+    assert at_fork.sum() >= 40  # every episode passes through the same fork state
+
+
+def test_fork_expert_is_bimodal():
+    task = make_task("toy/fork")
+    store = rollout(task, task.make_expert(), np.arange(200), num_envs=100, record=True, progress=False).store
+    mid = store.episode_starts + store.episode_lengths // 2
+    side = np.sign(store.obs["observation.state"][mid, 0])
+    assert 0.35 < (side > 0).mean() < 0.65  # both ways around the obstacle, about evenly
+
+
+def test_averaging_the_fork_modes_crashes():
+    """The premise of toy/fork: the mean of the two expert modes runs into the obstacle."""
+    task = make_task("toy/fork")
+    expert = task.make_expert()
+
+    class Average:
+        def reset(self, seeds):
+            expert.reset(seeds)
+
+        def act(self, obs):
+            n = len(obs["observation.state"])
+            actions = []
+            for route in expert.routes:
+                expert.route = np.repeat(route[None], n, axis=0)
+                actions.append(expert.act(obs))
+            return np.mean(actions, axis=0)
+
+    assert rollout(task, Average(), np.arange(50), num_envs=50, progress=False).success.mean() == 0.0
+
+
+def test_unknown_task_lists_known_ones():
+    with pytest.raises(KeyError, match="unknown task 'toy/nope'.*toy/fork"):
+        make_task("toy/nope")
