@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 
@@ -20,15 +18,9 @@ import torch
 
 from protege.data.windows import WindowSampler
 from protege.evaluate.rollout import rollout
+from protege.machine import machine
 from protege.policies import POLICIES, FeatureSpec, make_policy
 from protege.tasks import make_task
-
-
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()) \
-        if os.path.exists("/proc/cpuinfo") else platform.processor()
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "device": "cuda" if torch.cuda.is_available() else "cpu"}
 
 
 def train_speed(policy, sampler, batch_size: int, steps: int) -> dict:

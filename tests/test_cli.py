@@ -32,20 +32,6 @@ STEP_FILES = ("model.safetensors", "ema.safetensors", "config.json", "train_stat
 METRIC_KEYS = {"step", "loss", "lr", "samples_per_s", "data_s_per_step", "update_s_per_step"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny nets gain nothing from threads, and on a loaded 2-core machine OpenMP spinning makes
-    them ~50x slower; one thread also keeps every run here on the same float arithmetic."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROTEGE_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)  # a default output folder (runs/, data/) never lands in the repo
 
 
 def policy_args(name: str) -> list[str]:

@@ -24,20 +24,6 @@ LOG_EVERY = 10
 KILL_AFTER = 100
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One thread in this process and in the subprocess: the same float arithmetic everywhere,
-    and no OpenMP spinning on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("PROTEGE_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)  # a default output folder (runs/, data/) never lands in the repo
 
 
 @pytest.fixture(scope="module")

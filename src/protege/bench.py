@@ -10,6 +10,7 @@ from pathlib import Path
 from protege.config import BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
+from protege.machine import machine
 from protege.policies import policy_class
 from protege.train.checkpoint import write_json_atomic
 from protege.train.trainer import train
@@ -40,6 +41,7 @@ def bench(cfg: BenchConfig) -> dict:
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
+    report["machine"] = machine()
     report["training"] = {name: _training_speed(out / name) for name in cfg.policies}
     write_json_atomic(out / "eval" / "summary.json", report)
     (out / "table.txt").write_text(format_report(report) + "\n")
