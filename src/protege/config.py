@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Union
 
 import torch
 import tyro
 
-from protege.policies import POLICIES, DiffusionConfig, MLPConfig, PolicyConfig
+from protege.policies import POLICIES, DiffusionConfig
 
 #: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
 PolicyChoice = Union[tuple(Annotated[cls.config_class, tyro.conf.subcommand(name)] for name, cls in POLICIES.items())]  # type: ignore[valid-type]
@@ -177,6 +177,4 @@ class BenchConfig:
     """Show progress bars."""
 
 
-Command = Literal["collect", "train", "eval", "inspect", "bench"]
-
-__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "MLPConfig", "PolicyConfig", "TrainConfig"]
+__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "TrainConfig"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,6 @@ def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def policy_config_to_json(config: PolicyConfig) -> dict:
-    from dataclasses import asdict
-
     return {"name": config.name, **asdict(config)}
 
 

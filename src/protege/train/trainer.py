@@ -184,7 +184,7 @@ def train(cfg: TrainConfig) -> Path:
             row = {"step": done}
             if val_sampler is not None:
                 row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
-            if eval_task:
+            if eval_task and cfg.eval_episodes > 0:
                 row["success"] = closed_loop_success(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
             log(row)
             policy.train()
