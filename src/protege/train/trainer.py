@@ -118,7 +118,8 @@ def train(cfg: TrainConfig) -> Path:
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
-    config_json = {"train": cfg.to_json(), "policy": cfg.to_json()["policy"], "spec": spec.to_json(), "task": eval_task or store.task}
+    run_config = cfg.to_json()
+    config_json = {"train": run_config, "policy": run_config["policy"], "spec": spec.to_json(), "task": eval_task or store.task}
 
     start = 0
     if cfg.resume and has_checkpoint:
@@ -130,7 +131,7 @@ def train(cfg: TrainConfig) -> Path:
         optimizer.load_state_dict(optim_state)
         _restore_rng(rng, generator, device)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", cfg.to_json())
+    write_json_atomic(run_dir / "config.json", run_config)
     metrics_path = run_dir / "metrics.jsonl"
     if start == 0:
         metrics_path.write_text("")
