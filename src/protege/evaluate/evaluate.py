@@ -1,6 +1,7 @@
 """Closed-loop evaluation of checkpoints on one shared seed list, with per-episode rows saved.
 
-Every summary printed is recomputed from ``episodes.csv``, so a reader can check it.
+Every summary printed is recomputed from ``episodes.csv``, so a reader can check it. Episodes run
+in parallel waves, so ``wall_time_s`` is the wall time of the episode's whole wave, policy included.
 """
 
 from __future__ import annotations
