@@ -31,7 +31,7 @@ class CollectConfig:
     """Generate demonstrations with a task's scripted expert and write a LeRobotDataset v3 folder."""
 
     task: tyro.conf.Positional[str] = "toy/fork"
-    """Registered task name, e.g. toy/fork or toy/reach."""
+    """Registered task name, e.g. toy/fork, metaworld/push, pusht, fetch/push, pointmaze/medium."""
     episodes: int = 200
     """Number of demonstration episodes."""
     out: Path | None = None
@@ -41,7 +41,17 @@ class CollectConfig:
     num_envs: int = 100
     """Episodes simulated in parallel."""
     success_only: bool = False
-    """Keep only the expert's successful episodes."""
+    """Keep only the expert's successful episodes (default: keep failures too, flagged in the episode table)."""
+    noise: float = 0.0
+    """DART noise: execute expert action + Gaussian noise of this std (fraction of the action half-range); record the expert's action."""
+    epsilon: float = 0.0
+    """Probability of executing a uniform random action instead of the expert's at each step (the expert's is recorded)."""
+    pixels: bool = False
+    """Also record camera images (observation.image) for tasks whose simulator renders."""
+    image_size: int = 96
+    """Image height and width in pixels with --pixels."""
+    async_envs: bool = False
+    """Step environments in subprocesses (one per env); pays for slow simulators on many cores."""
     overwrite: bool = False
     """Replace the dataset folder if it exists."""
     progress: bool = True
@@ -131,6 +141,8 @@ class EvalConfig:
     """Episodes simulated in parallel (one batched policy call per replan)."""
     n_action_steps: int = 0
     """Actions executed per predicted chunk (0: each policy's own setting)."""
+    async_envs: bool = False
+    """Step environments in subprocesses (one per env); pays for slow simulators on many cores."""
     ema: bool = True
     """Use EMA weights when the checkpoint has them."""
     out: Path | None = None

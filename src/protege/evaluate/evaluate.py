@@ -63,7 +63,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         policy = load_policy(path, ema=cfg.ema, device=device)
         label = _label(Path(path), policy.config.name, taken)
         actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0)
-        out = rollout(task, actor, seeds, num_envs=cfg.num_envs, progress=cfg.progress, desc=f"eval {label}")
+        out = rollout(task, actor, seeds, num_envs=cfg.num_envs, progress=cfg.progress, desc=f"eval {label}",
+                      asynchronous=cfg.async_envs)
         rows = [
             {"task": task_name, "policy": label, "checkpoint": str(resolve_checkpoint(path)), "seed": int(s),
              "success": bool(ok), "return": float(r), "length": int(n), "wall_time_s": float(w)}

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protege.data.store import EpisodeStore
-from protege.tasks.base import Actor, Task
+from protege.tasks.base import Actor, Perturbation, Task
 
 
 @dataclass
@@ -45,11 +45,17 @@ def rollout(
     source: str = "",
     progress: bool = True,
     desc: str = "rollouts",
+    perturb: Perturbation | None = None,
+    asynchronous: bool = False,
 ) -> Rollouts:
-    """Run one episode per seed with ``actor`` in the loop; record the steps when asked."""
+    """Run one episode per seed with ``actor`` in the loop; record the steps when asked.
+
+    With ``perturb`` the environments execute perturbed actions while the actor's own actions are
+    recorded (DART-style labels). ``asynchronous`` steps the environments in subprocesses.
+    """
     seeds = np.asarray(seeds, dtype=np.int64)
     n = max(1, min(num_envs, len(seeds)))
-    env = task.make_env(n)
+    env = task.make_env(n, asynchronous=asynchronous)
     success, returns, lengths, wall = (np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64))
     stores = []
     bar = tqdm(total=len(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
@@ -60,6 +66,8 @@ def rollout(
         start = time.perf_counter()
         obs, _ = env.reset(seed=padded.tolist())
         actor.reset(padded)
+        if perturb is not None:
+            perturb.reset(padded)
         done = np.zeros(n, dtype=bool)
         ep_success, ep_return, ep_length = np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n, dtype=np.int64)
         obs_frames, action_frames, reward_frames, live_frames = [], [], [], []
@@ -70,7 +78,7 @@ def rollout(
                 obs_frames.append({key: value.copy() for key, value in obs.items()})
                 action_frames.append(action)
                 live_frames.append(live)
-            obs, reward, terminated, truncated, info = env.step(action)
+            obs, reward, terminated, truncated, info = env.step(action if perturb is None else perturb(action))
             reward = np.asarray(reward, dtype=np.float64)
             if record:
                 reward_frames.append(reward.astype(np.float32))

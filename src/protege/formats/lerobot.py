@@ -13,7 +13,8 @@ Layout under the dataset root (one chunk, one file each; LeRobot itself may spli
     data/chunk-000/file-000.parquet           one row per frame
 
 Protege's per-episode columns ride along in the episodes parquet, which LeRobot loads and ignores.
-Observations, actions and rewards are stored and read back as float32.
+Observations, actions and rewards are stored and read back as float32, except uint8 observations
+(camera images), which keep their 1-byte pixels.
 """
 
 from __future__ import annotations
@@ -138,11 +139,16 @@ def _per_frame(values: np.ndarray, dtype: type) -> np.ndarray:
     return values.reshape(len(values), 1) if values.ndim == 1 else values
 
 
+def _stored_dtype(dtype: np.dtype | str) -> type:
+    """uint8 (images) as is; every other numeric feature as float32."""
+    return np.uint8 if np.dtype(dtype) == np.uint8 else np.float32
+
+
 def _frame_features(store: EpisodeStore) -> dict[str, np.ndarray]:
     """Every data column, in LeRobot's order (user features, then its bookkeeping columns)."""
     n = store.num_frames
     frame_index = np.arange(n) - np.repeat(store.episode_starts, store.episode_lengths)
-    features = {key: _per_frame(values, np.float32) for key, values in store.obs.items()}
+    features = {key: _per_frame(values, _stored_dtype(values.dtype)) for key, values in store.obs.items()}
     features[ACTION] = _per_frame(store.action, np.float32)
     if store.reward is not None:
         features[REWARD] = _per_frame(store.reward, np.float32)
@@ -174,7 +180,16 @@ def _info(store: EpisodeStore, frames: dict[str, np.ndarray]) -> dict:
 
 
 def _feature_stats(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics over frames (axis 0), the ones LeRobot's normalizers read."""
+    """Statistics over frames (axis 0), the ones LeRobot's normalizers read.
+
+    Images (N, H, W, C) get LeRobot's per-channel stats of pixels scaled to [0, 1], shaped
+    (C, 1, 1), estimated from at most 500 evenly spaced frames (as LeRobot samples images).
+    """
+    if values.ndim == 4:
+        sampled = values[:: max(1, len(values) // 500)]
+        channels = sampled.reshape(-1, values.shape[-1]).astype(np.float32) / 255.0
+        stats = _feature_stats(channels)
+        return {name: (v if name == "count" else v[:, None, None]) for name, v in stats.items()} | {"count": np.array([len(values)])}
     as_float = values.astype(np.float64)
     quantiles = np.quantile(as_float, list(QUANTILES.values()), axis=0)
     return {
@@ -306,7 +321,7 @@ def read_lerobot(root: Path) -> EpisodeStore:
 
 
 def _read_frames(root: Path, info: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Float32 observations, action and reward, and each frame's episode, all in ``index`` order."""
+    """Observations (float32 or uint8), action and reward, and each frame's episode, in ``index`` order."""
     where, features = root / "data", info["features"]
     data = _read_tables(root, "data/chunk-*/file-*.parquet")
     stored = [key for key, feature in features.items() if feature.get("dtype") != "video"]
@@ -314,7 +329,10 @@ def _read_frames(root: Path, info: dict) -> tuple[dict[str, np.ndarray], np.ndar
     order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
     keys = [key for key, feature in features.items() if _is_observation(key, feature)]
     keys += [ACTION, *([REWARD] if REWARD in features else [])]
-    arrays = {key: _column_as_array(data, key, _feature_shape(info, key, root), np.float32, where)[order] for key in keys}
+    arrays = {
+        key: _column_as_array(data, key, _feature_shape(info, key, root), _stored_dtype(features[key]["dtype"]), where)[order]
+        for key in keys
+    }
     return arrays, _column_as_array(data, "episode_index", (1,), np.int64, where)[order, 0]
 
 

@@ -22,6 +22,18 @@ class Actor(Protocol):
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray: ...
 
 
+class Perturbation(Protocol):
+    """Changes the actions a batch of environments executes (exploration noise for collection).
+
+    ``reset`` is called with each wave's seeds, so the perturbation of an episode depends only on
+    its seed.
+    """
+
+    def reset(self, seeds: np.ndarray) -> None: ...
+
+    def __call__(self, actions: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """Shapes and timing of a task, enough to build a policy without touching the simulator.
@@ -53,7 +65,8 @@ class Task(ABC):
     spec: TaskSpec
 
     @abstractmethod
-    def make_env(self, num_envs: int) -> gym.vector.VectorEnv: ...
+    def make_env(self, num_envs: int, asynchronous: bool = False) -> gym.vector.VectorEnv:
+        """``num_envs`` environments; ``asynchronous`` steps them in subprocesses where supported."""
 
     @abstractmethod
     def make_expert(self) -> Actor: ...

@@ -140,10 +140,13 @@ class PointTask(Task):
     layout: PointLayout
     routes: tuple[tuple[tuple[float, float], ...], ...] = ()
 
-    def __init__(self) -> None:
+    def __init__(self, pixels: bool = False, image_size: int = 96) -> None:
+        if pixels:
+            raise ValueError(f"{self.name} has no pixel observations (it does not render); use a simulator task")
         self.spec = TaskSpec(obs_shapes={STATE: (4,)}, action_dim=2, max_steps=self.layout.max_steps, fps=10)
 
-    def make_env(self, num_envs: int) -> PointVectorEnv:
+    def make_env(self, num_envs: int, asynchronous: bool = False) -> PointVectorEnv:
+        """Pure numpy and vectorized already: ``asynchronous`` would only add overhead."""
         return PointVectorEnv(num_envs, self.layout)
 
     def make_expert(self) -> Actor:

@@ -1,0 +1,201 @@
+"""Simulator suites under the task contract: one adapter instead of one per simulator.
+
+A ``SimEnv`` wraps one native Gymnasium environment and gives the collector and the runner what
+they rely on: LeRobot observation keys (``observation.state``, and ``observation.image`` in pixel
+mode), ``info["success"]`` from the simulator's own flag, termination on success, our own step
+limit, and a frozen episode once it is done (vector envs run with autoreset disabled and keep
+stepping finished members; some simulators raise when stepped past their limit).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import abstractmethod
+from collections.abc import Callable
+from functools import partial
+from types import ModuleType
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
+
+from protege.data.store import STATE
+from protege.tasks.base import Task, TaskSpec
+
+IMAGE = "observation.image"
+
+# Headless rendering: EGL needs no display. Set before any simulator imports mujoco.
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+
+
+class MissingExtraError(ImportError):
+    """A task's simulator is not installed; the message names the extra that installs it."""
+
+
+def require(module: str, extra: str) -> ModuleType:
+    """Import a simulator package, or fail in one line naming the pip extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingExtraError(
+            f"this task needs the '{extra}' extra: pip install 'protege[{extra}]' (import {module} failed: {error})"
+        ) from error
+
+
+def fast_mujoco_rendering(renderer: Any) -> None:
+    """Drop the shadow map, reflections and multisampling: ~10x faster offscreen frames at 96 px."""
+    import mujoco
+
+    renderer.model.vis.quality.offsamples = 0
+    viewer = renderer._get_viewer("rgb_array")
+    viewer.scn.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+    viewer.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+
+
+class SimEnv(gym.Env):
+    """One episode of a native simulator under the task contract.
+
+    Subclasses set ``self.env`` (the native env, without its own time limit) and implement
+    ``state`` (native observation -> flat float vector), ``success`` (native step info -> the
+    simulator's own success flag) and, for pixel mode, ``frame``.
+    """
+
+    env: gym.Env
+
+    def __init__(self, spec: TaskSpec):
+        self.task_spec = spec
+        shapes = spec.obs_shapes
+        spaces = {STATE: gym.spaces.Box(-np.inf, np.inf, shape=shapes[STATE], dtype=np.float32)}
+        if IMAGE in shapes:
+            spaces[IMAGE] = gym.spaces.Box(0, 255, shape=shapes[IMAGE], dtype=np.uint8)
+        self.observation_space = gym.spaces.Dict(spaces)
+        self.action_space = gym.spaces.Box(spec.action_low, spec.action_high, shape=(spec.action_dim,), dtype=np.float32)
+        self._steps, self._done, self._last = 0, True, {}
+
+    @abstractmethod
+    def state(self, native_obs: Any) -> np.ndarray: ...
+
+    @abstractmethod
+    def success(self, native_info: dict) -> bool: ...
+
+    def frame(self) -> np.ndarray:
+        """(H, W, 3) uint8 image of the current scene, upright."""
+        return self.env.render()
+
+    def native_reset(self, seed: int | None) -> Any:
+        """Start the native episode for ``seed``; its observation."""
+        return self.env.reset(seed=seed)[0]
+
+    def _observe(self, native_obs: Any) -> dict[str, np.ndarray]:
+        obs = {STATE: np.asarray(self.state(native_obs), dtype=np.float32)}
+        if IMAGE in self.observation_space.spaces:
+            obs[IMAGE] = np.ascontiguousarray(self.frame(), dtype=np.uint8)
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._last = self._observe(self.native_reset(seed))
+        self._steps, self._done = 0, False
+        return self._last, {"success": False}
+
+    def step(self, action):
+        if self._done:  # frozen: the runner ignores steps of finished episodes
+            return self._last, 0.0, self._terminated, self._truncated, {"success": False}
+        native_obs, reward, terminated, _, info = self.env.step(np.asarray(action, dtype=np.float32))
+        self._steps += 1
+        success = bool(self.success(info))
+        self._terminated = bool(terminated) or success
+        self._truncated = not self._terminated and self._steps >= self.task_spec.max_steps
+        self._done = self._terminated or self._truncated
+        self._last = self._observe(native_obs)
+        return self._last, float(reward), self._terminated, self._truncated, {"success": success}
+
+    def close(self):
+        self.env.close()
+
+
+class SimTask(Task):
+    """A task whose episodes run in a ``SimEnv``; vector envs are Gymnasium's sync or async ones.
+
+    ``pixels`` adds an ``observation.image`` of ``image_size`` px to every step; the state stays
+    (scripted experts read it).
+    """
+
+    def __init__(self, pixels: bool = False, image_size: int = 96):
+        self.pixels, self.image_size = pixels, image_size
+        shapes = {STATE: (self.state_dim,)}
+        if pixels:
+            shapes[IMAGE] = (image_size, image_size, 3)
+        self.spec = TaskSpec(obs_shapes=shapes, action_dim=self.action_dim, max_steps=self.max_steps, fps=self.fps,
+                             action_low=self.action_low, action_high=self.action_high, description=self.description)
+
+    state_dim: int
+    action_dim: int
+    max_steps: int
+    fps: int = 10
+    action_low: float = -1.0
+    action_high: float = 1.0
+    description: str = ""
+
+    @abstractmethod
+    def make_single_env(self) -> SimEnv:
+        """One ``SimEnv`` for this task (called once per vector-env member, maybe in a subprocess)."""
+
+    def make_env(self, num_envs: int, asynchronous: bool = False) -> VectorEnv:
+        """``num_envs`` members stepped in this process, or one subprocess each with ``asynchronous``."""
+        if not asynchronous:
+            return SimVectorEnv([self.make_single_env() for _ in range(num_envs)])
+        fns: list[Callable[[], gym.Env]] = [partial(_build, self) for _ in range(num_envs)]
+        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+
+
+def _build(task: SimTask) -> SimEnv:
+    return task.make_single_env()
+
+
+class SimVectorEnv(VectorEnv):
+    """In-process vector env that steps only unfinished members (Gymnasium's sync env refuses to
+    step a finished member with autoreset disabled, and stepping it would waste simulation)."""
+
+    metadata = {"autoreset_mode": AutoresetMode.DISABLED}
+
+    def __init__(self, envs: list[SimEnv]):
+        self.envs, self.num_envs = envs, len(envs)
+        self.single_observation_space = envs[0].observation_space
+        self.single_action_space = envs[0].action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._obs = [env._last for env in envs]
+        self._done = np.zeros(self.num_envs, dtype=bool)
+
+    def _batch(self) -> dict[str, np.ndarray]:
+        out = create_empty_array(self.single_observation_space, self.num_envs)
+        return concatenate(self.single_observation_space, self._obs, out)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed or [None] * self.num_envs
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"reset got {len(seeds)} seeds for {self.num_envs} environments")
+        self._obs = [env.reset(seed=s)[0] for env, s in zip(self.envs, seeds)]
+        self._done[:] = False
+        return self._batch(), {"success": np.zeros(self.num_envs, dtype=bool)}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != self.action_space.shape:
+            raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
+        reward = np.zeros(self.num_envs)
+        terminated, truncated, success = (np.zeros(self.num_envs, dtype=bool) for _ in range(3))
+        for i in np.flatnonzero(~self._done):
+            self._obs[i], reward[i], terminated[i], truncated[i], info = self.envs[i].step(actions[i])
+            success[i] = info["success"]
+        self._done |= terminated | truncated
+        return self._batch(), reward, terminated, truncated, {"success": success}
+
+    def close_extras(self, **kwargs):
+        for env in self.envs:
+            env.close()
