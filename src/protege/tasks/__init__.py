@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protege.tasks import metaworld
+from protege.tasks import metaworld, pusht
 from protege.tasks.base import Actor, Task, TaskSpec
 from protege.tasks.sim import MissingExtraError
 from protege.tasks.toy import ForkTask, ReachTask
@@ -14,6 +14,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "toy/fork": ForkTask,
     "toy/reach": ReachTask,
     **metaworld.TASKS,
+    **pusht.TASKS,
 }
 
 

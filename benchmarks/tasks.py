@@ -1,0 +1,143 @@
+"""First numbers per task: the expert, the simulator's speed, and mlp vs diffusion after a fixed CPU budget.
+
+    python benchmarks/tasks.py [--tasks metaworld/reach pusht ...] [--out benchmarks/results/tasks-cpu]
+
+Per task, into OUT/<task>/ (a finished task is skipped, so a killed run resumes):
+- expert: success over 100 episodes (seeds 0..99) and demonstration steps/s (expert in the loop, recording);
+- bare env steps/s: random actions, 10 in-process environments, construction excluded;
+- mlp and diffusion trained on the expert's first 50 successful demonstrations for --steps optimizer
+  steps at batch 256, for 3 training seeds; each seed's pair evaluated on the same 50 seeds
+  (100000..100049), per-episode rows in OUT/<task>/seed<k>/eval/episodes.csv.
+Success per family: mean over training seeds with a 95% t-interval over seeds, the per-seed rates,
+and the pooled Wilson interval over all evaluation episodes. Prints the JSON summary of each task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+from protege.config import EVAL_SEED, EvalConfig, TrainConfig
+from protege.evaluate.evaluate import evaluate
+from protege.evaluate.rollout import rollout
+from protege.evaluate.stats import wilson_interval
+from protege.machine import machine
+from protege.policies import policy_class
+from protege.tasks import TASKS, make_task
+from protege.train.checkpoint import write_json_atomic
+from protege.train.trainer import train
+
+POLICIES = ("mlp", "diffusion")
+
+
+def bare_steps_per_s(task, num_envs: int = 10, min_steps: int = 3000) -> float:
+    """Env steps/s under uniform random actions, counting only steps of unfinished episodes."""
+    env = task.make_env(num_envs)
+    rng = np.random.default_rng(0)
+    low, high, dim = task.spec.action_low, task.spec.action_high, task.spec.action_dim
+    steps, elapsed, wave = 0, 0.0, 0
+    while steps < min_steps:
+        env.reset(seed=list(range(wave * num_envs, (wave + 1) * num_envs)))
+        wave += 1
+        done = np.zeros(num_envs, dtype=bool)
+        start = time.perf_counter()
+        for _ in range(task.spec.max_steps):
+            _, _, terminated, truncated, _ = env.step(rng.uniform(low, high, (num_envs, dim)).astype(np.float32))
+            steps += int((~done).sum())
+            done |= terminated | truncated
+            if done.all():
+                break
+        elapsed += time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def seed_interval(rates: list[float]) -> tuple[float, float]:
+    """95% t-interval of the mean over training seeds, clipped to [0, 1]."""
+    if len(rates) < 2 or np.std(rates) == 0:
+        return float(np.mean(rates)), float(np.mean(rates))
+    half = scipy_stats.t.ppf(0.975, len(rates) - 1) * np.std(rates, ddof=1) / np.sqrt(len(rates))
+    return max(0.0, float(np.mean(rates) - half)), min(1.0, float(np.mean(rates) + half))
+
+
+def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
+    task = make_task(name)
+    result: dict = {"task": name, "bare_env_steps_per_s": bare_steps_per_s(task)}
+    start = time.perf_counter()
+    demos = rollout(task, task.make_expert(), np.arange(args.expert_episodes), num_envs=50, record=True,
+                    source="expert", progress=False)
+    elapsed = time.perf_counter() - start
+    result["expert"] = {"episodes": args.expert_episodes, "success": float(demos.success.mean()),
+                        "wilson95": wilson_interval(int(demos.success.sum()), len(demos.success)),
+                        "mean_length": float(demos.lengths.mean()), "demo_steps_per_s": float(demos.lengths.sum() / elapsed)}
+    kept = np.flatnonzero(demos.success)[: args.demos]
+    if len(kept) < args.demos:
+        result["note"] = f"only {len(kept)} successful demonstrations"
+    data = out / "data"
+    demos.store.select(kept).save(data, overwrite=True)
+    rates: dict[str, list[float]] = {p: [] for p in POLICIES}
+    pooled: dict[str, list[bool]] = {p: [] for p in POLICIES}
+    train_s: dict[str, list[float]] = {p: [] for p in POLICIES}
+    for seed in range(args.seeds):
+        runs = []
+        for family in POLICIES:
+            t0 = time.perf_counter()
+            runs.append(train(TrainConfig(dataset=data, policy=policy_class(family).config_class(), out=out / f"seed{seed}" / family,
+                                          steps=args.steps, batch_size=256, seed=seed, eval_every=0, save_every=args.steps,
+                                          progress=False)))
+            train_s[family].append(time.perf_counter() - t0)
+        report = evaluate(EvalConfig(checkpoints=tuple(runs), task=name, episodes=args.eval_episodes, seed=EVAL_SEED,
+                                     num_envs=50, out=out / f"seed{seed}" / "eval", progress=False))
+        for family, policy in zip(POLICIES, report["policies"]):
+            rates[family].append(policy["success"])
+        for row in _rows(out / f"seed{seed}" / "eval" / "episodes.csv"):
+            pooled[row["policy"]].append(row["success"] == "True")
+    result["budget"] = {"demos": int(len(kept)), "steps": args.steps, "batch_size": 256, "training_seeds": args.seeds,
+                        "eval_episodes_per_seed": args.eval_episodes}
+    result["policies"] = {
+        family: {"mean_success": float(np.mean(rates[family])), "t95_over_seeds": seed_interval(rates[family]),
+                 "per_seed": rates[family], "pooled_wilson95": wilson_interval(sum(pooled[family]), len(pooled[family])),
+                 "train_s_median": float(np.median(train_s[family]))}
+        for family in POLICIES
+    }
+    return result
+
+
+def _rows(path: Path) -> list[dict]:
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="*", default=[n for n in TASKS if not n.startswith("toy/")])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tasks-cpu"))
+    parser.add_argument("--expert-episodes", type=int, default=100)
+    parser.add_argument("--demos", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--eval-episodes", type=int, default=50)
+    args = parser.parse_args()
+    for name in args.tasks:
+        folder = args.out / name.replace("/", "-")
+        summary = folder / "summary.json"
+        if summary.is_file():
+            print(summary.read_text())
+            continue
+        start = time.perf_counter()
+        result = run_task(name, folder, args)
+        result["wall_s"] = time.perf_counter() - start
+        result["machine"] = machine()
+        write_json_atomic(summary, result)
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
