@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from protege.tasks import metaworld, pusht
+from protege.tasks import fetch, metaworld, pointmaze, pusht
 from protege.tasks.base import Actor, Task, TaskSpec
 from protege.tasks.sim import MissingExtraError
 from protege.tasks.toy import ForkTask, ReachTask
@@ -15,6 +15,8 @@ TASKS: dict[str, Callable[..., Task]] = {
     "toy/reach": ReachTask,
     **metaworld.TASKS,
     **pusht.TASKS,
+    **fetch.TASKS,
+    **pointmaze.TASKS,
 }
 
 

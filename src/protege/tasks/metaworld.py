@@ -17,7 +17,7 @@ import numpy as np
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor
-from protege.tasks.sim import SimEnv, SimTask, fast_mujoco_rendering, require
+from protege.tasks.sim import SimEnv, SimTask, require
 
 #: The MT10 benchmark set; names are Meta-World's without the version suffix.
 MT10 = (
@@ -43,9 +43,9 @@ class MetaWorldEnv(SimEnv):
         env.seeded_rand_vec = True
         env._set_task_called = True
         del env.sawyer_observation_space
-        if task.pixels:
-            fast_mujoco_rendering(env.mujoco_renderer)
         self.env = env
+        if task.pixels:
+            self.use_mujoco_rendering(env.mujoco_renderer)
 
     def native_reset(self, seed: int | None) -> np.ndarray:
         if seed is not None:
@@ -59,7 +59,7 @@ class MetaWorldEnv(SimEnv):
         return bool(native_info["success"])
 
     def frame(self) -> np.ndarray:
-        return self.env.render()[::-1, ::-1]
+        return super().frame()[::-1, ::-1]
 
 
 class MetaWorldExpert:
