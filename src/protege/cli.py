@@ -10,9 +10,10 @@ from pathlib import Path
 import tyro
 
 from protege.config import BenchConfig, CollectConfig, EvalConfig, InspectConfig, TrainConfig
+from protege.tasks.sim import MissingExtraError
 
 #: Errors that describe bad input; shown as one line (set PROTEGE_DEBUG=1 for the traceback).
-USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, MissingExtraError)
 
 COMMANDS: dict[str, type] = {
     "collect": CollectConfig,
