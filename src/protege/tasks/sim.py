@@ -9,8 +9,11 @@ stepping finished members; some simulators raise when stepped past their limit).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import os
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable
 from functools import partial
@@ -39,7 +42,9 @@ class MissingExtraError(ImportError):
 def require(module: str, extra: str) -> ModuleType:
     """Import a simulator package, or fail in one line naming the pip extra that provides it."""
     try:
-        return importlib.import_module(module)
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):  # import-time notices
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
     except ImportError as error:
         raise MissingExtraError(
             f"this task needs the '{extra}' extra: pip install 'protege[{extra}]' (import {module} failed: {error})"
