@@ -50,22 +50,6 @@ def test_native_env_has_no_time_limit_and_ours_truncates():
     assert truncated and not terminated and steps == task.spec.max_steps
 
 
-def test_reset_is_deterministic_for_a_seed():
-    task = PushTTask()
-    a, _ = task.make_env(3).reset(seed=[5, 6, 7])
-    b, _ = task.make_env(3).reset(seed=[7, 6, 5])
-    np.testing.assert_array_equal(a[STATE], b[STATE][::-1])
-    assert not np.array_equal(a[STATE][0], a[STATE][1])
-
-
-def test_expert_is_deterministic_for_a_seed_whatever_the_batch(demos):
-    task = PushTTask()
-    again = rollout(task, task.make_expert(), SOLVED, num_envs=8, record=True, progress=False)
-    np.testing.assert_array_equal(again.lengths, demos.lengths)
-    np.testing.assert_array_equal(again.store.action, demos.store.action)
-    np.testing.assert_array_equal(again.store.obs[STATE], demos.store.obs[STATE])
-
-
 def test_expert_succeeds(demos):
     assert demos.success.all()
     assert (demos.lengths < PushTTask.max_steps).all()

@@ -86,6 +86,20 @@ def test_expert_succeeds_and_success_is_the_simulators_own(name):
         assert flags[-1] and not any(flags[:-1]), f"seed {seed}: native success at steps {np.flatnonzero(flags)}"
 
 
+#: Measured over seeds 0..99 (2026-11-24): Meta-World's own door-open and peg-insert-side policies
+#: fail some placements (97% and 88%); every other expert solved 100/100.
+EXPERT_FLOOR = {"metaworld/door-open": 0.9, "metaworld/peg-insert-side": 0.8}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in TASK_NAMES if n not in TOY_NAMES])
+def test_expert_succeeds_on_a_hundred_seeds(name):
+    task, env = built(name, 1)
+    env.close()
+    result = rollout(task, task.make_expert(), np.arange(100), num_envs=50, progress=False)
+    assert result.success.mean() >= EXPERT_FLOOR.get(name, 0.95)
+
+
 @pytest.mark.parametrize("name", TOY_NAMES)
 def test_toy_expert_succeeds_and_success_matches_the_env(name):
     task = make_task(name)
