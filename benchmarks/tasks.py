@@ -1,6 +1,7 @@
 """First numbers per task: the expert, the simulator's speed, and mlp vs diffusion after a fixed CPU budget.
 
     python benchmarks/tasks.py [--tasks metaworld/reach pusht ...] [--out benchmarks/results/tasks-cpu]
+    python benchmarks/tasks.py --table    # the markdown table of the finished tasks (docs/results.md)
 
 Per task, into OUT/<task>/ (a finished task is skipped, so a killed run resumes):
 - expert: success over 100 episodes (seeds 0..99) and demonstration steps/s (expert in the loop, recording);
@@ -15,6 +16,7 @@ and the pooled Wilson interval over all evaluation episodes. Prints the JSON sum
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from pathlib import Path
@@ -93,8 +95,8 @@ def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
             train_s[family].append(time.perf_counter() - t0)
         report = evaluate(EvalConfig(checkpoints=tuple(runs), task=name, episodes=args.eval_episodes, seed=EVAL_SEED,
                                      num_envs=50, out=out / f"seed{seed}" / "eval", progress=False))
-        for family, policy in zip(POLICIES, report["policies"]):
-            rates[family].append(policy["success"])
+        for family in POLICIES:
+            rates[family].append(report["policies"][family]["success_rate"])
         for row in _rows(out / f"seed{seed}" / "eval" / "episodes.csv"):
             pooled[row["policy"]].append(row["success"] == "True")
     result["budget"] = {"demos": int(len(kept)), "steps": args.steps, "batch_size": 256, "training_seeds": args.seeds,
@@ -109,10 +111,30 @@ def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
 
 
 def _rows(path: Path) -> list[dict]:
-    import csv
-
     with path.open() as f:
         return list(csv.DictReader(f))
+
+
+def _pct(low: float, high: float) -> str:
+    return f"[{100 * low:.0f}, {100 * high:.0f}]"
+
+
+def table(out: Path) -> str:
+    """Markdown table of every finished task under ``out``."""
+    lines = [
+        "| task | expert success (100 ep) | demo steps/s | bare env steps/s | mlp success | diffusion success |",
+        "|---|---|---|---|---|---|",
+    ]
+    for path in sorted(out.glob("*/summary.json")):
+        r = json.loads(path.read_text())
+        cells = [f"`{r['task']}`", f"{100 * r['expert']['success']:.0f}% {_pct(*r['expert']['wilson95'])}",
+                 f"{r['expert']['demo_steps_per_s']:,.0f}", f"{r['bare_env_steps_per_s']:,.0f}"]
+        for family in POLICIES:
+            p = r["policies"][family]
+            per_seed = " / ".join(f"{100 * x:.0f}" for x in p["per_seed"])
+            cells.append(f"{100 * p['mean_success']:.0f}% {_pct(*p['t95_over_seeds'])} ({per_seed})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -124,7 +146,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-episodes", type=int, default=50)
+    parser.add_argument("--table", action="store_true", help="print the markdown table of finished tasks and exit")
     args = parser.parse_args()
+    if args.table:
+        print(table(args.out))
+        return
     for name in args.tasks:
         folder = args.out / name.replace("/", "-")
         summary = folder / "summary.json"
