@@ -85,7 +85,9 @@ def rollout(
             ep_return += np.where(live, reward, 0.0)
             ep_length += live
             ep_success |= live & np.asarray(info["success"], dtype=bool)
+            finished = int(done[:k].sum())
             done |= np.asarray(terminated) | np.asarray(truncated)
+            bar.update(int(done[:k].sum()) - finished)  # long episodes: the bar moves within a wave
             if done.all():
                 break
         elapsed = time.perf_counter() - start
@@ -104,7 +106,7 @@ def rollout(
                     task=task.name,
                 )
             )
-        bar.update(k)
+        bar.update(k - int(done[:k].sum()))  # episodes cut by max_steps without a done flag
     bar.close()
     env.close()
     store = EpisodeStore.concatenate(stores) if record else None
