@@ -64,7 +64,7 @@ def main() -> None:
         torch.manual_seed(0)
         config = cls.config_class()
         policy = make_policy(config, FeatureSpec.from_store(store))
-        policy.fit_normalizer(store)
+        policy.fit(store)
         sampler = WindowSampler(store, config.n_obs, config.horizon)
         results["policies"][name] = {
             "parameters": sum(p.numel() for p in policy.parameters()),

@@ -35,7 +35,7 @@ def build(variant, store):
     torch.manual_seed(0)
     config = SMALL[variant]()
     policy = make_policy(config, FeatureSpec.from_store(store))
-    policy.fit_normalizer(store)
+    policy.fit(store)
     return policy, WindowSampler(store, config.n_obs, config.horizon)
 
 

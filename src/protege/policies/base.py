@@ -89,7 +89,9 @@ class Policy(nn.Module):
         """Width of one flattened observation frame (all keys concatenated)."""
         return sum(int(np.prod(s)) for s in self.spec.obs_shapes.values())
 
-    def fit_normalizer(self, store: EpisodeStore) -> None:
+    def fit(self, store: EpisodeStore) -> None:
+        """Fit what comes from the data before training: normalizer stats here; families add their own
+        data-derived buffers (action bins, retrieval memory) by extending this."""
         self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: store.action})
 
     def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -110,7 +110,7 @@ def train(cfg: TrainConfig) -> Path:
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
     policy = make_policy(cfg.policy, spec)
-    policy.fit_normalizer(train_store)
+    policy.fit(train_store)
     policy.to(device)
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
