@@ -1,11 +1,13 @@
 """First numbers per task: the expert, the simulator's speed, and mlp vs diffusion after a fixed CPU budget.
 
     python benchmarks/tasks.py [--tasks metaworld/reach pusht ...] [--out benchmarks/results/tasks-cpu]
+    python benchmarks/tasks.py --speed    # re-measure only the speeds of finished tasks (on a quiet machine)
     python benchmarks/tasks.py --table    # the markdown table of the finished tasks (docs/results.md)
 
 Per task, into OUT/<task>/ (a finished task is skipped, so a killed run resumes):
 - expert: success over 100 episodes (seeds 0..99) and demonstration steps/s (expert in the loop, recording);
-- bare env steps/s: random actions, 10 in-process environments, construction excluded;
+- bare env steps/s: random actions, 10 in-process environments, construction excluded; the same with
+  96 px pixel observations where the simulator renders;
 - mlp and diffusion trained on the expert's first 50 successful demonstrations for --steps optimizer
   steps at batch 256, for 3 training seeds; each seed's pair evaluated on the same 50 seeds
   (100000..100049), per-episode rows in OUT/<task>/seed<k>/eval/episodes.csv.
@@ -67,16 +69,26 @@ def seed_interval(rates: list[float]) -> tuple[float, float]:
     return max(0.0, float(np.mean(rates) - half)), min(1.0, float(np.mean(rates) + half))
 
 
-def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
+def speeds(name: str) -> dict:
+    """Bare simulator steps/s, in state and pixel mode."""
+    return {"bare_env_steps_per_s": bare_steps_per_s(make_task(name)),
+            "pixel_env_steps_per_s": bare_steps_per_s(make_task(name, pixels=True), min_steps=1000)}
+
+
+def expert_run(name: str, episodes: int):
+    """The expert on seeds 0..episodes-1, recorded; its summary includes demo generation steps/s."""
     task = make_task(name)
-    result: dict = {"task": name, "bare_env_steps_per_s": bare_steps_per_s(task)}
     start = time.perf_counter()
-    demos = rollout(task, task.make_expert(), np.arange(args.expert_episodes), num_envs=50, record=True,
-                    source="expert", progress=False)
+    demos = rollout(task, task.make_expert(), np.arange(episodes), num_envs=50, record=True, source="expert", progress=False)
     elapsed = time.perf_counter() - start
-    result["expert"] = {"episodes": args.expert_episodes, "success": float(demos.success.mean()),
-                        "wilson95": wilson_interval(int(demos.success.sum()), len(demos.success)),
-                        "mean_length": float(demos.lengths.mean()), "demo_steps_per_s": float(demos.lengths.sum() / elapsed)}
+    return demos, {"episodes": episodes, "success": float(demos.success.mean()),
+                   "wilson95": wilson_interval(int(demos.success.sum()), len(demos.success)),
+                   "mean_length": float(demos.lengths.mean()), "demo_steps_per_s": float(demos.lengths.sum() / elapsed)}
+
+
+def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
+    result: dict = {"task": name, **speeds(name)}
+    demos, result["expert"] = expert_run(name, args.expert_episodes)
     kept = np.flatnonzero(demos.success)[: args.demos]
     if len(kept) < args.demos:
         result["note"] = f"only {len(kept)} successful demonstrations"
@@ -122,13 +134,14 @@ def _pct(low: float, high: float) -> str:
 def table(out: Path) -> str:
     """Markdown table of every finished task under ``out``."""
     lines = [
-        "| task | expert success (100 ep) | demo steps/s | bare env steps/s | mlp success | diffusion success |",
+        "| task | expert success (100 ep) | demo steps/s | env steps/s: state / 96 px | mlp success | diffusion success |",
         "|---|---|---|---|---|---|",
     ]
     for path in sorted(out.glob("*/summary.json")):
         r = json.loads(path.read_text())
         cells = [f"`{r['task']}`", f"{100 * r['expert']['success']:.0f}% {_pct(*r['expert']['wilson95'])}",
-                 f"{r['expert']['demo_steps_per_s']:,.0f}", f"{r['bare_env_steps_per_s']:,.0f}"]
+                 f"{r['expert']['demo_steps_per_s']:,.0f}",
+                 f"{r['bare_env_steps_per_s']:,.0f} / {r.get('pixel_env_steps_per_s', float('nan')):,.0f}"]
         for family in POLICIES:
             p = r["policies"][family]
             per_seed = " / ".join(f"{100 * x:.0f}" for x in p["per_seed"])
@@ -147,9 +160,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--table", action="store_true", help="print the markdown table of finished tasks and exit")
+    parser.add_argument("--speed", action="store_true", help="re-measure the speeds of finished tasks and exit")
     args = parser.parse_args()
     if args.table:
         print(table(args.out))
+        return
+    if args.speed:
+        for path in sorted(args.out.glob("*/summary.json")):
+            result = json.loads(path.read_text())
+            _, expert = expert_run(result["task"], args.expert_episodes)
+            measured = speeds(result["task"])
+            result |= measured | {"machine": machine()}
+            result["expert"]["demo_steps_per_s"] = expert["demo_steps_per_s"]
+            write_json_atomic(path, result)
+            print(json.dumps({"task": result["task"], **measured, **expert}), flush=True)
         return
     for name in args.tasks:
         folder = args.out / name.replace("/", "-")
