@@ -6,12 +6,25 @@ Adding a family is one new file with a config dataclass and a Policy subclass, p
 from __future__ import annotations
 
 from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.bet import BETPolicy
 from protege.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from protege.policies.flow import FlowPolicy
+from protege.policies.gmm import GaussianPolicy, GMMPolicy
+from protege.policies.knn import KNNPolicy
+from protege.policies.mcnn import MCNNPolicy
+from protege.policies.mip import MIPPolicy
 from protege.policies.mlp import MLPConfig, MLPPolicy
 
 POLICIES: dict[str, type[Policy]] = {
     "mlp": MLPPolicy,
     "diffusion": DiffusionPolicy,
+    "gaussian": GaussianPolicy,
+    "gmm": GMMPolicy,
+    "flow": FlowPolicy,
+    "mip": MIPPolicy,
+    "bet": BETPolicy,
+    "knn": KNNPolicy,
+    "mcnn": MCNNPolicy,
 }
 
 

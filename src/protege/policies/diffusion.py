@@ -13,28 +13,17 @@ from typing import ClassVar, Literal
 
 import torch
 
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig
-from protege.policies.nets.film_mlp import FiLMMLPDenoiser
-from protege.policies.nets.unet1d import UNet1DDenoiser
+from protege.policies.base import FeatureSpec, Policy
+from protege.policies.nets.denoisers import DenoiserConfig, make_denoiser
 
 
 @dataclass
-class DiffusionConfig(PolicyConfig):
+class DiffusionConfig(DenoiserConfig):
     """Denoising diffusion over (horizon, action_dim) chunks conditioned on the obs history."""
 
     n_obs: int = 2
     horizon: int = 16
     n_action_steps: int = 8
-    denoiser: Literal["mlp", "unet"] = "mlp"
-    """Noise network: residual FiLM MLP over the flat chunk (fast on CPU) or 1-D temporal U-Net."""
-    hidden_dim: int = 256
-    """Width of the MLP denoiser."""
-    depth: int = 4
-    """Residual blocks of the MLP denoiser."""
-    unet_dims: tuple[int, ...] = (64, 128, 256)
-    """Channel widths per U-Net level; horizon must divide by 2**(levels-1)."""
-    kernel_size: int = 5
-    """U-Net convolution kernel size."""
     num_train_timesteps: int = 100
     """Diffusion steps of the training noise schedule."""
     num_inference_steps: int = 10
@@ -64,11 +53,7 @@ class DiffusionPolicy(Policy):
 
     def __init__(self, config: DiffusionConfig, spec: FeatureSpec):
         super().__init__(config, spec)
-        cond_dim = config.n_obs * self.obs_dim
-        if config.denoiser == "mlp":
-            self.denoiser = FiLMMLPDenoiser(spec.action_dim, config.horizon, cond_dim, config.hidden_dim, config.depth)
-        else:
-            self.denoiser = UNet1DDenoiser(spec.action_dim, config.horizon, cond_dim, tuple(config.unet_dims), config.kernel_size)
+        self.denoiser = make_denoiser(config, spec.action_dim, config.n_obs * self.obs_dim)
         self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(config.num_train_timesteps), persistent=False)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

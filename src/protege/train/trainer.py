@@ -112,8 +112,11 @@ def train(cfg: TrainConfig) -> Path:
     policy = make_policy(cfg.policy, spec)
     policy.fit(train_store)
     policy.to(device)
-    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Nonparametric families (knn) are complete once fitted: no steps, no EMA copy of the memory.
+    trainable = any(p.requires_grad for p in policy.parameters())
+    total_steps = cfg.steps if trainable else 0
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
+    optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -146,7 +149,18 @@ def train(cfg: TrainConfig) -> Path:
         save_checkpoint(run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device))
 
     eval_policy = ema.model if ema else policy
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.policy.name}", disable=not cfg.progress)
+
+    def evaluate_now(step: int) -> None:
+        eval_policy.eval()
+        row = {"step": step}
+        if val_sampler is not None:
+            row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
+        if eval_task and cfg.eval_episodes > 0:
+            row["success"] = closed_loop_success(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
+        log(row)
+        policy.train()
+
+    bar = tqdm(range(start, total_steps), initial=start, total=total_steps, desc=f"train {cfg.policy.name}", disable=not cfg.progress)
     window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
     policy.train()
     for step in bar:
@@ -172,7 +186,7 @@ def train(cfg: TrainConfig) -> Path:
         window["update_s"] += t2 - t1
         window["n"] += 1
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
+        if done % cfg.log_every == 0 or done == total_steps:
             n, elapsed = window["n"], window["data_s"] + window["update_s"]
             row = {"step": done, "loss": window["loss"] / n, "grad_norm": window["grad_norm"] / n, "lr": lr,
                    "samples_per_s": n * cfg.batch_size / elapsed, "steps_per_s": n / elapsed,
@@ -180,18 +194,13 @@ def train(cfg: TrainConfig) -> Path:
             log(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
             window = {k: 0.0 if k != "n" else 0 for k in window}
-        if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
-            eval_policy.eval()
-            row = {"step": done}
-            if val_sampler is not None:
-                row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
-            if eval_task and cfg.eval_episodes > 0:
-                row["success"] = closed_loop_success(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
-            log(row)
-            policy.train()
-        if done % cfg.save_every == 0 or done == cfg.steps:
+        if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
+            evaluate_now(done)
+        if done % cfg.save_every == 0 or done == total_steps:
             checkpoint(done)
     bar.close()
-    if start >= cfg.steps and not has_checkpoint:
-        checkpoint(cfg.steps)
+    if start >= total_steps and not has_checkpoint:
+        if not trainable and cfg.eval_every:
+            evaluate_now(0)
+        checkpoint(total_steps)
     return run_dir

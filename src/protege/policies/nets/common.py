@@ -30,3 +30,9 @@ class SinusoidalEmbedding(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t.float()[:, None] * self.freqs[None, :]
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor) -> torch.Tensor:
+    """Per-sample MSE (B,) of (B, H, A) chunks over the steps that are real, not edge padding."""
+    valid = (~is_pad).unsqueeze(-1).to(pred.dtype)  # (B, H, 1)
+    return ((pred - target).pow(2) * valid).sum(dim=(1, 2)) / (valid.sum(dim=(1, 2)) * pred.shape[-1]).clamp(min=1)
