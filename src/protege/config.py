@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Union
+from typing import Annotated, Literal, Union
 
 import torch
 import tyro
@@ -139,8 +139,16 @@ class EvalConfig:
     """First evaluation seed (disjoint from collection seeds by default)."""
     num_envs: int = 100
     """Episodes simulated in parallel (one batched policy call per replan)."""
+    execution: Literal["receding", "ensemble", "adaptive"] = "receding"
+    """How action chunks are executed: receding (n_action_steps of each chunk, then predict again), ensemble (predict every step, execute the exp-weighted mean of all chunks' actions for the step, as ACT), adaptive (predict every check_every steps; an env replaces its queued chunk where the new one disagrees by >= replan_threshold, or when its queue runs out)."""
     n_action_steps: int = 0
-    """Actions executed per predicted chunk (0: each policy's own setting)."""
+    """Actions executed per predicted chunk with receding execution (0: each policy's own setting)."""
+    ensemble_decay: float = 0.01
+    """ensemble: weight exp(-decay * i) of the i-th oldest chunk's action (0: plain mean; < 0 favours newer chunks)."""
+    replan_threshold: float = 0.1
+    """adaptive: replan where the mean per-step L2 distance between the new chunk and the queued actions, in normalized action units ([-1, 1] per dimension), is at least this (inf: whole chunks)."""
+    check_every: int = 1
+    """adaptive: predict a chunk to compare with the queue every this many steps."""
     async_envs: bool = False
     """Step environments in subprocesses (one per env); pays for slow simulators on many cores."""
     ema: bool = True

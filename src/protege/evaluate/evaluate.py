@@ -1,13 +1,16 @@
 """Closed-loop evaluation of checkpoints on one shared seed list, with per-episode rows saved.
 
-Every summary printed is recomputed from ``episodes.csv``, so a reader can check it. Episodes run
-in parallel waves, so ``wall_time_s`` is the wall time of the episode's whole wave, policy included.
+Every success, return and length summary is recomputed from ``episodes.csv``, so a reader can
+check it; the policy calls and replans per env step (total over all episodes' steps) come from the
+actor's log. Episodes run in parallel waves, so ``wall_time_s`` is the wall time of the episode's
+whole wave, policy included.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,17 +65,25 @@ def evaluate(cfg: EvalConfig) -> dict:
     for path in cfg.checkpoints:
         policy = load_policy(path, ema=cfg.ema, device=device)
         label = _label(Path(path), policy.config.name, taken)
-        actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0)
+        actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0, execution=cfg.execution,
+                            ensemble_decay=cfg.ensemble_decay, replan_threshold=cfg.replan_threshold,
+                            check_every=cfg.check_every)
         out = rollout(task, actor, seeds, num_envs=cfg.num_envs, progress=cfg.progress, desc=f"eval {label}",
                       asynchronous=cfg.async_envs)
+        calls, replans = actor.take_counts(out.lengths)
         rows = [
             {"task": task_name, "policy": label, "checkpoint": str(resolve_checkpoint(path)), "seed": int(s),
              "success": bool(ok), "return": float(r), "length": int(n), "wall_time_s": float(w)}
             for s, ok, r, n, w in zip(out.seeds, out.success, out.returns, out.lengths, out.wall_time)
         ]
-        results.append(PolicyResult(label, summarize(out.success, out.returns, out.lengths), rows))
+        steps = max(int(out.lengths.sum()), 1)
+        summary = {**summarize(out.success, out.returns, out.lengths),
+                   "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
+                   "policy_calls_per_step": int(calls.sum()) / steps, "replans_per_step": int(replans.sum()) / steps}
+        results.append(PolicyResult(label, summary, rows))
     report = {
         "task": task_name, "seeds": {"first": int(seeds[0]), "count": len(seeds)},
+        "execution": execution_settings(cfg),
         "policies": {r.label: r.summary for r in results},
         "paired": [
             {"a": a.label, "b": b.label, **mcnemar_exact(a.success, b.success)}
@@ -83,6 +94,19 @@ def evaluate(cfg: EvalConfig) -> dict:
     write_results(out_dir, results, report)
     report["out"] = str(out_dir)
     return report
+
+
+def execution_settings(cfg: EvalConfig) -> dict:
+    """The execution strategy and the settings it uses (recorded in summary.json)."""
+    settings = {"strategy": cfg.execution}
+    if cfg.execution == "receding":
+        settings["n_action_steps"] = cfg.n_action_steps  # 0: each policy's own (per policy in its summary)
+    elif cfg.execution == "ensemble":
+        settings["ensemble_decay"] = cfg.ensemble_decay
+    else:
+        threshold = cfg.replan_threshold if math.isfinite(cfg.replan_threshold) else str(cfg.replan_threshold)  # strict JSON
+        settings.update(replan_threshold=threshold, check_every=cfg.check_every)
+    return settings
 
 
 def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> None:
@@ -100,11 +124,16 @@ def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> N
 def format_report(report: dict) -> str:
     """Plain-text table: success with 95% interval per policy, then paired McNemar tests."""
     lines = [f"task {report['task']}: {report['seeds']['count']} episodes per policy, seeds "
-             f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}", ""]
-    lines.append(f"{'policy':<24}{'success':>9}  {'95% CI':<15}{'return':>8}{'length':>8}")
+             f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}"]
+    if "execution" in report:
+        settings = ", ".join(f"{k} {v}" for k, v in report["execution"].items() if k != "strategy")
+        lines.append(f"execution: {report['execution']['strategy']} ({settings})")
+    lines.append("")
+    lines.append(f"{'policy':<24}{'success':>9}  {'95% CI':<15}{'return':>8}{'length':>8}{'calls/step':>12}")
     for label, s in report["policies"].items():
         lo, hi = s["success_ci95"]
-        lines.append(f"{label:<24}{s['success_rate']:>9.2f}  [{lo:.2f}, {hi:.2f}]   {s['mean_return']:>8.2f}{s['mean_length']:>8.1f}")
+        calls = f"{s['policy_calls_per_step']:>12.3f}" if "policy_calls_per_step" in s else ""
+        lines.append(f"{label:<24}{s['success_rate']:>9.2f}  [{lo:.2f}, {hi:.2f}]   {s['mean_return']:>8.2f}{s['mean_length']:>8.1f}{calls}")
     for p in report["paired"]:
         lines.append("")
         lines.append(f"paired {p['a']} vs {p['b']}: difference {p['difference']:+.2f}, "
