@@ -61,14 +61,17 @@ def main() -> None:
     store = rollout(task, task.make_expert(), np.arange(100), num_envs=100, record=True, progress=False).store
     results = {"machine": machine(), "task": task.name, "policies": {}}
     for name, cls in POLICIES.items():
+        if "teacher" in cls.config_class.__dataclass_fields__:
+            continue  # a student needs a trained teacher: benchmarks/sampling_steps.py times it
         torch.manual_seed(0)
         config = cls.config_class()
         policy = make_policy(config, FeatureSpec.from_store(store))
         policy.fit(store)
         sampler = WindowSampler(store, config.n_obs, config.horizon)
+        trainable = any(p.requires_grad for p in policy.parameters())
         results["policies"][name] = {
             "parameters": sum(p.numel() for p in policy.parameters()),
-            "train": train_speed(policy, sampler, 256, args.steps),
+            "train": train_speed(policy, sampler, 256, args.steps) if trainable else None,
             "inference_ms_per_chunk": {f"batch_{b}": inference_ms(policy, sampler, b, args.repeats) for b in (1, 64)},
         }
     print(json.dumps(results, indent=2))

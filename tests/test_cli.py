@@ -34,11 +34,13 @@ METRIC_KEYS = {"step", "loss", "lr", "samples_per_s", "data_s_per_step", "update
 
 
 
-def policy_args(name: str) -> list[str]:
-    """Select a family and shrink its network, whatever its size field is called."""
+def policy_args(name: str, teacher: Path | None = None) -> list[str]:
+    """Select a family and shrink its network, whatever its size field is called; a student
+    family (distilled) gets ``teacher``."""
     fields = policy_class(name).config_class.__dataclass_fields__
     small = [f"--policy.{key.replace('_', '-')}" for key in ("hidden_dim", "embed_dim") if key in fields]
-    return [f"policy:{name}", *(arg for flag in small for arg in (flag, "32"))]
+    student = ["--policy.teacher", str(teacher)] if "teacher" in fields else []
+    return [f"policy:{name}", *(arg for flag in small for arg in (flag, "32")), *student]
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +59,9 @@ def fork_data(work: Path) -> Path:
 def runs(work: Path, fork_data: Path) -> dict[str, Path]:
     """One tiny run per registered policy family."""
     out = {}
-    for name in POLICIES:
+    for name in sorted(POLICIES, key=lambda n: n == "distilled"):  # the student needs its flow teacher first
         out[name] = work / f"run-{name}"
-        main(["train", str(fork_data), *TRAIN, "--out", str(out[name]), *policy_args(name)])
+        main(["train", str(fork_data), *TRAIN, "--out", str(out[name]), *policy_args(name, work / "run-flow")])
     return out
 
 
@@ -248,10 +250,10 @@ def test_bench_tiny(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
-def test_train_is_bit_reproducible_and_config_replays_it(fork_data: Path, work: Path, name: str) -> None:
+def test_train_is_bit_reproducible_and_config_replays_it(fork_data: Path, work: Path, runs: dict[str, Path], name: str) -> None:
     first, second, replay = (work / f"repro-{name}-{i}" for i in range(3))
     for out in (first, second):
-        main(["train", str(fork_data), *TRAIN, "--seed", "3", "--out", str(out), *policy_args(name)])
+        main(["train", str(fork_data), *TRAIN, "--seed", "3", "--out", str(out), *policy_args(name, runs["flow"])])
     main(["train", "--config", str(first / "config.json"), "--out", str(replay)])
 
     assert json.loads((replay / "config.json").read_text())["seed"] == 3
@@ -259,7 +261,7 @@ def test_train_is_bit_reproducible_and_config_replays_it(fork_data: Path, work: 
         for weights in ("model.safetensors", "ema.safetensors")[: 1 + (latest_step_dir(first) / "ema.safetensors").exists()]:
             assert state_dicts_equal(latest_step_dir(first) / weights, latest_step_dir(other) / weights), (other, weights)
     # a different seed really is a different run, so the equality above means something
-    main(["train", str(fork_data), *TRAIN, "--seed", "4", "--out", str(work / f"repro-{name}-seed4"), *policy_args(name)])
+    main(["train", str(fork_data), *TRAIN, "--seed", "4", "--out", str(work / f"repro-{name}-seed4"), *policy_args(name, runs["flow"])])
     assert not state_dicts_equal(latest_step_dir(first) / "model.safetensors",
                                  latest_step_dir(work / f"repro-{name}-seed4") / "model.safetensors")
 

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.policies import POLICIES, DiffusionConfig, FeatureSpec, make_policy, policy_class
-from protege.train.checkpoint import load_policy, save_checkpoint
+from protege.train.checkpoint import load_policy, save_checkpoint, save_policy
 
 SMALL = {
     "mlp": lambda: policy_class("mlp").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
@@ -30,6 +30,9 @@ SMALL = {
     "knn": lambda: policy_class("knn").config_class(n_obs=2, horizon=4, n_action_steps=2),
     "knn-distance": lambda: policy_class("knn").config_class(n_obs=2, horizon=4, n_action_steps=2, k=3, weighting="distance"),
     "mcnn": lambda: policy_class("mcnn").config_class(n_obs=2, horizon=4, n_action_steps=2, num_memories=8, hidden_dim=32, depth=2),
+    # a one-step student of an untrained flow teacher, saved in the test's working folder
+    "distilled": lambda: policy_class("distilled").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, teacher=str(
+        save_policy(make_policy(SMALL["flow"](), FeatureSpec({"observation.state": (5,), "observation.extra": (3,)}, 2)), "teacher"))),
 }
 assert set(POLICIES) <= set(SMALL), f"add a small config for every registered policy: {set(POLICIES) - set(SMALL)}"
 VARIANTS = sorted(SMALL)

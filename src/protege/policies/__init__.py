@@ -8,6 +8,7 @@ from __future__ import annotations
 from protege.policies.base import FeatureSpec, Policy, PolicyConfig
 from protege.policies.bet import BETPolicy
 from protege.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from protege.policies.distilled import DistilledPolicy
 from protege.policies.flow import FlowPolicy
 from protege.policies.gmm import GaussianPolicy, GMMPolicy
 from protege.policies.knn import KNNPolicy
@@ -25,6 +26,7 @@ POLICIES: dict[str, type[Policy]] = {
     "bet": BETPolicy,
     "knn": KNNPolicy,
     "mcnn": MCNNPolicy,
+    "distilled": DistilledPolicy,
 }
 
 

@@ -109,6 +109,17 @@ def save_checkpoint(
     return final
 
 
+def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
+    """Write an in-memory policy as a loadable checkpoint folder (weights + config, no training
+    state), e.g. a teacher for ``distilled`` built in code; ``load_policy(folder)`` reads it back."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_tensors(policy.state_dict()), folder / "model.safetensors")
+    meta = {"policy": policy_config_to_json(policy.config), "spec": policy.spec.to_json(), "task": task}
+    write_json_atomic(folder / "config.json", meta)
+    return folder
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A run folder, its checkpoints folder or a step folder -> the step folder to load."""
     path = Path(path)
