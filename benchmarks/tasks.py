@@ -24,12 +24,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from protege.config import EVAL_SEED, EvalConfig, TrainConfig
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.rollout import rollout
-from protege.evaluate.stats import wilson_interval
+from protege.evaluate.stats import interval_over_seeds, wilson_interval
 from protege.machine import machine
 from protege.policies import policy_class
 from protege.tasks import TASKS, make_task
@@ -59,14 +58,6 @@ def bare_steps_per_s(task, num_envs: int = 10, min_steps: int = 3000) -> float:
         elapsed += time.perf_counter() - start
     env.close()
     return steps / elapsed
-
-
-def seed_interval(rates: list[float]) -> tuple[float, float]:
-    """95% t-interval of the mean over training seeds, clipped to [0, 1]."""
-    if len(rates) < 2 or np.std(rates) == 0:
-        return float(np.mean(rates)), float(np.mean(rates))
-    half = scipy_stats.t.ppf(0.975, len(rates) - 1) * np.std(rates, ddof=1) / np.sqrt(len(rates))
-    return max(0.0, float(np.mean(rates) - half)), min(1.0, float(np.mean(rates) + half))
 
 
 def speeds(name: str) -> dict:
@@ -114,7 +105,7 @@ def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
     result["budget"] = {"demos": int(len(kept)), "steps": args.steps, "batch_size": 256, "training_seeds": args.seeds,
                         "eval_episodes_per_seed": args.eval_episodes}
     result["policies"] = {
-        family: {"mean_success": float(np.mean(rates[family])), "t95_over_seeds": seed_interval(rates[family]),
+        family: {"mean_success": float(np.mean(rates[family])), "t95_over_seeds": interval_over_seeds(rates[family]),
                  "per_seed": rates[family], "pooled_wilson95": wilson_interval(sum(pooled[family]), len(pooled[family])),
                  "train_s_median": float(np.median(train_s[family]))}
         for family in POLICIES

@@ -44,3 +44,16 @@ def test_summary_is_computed_from_rows():
     assert s["episodes"] == 4 and s["successes"] == 3 and s["success_rate"] == 0.75
     assert s["success_ci95"] == list(wilson_interval(3, 4))
     assert s["mean_length"] == 25.0
+
+
+def test_t_quantiles_and_interval_over_seeds():
+    from protege.evaluate.stats import interval_over_seeds, t_quantile_975
+
+    # scipy.stats.t.ppf(0.975, df) for df = 1, 2, 10, 31, 100
+    for df, expected in ((1, 12.7062), (2, 4.3027), (10, 2.2281), (31, 2.0395), (100, 1.9840)):
+        assert abs(t_quantile_975(df) - expected) < 1e-3
+    lo, hi = interval_over_seeds([0.82, 0.76, 0.74])
+    mean, half = 2.32 / 3, 4.303 * 0.0416333 / 3**0.5  # sample std 0.0416333
+    assert abs(lo - (mean - half)) < 1e-6 and abs(hi - (mean + half)) < 1e-6
+    assert interval_over_seeds([1.0, 1.0, 1.0]) == (1.0, 1.0) and interval_over_seeds([0.5]) == (0.5, 0.5)
+    assert interval_over_seeds([0.0, 1.0]) == (0.0, 1.0)  # clipped

@@ -48,3 +48,27 @@ def summarize(success: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> 
         "return_ci95": [float(np.mean(returns)) - 1.96 * sem, float(np.mean(returns)) + 1.96 * sem],
         "mean_length": float(np.mean(lengths)),
     }
+
+
+#: Two-sided 95% Student-t quantiles for 1..30 degrees of freedom; larger ones use an expansion.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(df: int) -> float:
+    """0.975 quantile of Student's t (exact to 3 decimals): for intervals over a few training seeds."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963984540054
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+
+
+def interval_over_seeds(rates: list[float]) -> tuple[float, float]:
+    """95% t-interval of the mean success over training seeds, clipped to [0, 1] (a point with one seed)."""
+    mean = float(np.mean(rates))
+    if len(rates) < 2:
+        return mean, mean
+    half = t_quantile_975(len(rates) - 1) * float(np.std(rates, ddof=1)) / math.sqrt(len(rates))
+    return max(0.0, mean - half), min(1.0, mean + half)
