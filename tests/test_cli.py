@@ -235,7 +235,7 @@ def test_bench_tiny(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
           "--device", "cpu", "--out", str(out), "--no-progress"])
     assert "samples/s" in capsys.readouterr().out
     assert (out / "data" / "meta" / "info.json").is_file()
-    policies = BenchConfig().policies
+    policies = BenchConfig().families()
     for name in policies:
         assert (latest_step_dir(out / name) / "model.safetensors").is_file()
     with (out / "eval" / "episodes.csv").open(newline="") as f:
@@ -373,3 +373,36 @@ def test_policy_rejects_wrong_action_and_observation_shapes(runs: dict[str, Path
         policy.predict(wrong_obs)
     message = str(err.value)
     assert "observation.state" in message and f"(B, {cfg.n_obs}, 4)" in message and "5" in message
+
+
+def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = work / "matrix"
+    args = ["bench", "--suite", "policies", "--tasks", "toy/fork", "toy/reach", "--policies", "mlp", "knn", "flow", "distilled",
+            "--seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32", "--eval-episodes", "10",
+            "--device", "cpu", "--out", str(out), "--no-progress"]
+    main(args)
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["tasks"]) == {"toy/fork", "toy/reach"} and "machine" in summary
+    for task, families in summary["tasks"].items():
+        assert set(families) == {"mlp", "knn", "flow", "distilled"}
+        for name, r in families.items():
+            assert len(r["per_seed"]) == 2 and r["t95_over_seeds"][0] <= r["mean_success"] <= r["t95_over_seeds"][1]
+            assert r["inference_ms_per_action"]["batch_64"] > 0 and f"| `{task}` | {name} |" in printed
+        assert families["knn"]["train_samples_per_s"] is None  # fitted, not trained
+        # every family of a seed ran on the same seed list: one paired table per seed
+        with (out / task.replace("/", "-") / "seed1" / "eval" / "episodes.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 4 * 10 and len({r["seed"] for r in rows}) == 10
+    teacher = json.loads((out / "toy-fork" / "seed0" / "distilled" / "config.json").read_text())["policy"]["teacher"]
+    assert teacher.endswith("seed0/flow")
+    stamp = (out / "toy-fork" / "seed0" / "mlp" / "checkpoints" / "latest.json").stat().st_mtime_ns
+    main(args)  # a finished matrix is reused, not retrained
+    assert (out / "toy-fork" / "seed0" / "mlp" / "checkpoints" / "latest.json").stat().st_mtime_ns == stamp
+    assert json.loads((out / "summary.json").read_text())["tasks"]["toy/fork"]["mlp"]["per_seed"] == summary["tasks"]["toy/fork"]["mlp"]["per_seed"]
+
+
+def test_bench_policies_student_needs_its_teacher(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--suite", "policies", "--tasks", "toy/fork", "--policies", "distilled", "--out", str(work / "nt"), "--no-progress"])
+    assert_clean_error(err, capsys.readouterr(), "distils a 'flow' teacher")

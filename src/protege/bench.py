@@ -7,10 +7,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from protege.config import BenchConfig, CollectConfig, EvalConfig, TrainConfig
+from protege.config import POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
 from protege.machine import machine
+from protege.matrix import Matrix, run_matrix
 from protege.policies import policy_class
 from protege.train.checkpoint import write_json_atomic
 from protege.train.trainer import train
@@ -18,7 +19,9 @@ from protege.train.trainer import train
 
 def bench(cfg: BenchConfig) -> dict:
     """Run the whole pipeline into one run folder and return the evaluation report."""
-    for name in cfg.policies:
+    if cfg.suite == "policies":
+        return bench_policies(cfg)
+    for name in cfg.families():
         policy_class(name)  # fail on an unknown name before spending minutes
     out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
@@ -28,7 +31,7 @@ def bench(cfg: BenchConfig) -> dict:
     data_dir, store = collect(CollectConfig(task=cfg.task, episodes=cfg.episodes, out=out / "data", overwrite=True, progress=cfg.progress))
     timings["collect_s"] = time.perf_counter() - start
     runs = []
-    for name in cfg.policies:
+    for name in cfg.families():
         t0 = time.perf_counter()
         policy_cfg = policy_class(name).config_class()
         run = train(TrainConfig(dataset=data_dir, policy=policy_cfg, out=out / name, steps=cfg.steps, batch_size=cfg.batch_size,
@@ -42,10 +45,22 @@ def bench(cfg: BenchConfig) -> dict:
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
     report["machine"] = machine()
-    report["training"] = {name: _training_speed(out / name) for name in cfg.policies}
+    report["training"] = {name: _training_speed(out / name) for name in cfg.families()}
     write_json_atomic(out / "eval" / "summary.json", report)
     (out / "table.txt").write_text(format_report(report) + "\n")
     return report
+
+
+def bench_policies(cfg: BenchConfig) -> dict:
+    """The family comparison matrix (see protege.matrix); returns its summary with the folder."""
+    out = cfg.out or Path("runs") / f"bench-policies-{datetime.now():%Y%m%d-%H%M%S}"
+    matrix = Matrix(tasks=cfg.tasks or POLICY_SUITE_TASKS, policies=cfg.families(), seeds=cfg.seeds, episodes=cfg.episodes,
+                    steps=cfg.steps, batch_size=cfg.batch_size, eval_episodes=cfg.eval_episodes, out=out,
+                    device=cfg.device, progress=cfg.progress)
+    results = run_matrix(matrix)
+    results["machine"] = machine()
+    write_json_atomic(out / "summary.json", results)
+    return results | {"out": str(out / "summary.json")}
 
 
 def _training_speed(run_dir: Path) -> dict:

@@ -84,6 +84,11 @@ def run(command: str, cfg) -> None:
         from protege.evaluate.evaluate import format_report
 
         report = bench(cfg)
+        if cfg.suite == "policies":
+            from protege.matrix import format_matrix
+
+            print(format_matrix(report) + f"\n\nsummary: {report['out']}")
+            return
         print(format_report(report))
         t = report["timings"]
         speeds = ", ".join(f"{k} {v['median_samples_per_s']:.0f} samples/s" for k, v in report["training"].items())

@@ -171,30 +171,48 @@ class InspectConfig:
     """Also write the description as JSON here."""
 
 
+#: Tasks of ``bench --suite policies`` when none are given: toy tasks, PushT and three Meta-World tasks.
+POLICY_SUITE_TASKS = ("toy/fork", "toy/reach", "pusht", "metaworld/reach", "metaworld/push", "metaworld/pick-place")
+
+
 @dataclass
 class BenchConfig:
-    """The default benchmark: collect demos, train each policy, evaluate all on the same seeds."""
+    """Benchmarks. ``default``: collect demos, train each policy, evaluate all on the same seeds.
+    ``policies``: the family comparison matrix, tasks x families x training seeds (hours on a CPU
+    at the default budget: set --steps, --episodes, --tasks to fit yours)."""
 
+    suite: Literal["default", "policies"] = "default"
+    """Which benchmark to run."""
     task: str = "toy/fork"
-    """Registered task to benchmark on."""
-    policies: tuple[str, ...] = ("mlp", "diffusion")
-    """Policy families to train and compare (each with its default config)."""
+    """Registered task to benchmark on (default suite)."""
+    tasks: tuple[str, ...] = ()
+    """Tasks of the policies suite (default: toy/fork toy/reach pusht metaworld/reach metaworld/push metaworld/pick-place)."""
+    policies: tuple[str, ...] = ()
+    """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every registered family)."""
     episodes: int = 500
-    """Demonstration episodes collected with the scripted expert."""
+    """Demonstration episodes collected with the scripted expert (per task)."""
     steps: int = 8000
     """Optimizer steps per policy (the same budget for every family)."""
     batch_size: int = 256
     """Samples per optimizer step."""
     eval_episodes: int = 100
-    """Evaluation episodes per policy, on one shared seed list."""
+    """Evaluation episodes per policy (and training seed), on one shared seed list."""
     seed: int = 0
-    """Training seed."""
+    """Training seed (default suite)."""
+    seeds: int = 3
+    """Training seeds 0..seeds-1 per family and task (policies suite)."""
     out: Path | None = None
-    """Run folder (default: runs/bench-<date>-<time>)."""
+    """Run folder (default: runs/bench-<date>-<time>); an existing policies-suite folder is resumed."""
     device: str = "auto"
     """cpu, cuda, or auto."""
     progress: bool = True
     """Show progress bars."""
+
+    def families(self) -> tuple[str, ...]:
+        """The families to compare: the given ones, else this suite's default."""
+        if self.policies:
+            return self.policies
+        return tuple(POLICIES) if self.suite == "policies" else ("mlp", "diffusion")
 
 
 __all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "TrainConfig"]
