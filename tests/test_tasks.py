@@ -161,3 +161,27 @@ def test_averaging_the_fork_modes_crashes():
 def test_unknown_task_lists_known_ones():
     with pytest.raises(KeyError, match="unknown task 'toy/nope'.*toy/fork"):
         make_task("toy/nope")
+
+
+ASYNC_PIXELS = """
+import numpy as np
+from protege.evaluate.rollout import rollout
+from protege.tasks import make_task
+task = make_task("pointmaze/umaze", pixels=True, image_size=32)
+runs = [rollout(task, task.make_expert(), np.arange(2), num_envs=2, record=True, progress=False, asynchronous=flag)
+        for flag in (True, False)]  # subprocesses first: a parent that rendered before would pass on its GL state
+images = [r.store.obs["observation.image"] for r in runs]
+assert np.array_equal(images[0], images[1]) and images[0].std() > 0
+print("ok")
+"""
+
+
+def test_subprocess_envs_render_pixels():
+    """Gymnasium's async env builds one env in the parent; rendering must not start there (a forked
+    worker inheriting a GL context hangs), so this runs in a fresh interpreter under a timeout."""
+    pytest.importorskip("gymnasium_robotics")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ASYNC_PIXELS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

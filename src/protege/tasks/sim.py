@@ -77,7 +77,8 @@ class SimEnv(gym.Env):
     """
 
     env: gym.Env
-    _viewer: Any = None  # MuJoCo offscreen viewer, when this env renders with MuJoCo
+    _mujoco: tuple[Any, dict | None] | None = None  # MuJoCo renderer and camera, when this env renders with MuJoCo
+    _viewer: Any = None  # its offscreen viewer, made at the first frame
 
     def __init__(self, spec: TaskSpec):
         self.task_spec = spec
@@ -96,8 +97,10 @@ class SimEnv(gym.Env):
     def success(self, native_info: dict) -> bool: ...
 
     def use_mujoco_rendering(self, renderer: Any, camera: dict | None = None) -> None:
-        """Render through ``renderer`` fast, and always in this env's own GL context."""
-        self._viewer = fast_mujoco_rendering(renderer, camera)
+        """Render through ``renderer`` fast, in this env's own GL context, made at the first frame:
+        an env built but never rendered (Gymnasium's async vector env builds one in the parent to
+        read its spaces) then leaves no GL state for forked workers to inherit, which hangs them."""
+        self._mujoco = (renderer, camera)
 
     def frame(self) -> np.ndarray:
         """(H, W, 3) uint8 image of the current scene, upright.
@@ -105,7 +108,9 @@ class SimEnv(gym.Env):
         Every MuJoCo env in a process has its own GL context and Gymnasium does not switch to it
         before drawing; any other context may be current (frames came out black).
         """
-        if self._viewer is not None:
+        if self._mujoco is not None:
+            if self._viewer is None:
+                self._viewer = fast_mujoco_rendering(*self._mujoco)
             self._viewer.make_context_current()
         return self.env.render()
 
