@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import torch
 
 from protege.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
+from protege.evaluate.timing import predict_ms
 from protege.evaluate.evaluate import evaluate
 from protege.machine import machine
 from protege.policies import POLICIES, Policy, policy_class
@@ -55,13 +55,7 @@ def latency(policy: Policy, repeats: int) -> dict:
     for batch in (1, 64):
         obs = start_obs(policy, batch)
         noise = policy.sample_noise(batch, torch.Generator().manual_seed(0))
-        policy.predict(obs, noise=noise)  # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            policy.predict(obs, noise=noise)
-            times.append((time.perf_counter() - start) * 1000)
-        out[f"ms_batch_{batch}"] = round(statistics.median(times), 4)
+        out[f"ms_batch_{batch}"] = round(predict_ms(policy, obs, noise, repeats), 4)
     return out
 
 

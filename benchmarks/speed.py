@@ -18,6 +18,7 @@ import torch
 
 from protege.data.windows import WindowSampler
 from protege.evaluate.rollout import rollout
+from protege.evaluate.timing import predict_ms
 from protege.machine import machine
 from protege.policies import POLICIES, FeatureSpec, make_policy
 from protege.tasks import make_task
@@ -42,14 +43,9 @@ def train_speed(policy, sampler, batch_size: int, steps: int) -> dict:
 def inference_ms(policy, sampler, batch: int, repeats: int) -> float:
     policy.eval()
     obs = {k: v for k, v in sampler.gather(torch.arange(batch) % len(sampler)).items() if k.startswith("observation.")}
-    policy.predict(obs)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        policy.predict(obs)
-        times.append((time.perf_counter() - start) * 1000)
+    ms = predict_ms(policy, obs, repeats=repeats)
     policy.train()
-    return statistics.median(times)
+    return ms
 
 
 def main() -> None:

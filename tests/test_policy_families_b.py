@@ -20,19 +20,11 @@ from protege.policies.mcnn import MCNNConfig, MCNNPolicy
 from protege.policies.nets import memory
 from protege.tasks import make_task
 from protege.train.trainer import train
-from test_policies import SMALL
+import test_policies as contract
 
 
-@pytest.fixture(scope="module")
-def store():
-    rng = np.random.default_rng(0)
-    lengths = [12, 9, 15]
-    n = sum(lengths)
-    return EpisodeStore(
-        obs={"observation.state": rng.normal(size=(n, 5)).astype(np.float32), "observation.extra": rng.normal(size=(n, 3)).astype(np.float32)},
-        action=rng.uniform(-2, 3, size=(n, 2)).astype(np.float32),
-        episode_ends=np.cumsum(lengths),
-    )
+SMALL = contract.SMALL
+store = contract.store  # the contract's fixture: a small random dataset
 
 
 def fitted(variant, store):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import interval_over_seeds, wilson_interval
+from protege.evaluate.timing import predict_ms
 from protege.policies import policy_class
 from protege.train.checkpoint import load_policy, write_json_atomic
 from protege.train.trainer import train
@@ -88,13 +88,7 @@ def inference_ms_per_action(run: Path, store: EpisodeStore, batch: int, repeats:
     windows = sampler.gather(torch.arange(batch) % len(sampler))
     obs = {k: v for k, v in windows.items() if k in policy.spec.obs_shapes}
     noise = policy.sample_noise(batch, torch.Generator().manual_seed(0))
-    policy.predict(obs, noise=noise)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        policy.predict(obs, noise=noise)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times) / policy.config.n_action_steps
+    return predict_ms(policy, obs, noise, repeats) / policy.config.n_action_steps
 
 
 def run_matrix(matrix: Matrix) -> dict:
