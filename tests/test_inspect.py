@@ -32,10 +32,12 @@ def test_describe_counts_per_source() -> None:
     desc = describe(two_source_store())
     assert json.loads(json.dumps(desc)) == desc
     assert (desc["episodes"], desc["frames"], desc["fps"], desc["task"]) == (5, 20, 20, "stack blocks")
+    quality = {"mean_smoothness": 0.0, "mean_divergence": 0.0}  # constant actions
     assert desc["sources"] == {
-        "expert": {"episodes": 2, "success_rate": 1.0, "mean_return": 2.0, "mean_length": 5.0},
-        "noisy": {"episodes": 3, "success_rate": 1 / 3, "mean_return": -1.0, "mean_length": 10 / 3},
+        "expert": {"episodes": 2, "success_rate": 1.0, "mean_return": 2.0, "mean_length": 5.0, **quality},
+        "noisy": {"episodes": 3, "success_rate": 1 / 3, "mean_return": -1.0, "mean_length": 10 / 3, **quality},
     }
+    assert desc["per_episode"]["source"] == ["expert", "expert", "noisy", "noisy", "noisy"]
     assert desc["features"] == [
         {"name": "observation.state", "shape": [3], "dtype": "float32"},
         {"name": "observation.grid", "shape": [2, 2], "dtype": "float32"},

@@ -7,11 +7,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from protege.config import POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
+from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
+from protege.curation.curate import CurationConfig
 from protege.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
 from protege.machine import machine
-from protege.matrix import Matrix, run_matrix
+from protege.matrix import Arm, Matrix, run_matrix
 from protege.policies import policy_class
 from protege.train.checkpoint import write_json_atomic
 from protege.train.trainer import train
@@ -19,8 +20,8 @@ from protege.train.trainer import train
 
 def bench(cfg: BenchConfig) -> dict:
     """Run the whole pipeline into one run folder and return the evaluation report."""
-    if cfg.suite == "policies":
-        return bench_policies(cfg)
+    if cfg.suite in ("policies", "curation"):
+        return bench_matrix(cfg)
     for name in cfg.families():
         policy_class(name)  # fail on an unknown name before spending minutes
     out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
@@ -51,16 +52,31 @@ def bench(cfg: BenchConfig) -> dict:
     return report
 
 
-def bench_policies(cfg: BenchConfig) -> dict:
-    """The family comparison matrix (see protege.matrix); returns its summary with the folder."""
-    out = cfg.out or Path("runs") / f"bench-policies-{datetime.now():%Y%m%d-%H%M%S}"
-    matrix = Matrix(tasks=cfg.tasks or POLICY_SUITE_TASKS, policies=cfg.families(), seeds=cfg.seeds, episodes=cfg.episodes,
-                    steps=cfg.steps, batch_size=cfg.batch_size, eval_episodes=cfg.eval_episodes, out=out,
-                    device=cfg.device, progress=cfg.progress)
+def bench_matrix(cfg: BenchConfig) -> dict:
+    """A comparison matrix (see protege.matrix); returns its summary with the folder.
+
+    policies: one arm per family on expert data. curation: one arm per family and curation on a
+    mixed-quality dataset, each paired against the first curation (uniform BC by default).
+    """
+    out = cfg.out or Path("runs") / f"bench-{cfg.suite}-{datetime.now():%Y%m%d-%H%M%S}"
+    if cfg.suite == "policies":
+        arms, tasks, mixture, baseline = {name: Arm(name) for name in cfg.families()}, cfg.tasks or POLICY_SUITE_TASKS, (), ""
+    else:
+        families = cfg.families()
+        arms = {(c if len(families) == 1 else f"{f}-{c}"): Arm(f, curation_of(c)) for f in families for c in cfg.curations}
+        tasks, mixture, baseline = cfg.tasks or CURATION_SUITE_TASKS, cfg.mixture, next(iter(arms))
+    matrix = Matrix(tasks=tasks, arms=arms, seeds=cfg.seeds, episodes=cfg.episodes, steps=cfg.steps, batch_size=cfg.batch_size,
+                    eval_episodes=cfg.eval_episodes, out=out, device=cfg.device, progress=cfg.progress, mixture=mixture,
+                    baseline=baseline if len(cfg.families()) == 1 else "")
     results = run_matrix(matrix)
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
     return results | {"out": str(out / "summary.json")}
+
+
+def curation_of(name: str) -> CurationConfig:
+    """'uniform' or methods joined by '+' -> the curation config (default settings)."""
+    return CurationConfig(methods=() if name == "uniform" else tuple(name.split("+")))
 
 
 def _training_speed(run_dir: Path) -> dict:

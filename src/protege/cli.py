@@ -29,8 +29,9 @@ commands:
   collect TASK      generate demonstrations with a task's scripted expert
   train DATASET     train a policy (policy:mlp, policy:diffusion) on a dataset folder
   eval RUN [RUN..]  evaluate checkpoints on one fixed seed list; two give a paired test
-  inspect DATASET   print episodes, frames, features and per-source success of a dataset
+  inspect DATASET   print episodes, frames, features and per-source quality of a dataset
   bench             the default benchmark: collect toy/fork, train mlp + diffusion, compare
+                    (--suite policies: every family; --suite curation: curations on mixed data)
 
 `protege COMMAND --help` lists every option of a command.
 """
@@ -84,7 +85,7 @@ def run(command: str, cfg) -> None:
         from protege.evaluate.evaluate import format_report
 
         report = bench(cfg)
-        if cfg.suite == "policies":
+        if cfg.suite in ("policies", "curation"):
             from protege.matrix import format_matrix
 
             print(format_matrix(report) + f"\n\nsummary: {report['out']}")

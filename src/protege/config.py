@@ -13,6 +13,7 @@ from typing import Annotated, Literal, Union
 import torch
 import tyro
 
+from protege.curation.curate import CurationConfig
 from protege.policies import POLICIES, DiffusionConfig
 
 #: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
@@ -28,7 +29,11 @@ def resolve_device(device: str) -> torch.device:
 
 @dataclass
 class CollectConfig:
-    """Generate demonstrations with a task's scripted expert and write a LeRobotDataset v3 folder."""
+    """Generate demonstrations with a task's scripted expert and write a LeRobotDataset v3 folder.
+
+    With ``--mixture`` the episodes are split between operators of mixed quality (expert, noisy,
+    random, sluggish, corrupted; see ``protege.operators``), for testing data curation.
+    """
 
     task: tyro.conf.Positional[str] = "toy/fork"
     """Registered task name, e.g. toy/fork, metaworld/push, pusht, fetch/push, pointmaze/medium."""
@@ -46,6 +51,16 @@ class CollectConfig:
     """DART noise: execute expert action + Gaussian noise of this std (fraction of the action half-range); record the expert's action."""
     epsilon: float = 0.0
     """Probability of executing a uniform random action instead of the expert's at each step (the expert's is recorded)."""
+    mixture: tuple[str, ...] = ()
+    """Mixed-quality dataset: fraction of the episodes per operator, e.g. expert=0.3 noisy=0.4 random=0.2 corrupted=0.1 (fractions > 0 summing to 1; operators: expert, noisy, random, sluggish, corrupted). Unlike --noise/--epsilon (not combinable with it), each episode records the action its operator executed; corrupted episodes are driven by the expert but log outlier actions. Empty: expert only."""
+    noisy_scale: float = 0.3
+    """noisy operator: std of the Gaussian noise added to the expert's action, as a fraction of the action half-range."""
+    random_epsilon: float = 0.5
+    """random operator: probability per step of a uniform random action instead of the expert's."""
+    sluggish: float = 0.7
+    """sluggish operator: smoothing s in [0, 1) of a_t = s * a_{t-1} + (1 - s) * expert_t (a slow, lagging operator)."""
+    corrupt_scale: float = 5.0
+    """corrupted operator: logged actions lie 2 to this many half-ranges from the action range's center."""
     pixels: bool = False
     """Also record camera images (observation.image) for tasks whose simulator renders."""
     image_size: int = 96
@@ -100,6 +115,8 @@ class TrainConfig:
     """Checkpoint every this many steps (and at the end)."""
     resume: bool = False
     """Continue the run in --out from its latest checkpoint."""
+    curation: CurationConfig = field(default_factory=CurationConfig)
+    """Which demonstrations to learn from and how much: filters, weights, robust loss."""
     progress: bool = True
     """Show progress bars."""
 
@@ -119,10 +136,12 @@ class TrainConfig:
 
         data = dict(data)
         policy = policy_config_from_json(data.pop("policy"))
+        curation = data.pop("curation", {})
+        curation["methods"] = tuple(curation.get("methods", ()))
         for key in ("dataset", "out"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
-        return TrainConfig(policy=policy, **data)
+        return TrainConfig(policy=policy, curation=CurationConfig(**curation), **data)
 
 
 @dataclass
@@ -153,6 +172,8 @@ class EvalConfig:
     """Step environments in subprocesses (one per env); pays for slow simulators on many cores."""
     ema: bool = True
     """Use EMA weights when the checkpoint has them."""
+    labels: tuple[str, ...] = ()
+    """Names of the checkpoints in the report, one each (default: the policy family, then family:folder)."""
     out: Path | None = None
     """Folder for episodes.csv and summary.json (default: <first checkpoint>/eval)."""
     device: str = "auto"
@@ -163,32 +184,41 @@ class EvalConfig:
 
 @dataclass
 class InspectConfig:
-    """Print what a dataset holds: episodes, frames, features, per-source success and return."""
+    """Print what a dataset holds: episodes, frames, features, per-source success, return, smoothness
+    and divergence, and state coverage (see ``protege.curation.metrics``)."""
 
     dataset: tyro.conf.Positional[Path]
     """Dataset folder (LeRobotDataset v3)."""
     json: Path | None = None
-    """Also write the description as JSON here."""
+    """Also save the full report as JSON here: everything printed plus the per-episode metrics (source, success, return, length, smoothness, divergence)."""
 
 
 #: Tasks of ``bench --suite policies`` when none are given: toy tasks, PushT and three Meta-World tasks.
 POLICY_SUITE_TASKS = ("toy/fork", "toy/reach", "pusht", "metaworld/reach", "metaworld/push", "metaworld/pick-place")
+CURATION_SUITE_TASKS = ("toy/fork", "metaworld/push", "fetch/pick-place")
+CURATION_SUITE_MIXTURE = ("expert=0.3", "noisy=0.4", "random=0.2", "corrupted=0.1")
+CURATION_SUITE_ARMS = ("uniform", "success-only", "top-k", "quality", "awr", "iw-sft", "median-of-means")
 
 
 @dataclass
 class BenchConfig:
     """Benchmarks. ``default``: collect demos, train each policy, evaluate all on the same seeds.
-    ``policies``: the family comparison matrix, tasks x families x training seeds (hours on a CPU
-    at the default budget: set --steps, --episodes, --tasks to fit yours)."""
+    ``policies``: the family comparison matrix, tasks x families x training seeds. ``curation``:
+    one family trained with each curation on a mixed-quality dataset, paired against uniform BC.
+    The matrices take hours on a CPU at the default budget: set --steps, --episodes, --tasks to fit."""
 
-    suite: Literal["default", "policies"] = "default"
+    suite: Literal["default", "policies", "curation"] = "default"
     """Which benchmark to run."""
     task: str = "toy/fork"
     """Registered task to benchmark on (default suite)."""
     tasks: tuple[str, ...] = ()
-    """Tasks of the policies suite (default: toy/fork toy/reach pusht metaworld/reach metaworld/push metaworld/pick-place)."""
+    """Tasks of a matrix suite (policies default: toy/fork toy/reach pusht metaworld/reach metaworld/push metaworld/pick-place; curation default: toy/fork metaworld/push fetch/pick-place)."""
     policies: tuple[str, ...] = ()
-    """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every registered family)."""
+    """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every registered family; curation suite: mlp)."""
+    curations: tuple[str, ...] = CURATION_SUITE_ARMS
+    """Curation suite: the curations compared, each 'uniform' or methods joined by '+' (e.g. success-only+median-of-means)."""
+    mixture: tuple[str, ...] = CURATION_SUITE_MIXTURE
+    """Curation suite: operator mixture of the collected datasets (see `protege collect --mixture`)."""
     episodes: int = 500
     """Demonstration episodes collected with the scripted expert (per task)."""
     steps: int = 8000
@@ -212,7 +242,7 @@ class BenchConfig:
         """The families to compare: the given ones, else this suite's default."""
         if self.policies:
             return self.policies
-        return tuple(POLICIES) if self.suite == "policies" else ("mlp", "diffusion")
+        return {"policies": tuple(POLICIES), "curation": ("mlp",)}.get(self.suite, ("mlp", "diffusion"))
 
 
 __all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "TrainConfig"]

@@ -1,11 +1,14 @@
-"""The comparison matrix behind ``protege bench --suite policies``: tasks x policy families x seeds.
+"""The comparison matrices behind ``protege bench``: tasks x arms x training seeds.
 
-Per task, one demonstration dataset; per training seed, every family trained with the same budget
-and evaluated together on one shared seed list (so every pair is a paired comparison). Per family
-and task the summary holds the mean success over training seeds with a 95% t-interval over seeds,
-the per-seed rates, the pooled Wilson interval over all evaluation episodes, training samples/s
-and inference milliseconds per executed action at batch 1 and 64. Finished runs and evaluations
-are reused, so a killed matrix resumes where it stopped.
+An arm is a policy family trained with a curation (``--suite policies``: every family, uniform
+data; ``--suite curation``: one family, every curation, on a mixed-quality dataset). Per task,
+one demonstration dataset; per training seed, every arm trained with the same budget and
+evaluated together on one shared seed list (so every pair is a paired comparison). Per arm and
+task the summary holds the mean success over training seeds with a 95% t-interval over seeds, the
+per-seed rates, the pooled Wilson interval over all evaluation episodes, training samples/s,
+inference milliseconds per executed action at batch 1 and 64 and, against a baseline arm, the
+paired difference with its t-interval over seeds and an exact McNemar test over all episodes.
+Finished runs and evaluations are reused, so a killed matrix resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,24 +24,33 @@ import torch
 
 from protege.collect import collect
 from protege.config import CollectConfig, EvalConfig, TrainConfig
+from protege.curation.curate import CurationConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.stats import interval_over_seeds, wilson_interval
+from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, wilson_interval
 from protege.evaluate.timing import predict_ms
 from protege.policies import policy_class
 from protege.train.checkpoint import load_policy, write_json_atomic
 from protege.train.trainer import train
 
-STUDENT_TEACHER = "flow"  # a student family (one with a ``teacher`` field) distils this family's run
+STUDENT_TEACHER = "flow"  # a student family (one with a ``teacher`` field) distils the arm of this name
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One contender: a policy family (default config) trained with a curation."""
+
+    policy: str
+    curation: CurationConfig = field(default_factory=CurationConfig)
 
 
 @dataclass
 class Matrix:
-    """What to run: tasks x families x training seeds, with one budget for every family."""
+    """What to run: tasks x arms x training seeds, with one budget for every arm."""
 
     tasks: tuple[str, ...]
-    policies: tuple[str, ...]
+    arms: dict[str, Arm]
     seeds: int
     episodes: int
     steps: int
@@ -47,30 +59,39 @@ class Matrix:
     out: Path
     device: str = "auto"
     progress: bool = True
+    mixture: tuple[str, ...] = ()
+    """Collect a mixed-quality dataset (``protege collect --mixture``) instead of expert-only."""
+    baseline: str = ""
+    """Arm every other arm is paired against in the summary (none when empty)."""
 
 
-def _is_student(name: str) -> bool:
-    return "teacher" in policy_class(name).config_class.__dataclass_fields__
+def _is_student(arm: Arm) -> bool:
+    return "teacher" in policy_class(arm.policy).config_class.__dataclass_fields__
 
 
 def _check(matrix: Matrix) -> None:
-    for name in matrix.policies:
-        policy_class(name)  # unknown names fail before minutes of work
-        if _is_student(name) and STUDENT_TEACHER not in matrix.policies:
-            raise ValueError(f"policy '{name}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies")
+    for arm in matrix.arms.values():
+        policy_class(arm.policy)  # unknown names fail before minutes of work
+        arm.curation.check()
+        if _is_student(arm) and STUDENT_TEACHER not in matrix.arms:
+            raise ValueError(f"policy '{arm.policy}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies")
     if matrix.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {matrix.seeds}")
+    if matrix.baseline and matrix.baseline not in matrix.arms:
+        raise ValueError(f"baseline '{matrix.baseline}' is not one of the arms {list(matrix.arms)}")
 
 
 def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, Path]:
-    """Every family's run for one training seed (students after their teacher); reuses finished runs."""
+    """Every arm's run for one training seed (students after their teacher); reuses finished runs."""
     runs: dict[str, Path] = {}
-    for name in sorted(matrix.policies, key=_is_student):
+    for name in sorted(matrix.arms, key=lambda n: _is_student(matrix.arms[n])):
+        arm = matrix.arms[name]
         run = matrix.out / task.replace("/", "-") / f"seed{seed}" / name
         if not (run / "checkpoints" / "latest.json").exists():
-            config = policy_class(name).config_class(**({"teacher": str(runs[STUDENT_TEACHER])} if _is_student(name) else {}))
-            train(TrainConfig(dataset=data, policy=config, out=run, steps=matrix.steps, batch_size=matrix.batch_size,
-                              seed=seed, device=matrix.device, eval_every=0, save_every=matrix.steps, progress=matrix.progress))
+            config = policy_class(arm.policy).config_class(**({"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}))
+            train(TrainConfig(dataset=data, policy=config, out=run, steps=matrix.steps, batch_size=matrix.batch_size, seed=seed,
+                              device=matrix.device, eval_every=0, save_every=matrix.steps, progress=matrix.progress,
+                              curation=arm.curation))
         runs[name] = run
     return runs
 
@@ -95,23 +116,26 @@ def run_matrix(matrix: Matrix) -> dict:
     """Run (or resume) the whole matrix and write ``summary.json`` and ``table.md`` under ``out``."""
     _check(matrix)
     results: dict = {"tasks": {}, "budget": {"episodes": matrix.episodes, "steps": matrix.steps, "batch_size": matrix.batch_size,
-                                             "training_seeds": matrix.seeds, "eval_episodes_per_seed": matrix.eval_episodes}}
+                                             "training_seeds": matrix.seeds, "eval_episodes_per_seed": matrix.eval_episodes},
+                     "arms": {name: {"policy": arm.policy, "curation": arm.curation.label} for name, arm in matrix.arms.items()},
+                     "mixture": list(matrix.mixture), "baseline": matrix.baseline}
     for task in matrix.tasks:
         folder = matrix.out / task.replace("/", "-")
         data = folder / "data"
         if not (data / "meta" / "info.json").exists():
-            collect(CollectConfig(task=task, episodes=matrix.episodes, out=data, overwrite=True, progress=matrix.progress))
-        per_seed: dict[str, list[float]] = {name: [] for name in matrix.policies}
-        pooled: dict[str, list[bool]] = {name: [] for name in matrix.policies}
+            collect(CollectConfig(task=task, episodes=matrix.episodes, out=data, overwrite=True, progress=matrix.progress,
+                                  mixture=matrix.mixture))
+        per_seed: dict[str, list[float]] = {name: [] for name in matrix.arms}
+        pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         runs: dict[str, Path] = {}
         for seed in range(matrix.seeds):
             runs = _train_seed(matrix, task, data, seed)
             eval_dir = folder / f"seed{seed}" / "eval"
             if not (eval_dir / "summary.json").exists():
-                evaluate(EvalConfig(checkpoints=tuple(runs[name] for name in matrix.policies), task=task, episodes=matrix.eval_episodes,
+                evaluate(EvalConfig(checkpoints=tuple(runs.values()), labels=tuple(runs), task=task, episodes=matrix.eval_episodes,
                                     out=eval_dir, device=matrix.device, progress=matrix.progress))
             report = json.loads((eval_dir / "summary.json").read_text())
-            for name in matrix.policies:
+            for name in matrix.arms:
                 per_seed[name].append(report["policies"][name]["success_rate"])
             with (eval_dir / "episodes.csv").open(newline="") as f:
                 for row in csv.DictReader(f):
@@ -121,25 +145,41 @@ def run_matrix(matrix: Matrix) -> dict:
             name: {"mean_success": float(np.mean(per_seed[name])), "t95_over_seeds": interval_over_seeds(per_seed[name]),
                    "per_seed": per_seed[name], "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),
                    "train_samples_per_s": _samples_per_s(runs[name]),
-                   "inference_ms_per_action": {f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)}}
-            for name in matrix.policies
+                   "inference_ms_per_action": {f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)},
+                   **({"vs_baseline": paired_against(per_seed, pooled, name, matrix.baseline)}
+                      if matrix.baseline and name != matrix.baseline else {})}
+            for name in matrix.arms
         }
         write_json_atomic(matrix.out / "summary.json", results)
     (matrix.out / "table.md").write_text(format_matrix(results) + "\n")
     return results
 
 
+def paired_against(per_seed: dict[str, list[float]], pooled: dict[str, list[bool]], name: str, baseline: str) -> dict:
+    """Arm minus baseline: mean paired difference over training seeds with its 95% t-interval, and
+    an exact McNemar test over every evaluation episode (same seeds, same training seed)."""
+    differences = [a - b for a, b in zip(per_seed[name], per_seed[baseline])]
+    return {"difference": float(np.mean(differences)), "t95_over_seeds": interval_over_seeds(differences, clip=False),
+            "mcnemar": mcnemar_exact(np.array(pooled[name]), np.array(pooled[baseline]))}
+
+
 def format_matrix(results: dict) -> str:
-    """Markdown: one row per task and family."""
-    lines = ["| task | policy | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson | train samples/s | ms/action b1 / b64 |",
-             "|---|---|---|---|---|---|"]
-    for task, families in results["tasks"].items():
-        for name, r in families.items():
+    """Markdown: one row per task and arm (with a baseline: the paired difference and McNemar p)."""
+    baseline = results.get("baseline", "")
+    head = "| task | policy | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson |"
+    head += f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else ""
+    lines = [head + " train samples/s | ms/action b1 / b64 |", "|---" * (8 if baseline else 6) + "|"]
+    for task, arms in results["tasks"].items():
+        for name, r in arms.items():
             lo, hi = r["t95_over_seeds"]
             seeds = " / ".join(f"{100 * x:.0f}" for x in r["per_seed"])
             wlo, whi = r["pooled_wilson95"]
             sps = f"{r['train_samples_per_s']:,.0f}" if r["train_samples_per_s"] else "no training"
             ms = r["inference_ms_per_action"]
-            lines.append(f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | "
-                         f"[{100 * wlo:.0f}, {100 * whi:.0f}] | {sps} | {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
+            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] |"
+            if baseline:
+                vs = r.get("vs_baseline")
+                row += (f" {100 * vs['difference']:+.0f} [{100 * vs['t95_over_seeds'][0]:+.0f}, {100 * vs['t95_over_seeds'][1]:+.0f}] |"
+                        f" {vs['mcnemar']['p_value']:.3g} |") if vs else " (baseline) | |"
+            lines.append(row + f" {sps} | {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
     return "\n".join(lines)

@@ -1,17 +1,20 @@
 """What is in a dataset, at a glance: `protege inspect DATASET` prints ``format_description(describe(store))``.
 
 ``describe`` returns plain JSON-serializable data so the same summary can be logged or compared in
-tests; ``format_description`` renders it as aligned plain-text tables for the terminal.
+tests; ``format_description`` renders it as aligned plain-text tables for the terminal. The quality
+numbers (per-episode metrics, per-source summary, coverage) come from ``protege.curation.metrics``.
 """
 
 from __future__ import annotations
 
+from protege.curation.metrics import quality_report
 from protege.data.store import ACTION, EpisodeStore
 from protege.formats.lerobot import REWARD
 
 
 def describe(store: EpisodeStore) -> dict:
-    """Sizes, features and per-source quality of a store, as JSON-serializable values."""
+    """Sizes, features, per-episode quality metrics, per-source summary and state coverage of a
+    store, as JSON-serializable values."""
     per_frame = {**store.obs, ACTION: store.action, **({} if store.reward is None else {REWARD: store.reward})}
     return {
         "episodes": store.num_episodes,
@@ -21,24 +24,8 @@ def describe(store: EpisodeStore) -> dict:
         "features": [
             {"name": name, "shape": list(values.shape[1:]), "dtype": values.dtype.name} for name, values in per_frame.items()
         ],
-        "sources": _per_source(store),
+        **quality_report(store),
     }
-
-
-def _per_source(store: EpisodeStore) -> dict[str, dict]:
-    """Demonstrations from different collectors differ in quality; summarise each on its own."""
-    sources = store.episodes["source"].astype(str)
-    lengths = store.episode_lengths
-    summary = {}
-    for source in sorted(set(sources)):
-        mine = sources == source
-        summary[source] = {
-            "episodes": int(mine.sum()),
-            "success_rate": float(store.episodes["success"][mine].mean()),
-            "mean_return": float(store.episodes["return"][mine].mean()),
-            "mean_length": float(lengths[mine].mean()),
-        }
-    return summary
 
 
 def format_description(desc: dict) -> str:
@@ -47,19 +34,29 @@ def format_description(desc: dict) -> str:
         f"episodes  {desc['episodes']}",
         f"frames    {desc['frames']} at {desc['fps']} fps",
         f"task      {desc['task'] or '(none)'}",
+        f"coverage  {_coverage_line(desc['coverage'])}",
     ]
     features = _table(
         ["feature", "shape", "dtype"],
         [[f["name"], str(tuple(f["shape"])), f["dtype"]] for f in desc["features"]],
     )
     sources = _table(
-        ["source", "episodes", "success", "mean return", "mean length"],
+        ["source", "episodes", "success", "mean return", "mean length", "smoothness", "divergence"],
         [
-            [name, str(s["episodes"]), f"{s['success_rate']:.1%}", f"{s['mean_return']:.3f}", f"{s['mean_length']:.1f}"]
+            [name, str(s["episodes"]), f"{s['success_rate']:.1%}", f"{s['mean_return']:.3f}", f"{s['mean_length']:.1f}",
+             f"{s['mean_smoothness']:.3f}", "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}"]
             for name, s in desc["sources"].items()
         ],
     )
     return "\n\n".join(["\n".join(header), features, sources])
+
+
+def _coverage_line(coverage: dict) -> str:
+    if coverage["occupied_fraction"] is None:
+        return coverage["note"]
+    cells = "x".join([str(coverage["bins"])] * coverage["components"])
+    return (f"{coverage['occupied_fraction']:.1%} of {cells} cells over the first {coverage['components']} principal "
+            f"components of {coverage['key']} ({coverage['explained_variance']:.0%} of its variance)")
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:

@@ -19,6 +19,8 @@ import torch
 
 from protege.data.store import ACTION, EpisodeStore
 
+SAMPLE_WEIGHT = "sample_weight"
+
 
 @dataclass(frozen=True)
 class WindowIndex:
@@ -52,7 +54,8 @@ class WindowSampler:
     """Draws random training batches of windows from an EpisodeStore held as tensors.
 
     A batch is a dict: each observation key -> (B, n_obs, *shape), ``action`` -> (B, horizon, A),
-    ``action_is_pad`` -> (B, horizon) bool, ``obs_is_pad`` -> (B, n_obs) bool.
+    ``action_is_pad`` -> (B, horizon) bool, ``obs_is_pad`` -> (B, n_obs) bool, and
+    ``sample_weight`` -> (B,) once ``restrict`` has set weights (curation).
     """
 
     def __init__(self, store: EpisodeStore, n_obs: int, horizon: int, device: torch.device | str = "cpu"):
@@ -64,6 +67,15 @@ class WindowSampler:
         self.obs_is_pad = torch.as_tensor(index.obs_is_pad, device=self.device)
         self.action_rows = torch.as_tensor(index.action_rows, device=self.device)
         self.action_is_pad = torch.as_tensor(index.action_is_pad, device=self.device)
+        self.candidates: torch.Tensor | None = None
+        self.weights: torch.Tensor | None = None
+
+    def restrict(self, kept: np.ndarray | None, weights: np.ndarray | None = None) -> None:
+        """Sample only anchors where ``kept`` (N,) is true, and attach per-sample ``weights`` (N,)."""
+        if kept is not None and not kept.any():
+            raise ValueError("curation keeps no training samples")
+        self.candidates = None if kept is None else torch.as_tensor(np.flatnonzero(kept))
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=self.device)
 
     def __len__(self) -> int:
         return len(self.obs_rows)
@@ -77,9 +89,13 @@ class WindowSampler:
         batch[ACTION] = self.action[action_rows]
         batch["action_is_pad"] = self.action_is_pad[samples]
         batch["obs_is_pad"] = self.obs_is_pad[samples]
+        if self.weights is not None:
+            batch[SAMPLE_WEIGHT] = self.weights[samples]
         return batch
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Uniformly random batch; the generator (on the CPU) makes the stream reproducible."""
-        samples = torch.randint(len(self), (batch_size,), generator=generator)
-        return self.gather(samples)
+        """Uniformly random batch (over the kept anchors, if restricted); the generator (on the CPU)
+        makes the stream reproducible."""
+        if self.candidates is None:
+            return self.gather(torch.randint(len(self), (batch_size,), generator=generator))
+        return self.gather(self.candidates[torch.randint(len(self.candidates), (batch_size,), generator=generator)])

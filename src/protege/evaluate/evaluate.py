@@ -58,13 +58,15 @@ def evaluate(cfg: EvalConfig) -> dict:
     task_name = cfg.task or checkpoint_task(cfg.checkpoints[0])
     if not task_name:
         raise ValueError(f"checkpoint '{cfg.checkpoints[0]}' records no task; pass --task")
+    if cfg.labels and (len(cfg.labels) != len(cfg.checkpoints) or len(set(cfg.labels)) != len(cfg.labels)):
+        raise ValueError(f"--labels needs {len(cfg.checkpoints)} distinct names, one per checkpoint; got {list(cfg.labels)}")
     task = make_task(task_name)
     seeds = cfg.seed + np.arange(cfg.episodes)
     device = resolve_device(cfg.device)
     results, taken = [], set()
-    for path in cfg.checkpoints:
+    for i, path in enumerate(cfg.checkpoints):
         policy = load_policy(path, ema=cfg.ema, device=device)
-        label = _label(Path(path), policy.config.name, taken)
+        label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
         actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0, execution=cfg.execution,
                             ensemble_decay=cfg.ensemble_decay, replan_threshold=cfg.replan_threshold,
                             check_every=cfg.check_every)

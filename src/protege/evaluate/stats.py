@@ -65,10 +65,11 @@ def t_quantile_975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
-def interval_over_seeds(rates: list[float]) -> tuple[float, float]:
-    """95% t-interval of the mean success over training seeds, clipped to [0, 1] (a point with one seed)."""
+def interval_over_seeds(rates: list[float], clip: bool = True) -> tuple[float, float]:
+    """95% t-interval of the mean over training seeds (a point with one seed); ``clip`` bounds it to
+    [0, 1] for success rates (a paired difference of rates lives in [-1, 1] and is not clipped)."""
     mean = float(np.mean(rates))
     if len(rates) < 2:
         return mean, mean
     half = t_quantile_975(len(rates) - 1) * float(np.std(rates, ddof=1)) / math.sqrt(len(rates))
-    return max(0.0, mean - half), min(1.0, mean + half)
+    return (max(0.0, mean - half), min(1.0, mean + half)) if clip else (mean - half, mean + half)

@@ -18,7 +18,10 @@ from tqdm.auto import tqdm
 
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
 from protege.data.store import EpisodeStore
-from protege.data.windows import WindowSampler
+from protege.curation.curate import curate
+from protege.curation.importance import ImportanceWeighting, per_sample_losses
+from protege.curation.robust import reduce_loss
+from protege.data.windows import SAMPLE_WEIGHT, WindowSampler
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.rollout import rollout
 from protege.policies import FeatureSpec, Policy, make_policy
@@ -35,13 +38,9 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-@torch.no_grad()
 def validation_loss(policy: Policy, sampler: WindowSampler, batch_size: int, seed: int) -> float:
     """Mean loss over the whole validation set, with fixed noise draws so curves are comparable."""
-    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        losses = [policy.loss(sampler.gather(idx)) for idx in torch.arange(len(sampler)).split(batch_size)]
-    return float(torch.cat(losses).mean())
+    return float(per_sample_losses(policy, sampler, batch_size, seed).mean())
 
 
 def closed_loop_success(policy: Policy, task_name: str, episodes: int, progress: bool) -> float:
@@ -108,9 +107,11 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     store = EpisodeStore.load(cfg.dataset)
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
+    curated = curate(train_store, cfg.curation, cfg.seed)
+    iw_sft = "iw-sft" in cfg.curation.methods  # starts as BC on all data, so it fits on all data
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
     policy = make_policy(cfg.policy, spec)
-    policy.fit(train_store)
+    policy.fit(train_store if iw_sft else train_store.select(np.flatnonzero(curated.keep)))
     policy.to(device)
     # Nonparametric families (knn) are complete once fitted: no steps, no EMA copy of the memory.
     trainable = any(p.requires_grad for p in policy.parameters())
@@ -118,6 +119,9 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
     optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
+    if not iw_sft and (not curated.keep.all() or curated.weights is not None):
+        sampler.restrict(curated.kept_rows(train_store), curated.weights)
+    mom_blocks = cfg.curation.mom_blocks if "median-of-means" in cfg.curation.methods else 0
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
@@ -149,6 +153,7 @@ def train(cfg: TrainConfig) -> Path:
         save_checkpoint(run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device))
 
     eval_policy = ema.model if ema else policy
+    importance = ImportanceWeighting(cfg.curation, curated, train_store, sampler, total_steps, run_dir, cfg.seed) if iw_sft else None
 
     def evaluate_now(step: int) -> None:
         eval_policy.eval()
@@ -164,13 +169,15 @@ def train(cfg: TrainConfig) -> Path:
     window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
     policy.train()
     for step in bar:
+        if importance is not None:
+            importance.before_step(step, start, policy, eval_policy)
         t0 = time.perf_counter()
         batch = sampler.sample(cfg.batch_size, generator)
         t1 = time.perf_counter()
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = policy.loss(batch).mean()
+        loss = reduce_loss(policy.loss(batch), batch.get(SAMPLE_WEIGHT), mom_blocks)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))

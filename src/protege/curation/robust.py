@@ -1,0 +1,32 @@
+"""Robust reduction of per-sample losses: median-of-means over blocks of the batch.
+
+A corrupted demonstration step can carry an arbitrarily large loss; in the mean it drags the
+gradient wherever it likes. Splitting the (randomly ordered) batch into blocks and taking the
+median of the block means bounds that influence: a minority of blocks can hold any losses and the
+result stays within the range of the clean blocks' means.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def median_of_means(losses: torch.Tensor, blocks: int) -> torch.Tensor:
+    """Median over ``blocks`` near-equal contiguous blocks of the mean loss in each (B,) -> scalar.
+
+    With an even number of blocks the two middle block means are averaged.
+    """
+    if blocks < 1:
+        raise ValueError(f"median-of-means needs >= 1 block, got {blocks}")
+    if blocks > len(losses):
+        raise ValueError(f"median-of-means: {blocks} blocks for a batch of {len(losses)}; use a smaller --curation.mom-blocks")
+    means = torch.stack([block.mean() for block in torch.tensor_split(losses, blocks)])
+    ordered = means.sort().values
+    return 0.5 * (ordered[(blocks - 1) // 2] + ordered[blocks // 2])
+
+
+def reduce_loss(losses: torch.Tensor, weights: torch.Tensor | None, mom_blocks: int) -> torch.Tensor:
+    """Scalar training loss from per-sample losses: weighted, then mean or median-of-means."""
+    if weights is not None:
+        losses = losses * weights
+    return median_of_means(losses, mom_blocks) if mom_blocks else losses.mean()
