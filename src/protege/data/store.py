@@ -40,6 +40,8 @@ class EpisodeStore:
     reward: optional (N,) float32 per-step reward.
     fps: control frequency, used for timestamps on disk.
     task: natural-language or registry name of the task the demonstrations solve.
+    subsets: named episode lists (robomimic filter keys, LeRobot splits): name -> sorted (k,) int64
+        episode ids; they follow the episodes through ``select`` and ``concatenate``.
     """
 
     obs: dict[str, np.ndarray]
@@ -49,9 +51,11 @@ class EpisodeStore:
     reward: np.ndarray | None = None
     fps: int = 10
     task: str = ""
+    subsets: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.action = np.asarray(self.action)
+        self.subsets = {name: np.unique(np.asarray(ids, dtype=np.int64)) for name, ids in self.subsets.items()}
         self.obs = {key: np.asarray(value) for key, value in self.obs.items()}
         self.reward = None if self.reward is None else np.asarray(self.reward)
         self.episode_ends = np.asarray(self.episode_ends, dtype=np.int64)
@@ -81,6 +85,9 @@ class EpisodeStore:
         for key, value in self.episodes.items():
             if len(value) != len(ends):
                 raise DatasetError(f"episode column '{key}' has {len(value)} rows for {len(ends)} episodes")
+        for name, ids in self.subsets.items():
+            if len(ids) and (ids[0] < 0 or ids[-1] >= len(ends)):
+                raise DatasetError(f"episode subset '{name}' names episodes outside 0..{len(ends) - 1} (e.g. {ids[-1] if ids[-1] >= len(ends) else ids[0]})")
         for key, value in [(ACTION, self.action), *per_frame.items()]:
             if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
                 row = int(np.nonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))[0][0])
@@ -113,8 +120,15 @@ class EpisodeStore:
     def episode_of(self, row: int) -> int:
         return int(np.searchsorted(self.episode_ends, row, side="right"))
 
+    def subset(self, name: str) -> EpisodeStore:
+        """The store of the episodes in subset ``name`` (e.g. robomimic's ``train`` or ``better``)."""
+        if name not in self.subsets:
+            known = ", ".join(sorted(self.subsets)) or "none"
+            raise KeyError(f"dataset has no episode subset '{name}'; its subsets: {known}")
+        return self.select(self.subsets[name])
+
     def select(self, episode_ids: np.ndarray) -> EpisodeStore:
-        """A new store holding only the given episodes, in the given order."""
+        """A new store holding only the given episodes, in the given order (subsets renumbered)."""
         episode_ids = np.asarray(episode_ids, dtype=np.int64)
         starts, lengths = self.episode_starts[episode_ids], self.episode_lengths[episode_ids]
         rows = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
@@ -126,6 +140,7 @@ class EpisodeStore:
             reward=None if self.reward is None else self.reward[rows],
             fps=self.fps,
             task=self.task,
+            subsets={name: np.flatnonzero(np.isin(episode_ids, ids)) for name, ids in self.subsets.items()},
         )
 
     def split(self, val_fraction: float, seed: int) -> tuple[EpisodeStore, EpisodeStore | None]:
@@ -143,6 +158,10 @@ class EpisodeStore:
         """Join stores with the same keys, episodes in order."""
         first = stores[0]
         offsets = np.cumsum([0] + [s.num_frames for s in stores[:-1]])
+        episode_offsets = np.cumsum([0] + [s.num_episodes for s in stores[:-1]])
+        names = sorted({name for s in stores for name in s.subsets})
+        subsets = {name: np.concatenate([s.subsets.get(name, np.zeros(0, np.int64)) + o for s, o in zip(stores, episode_offsets)])
+                   for name in names}
         rewards = [s.reward for s in stores]
         return EpisodeStore(
             obs={k: np.concatenate([s.obs[k] for s in stores]) for k in first.obs},
@@ -152,6 +171,7 @@ class EpisodeStore:
             reward=None if any(r is None for r in rewards) else np.concatenate(rewards),
             fps=first.fps,
             task=first.task,
+            subsets=subsets,
         )
 
     def save(self, root: str | Path, *, overwrite: bool = False) -> Path:
