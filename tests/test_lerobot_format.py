@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from protege.data.store import DatasetError, EpisodeStore
 from protege.formats import lerobot
 from protege.formats.lerobot import read_lerobot, write_lerobot
+from store_checks import assert_bit_equal, assert_stores_equal
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 INFO = "meta/info.json"
@@ -44,30 +45,6 @@ def pusht() -> Path:
 @pytest.fixture(scope="module")
 def pusht_store(pusht: Path) -> EpisodeStore:
     return read_lerobot(pusht)
-
-
-def assert_bit_equal(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    assert actual.dtype == expected.dtype, what
-    assert actual.shape == expected.shape, what
-    if expected.dtype == object:
-        assert actual.tolist() == expected.tolist(), what
-    else:
-        assert actual.tobytes() == expected.tobytes(), what
-
-
-def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore) -> None:
-    assert list(actual.obs) == list(expected.obs)
-    for key in expected.obs:
-        assert_bit_equal(actual.obs[key], expected.obs[key], key)
-    assert_bit_equal(actual.action, expected.action, "action")
-    assert_bit_equal(actual.episode_ends, expected.episode_ends, "episode_ends")
-    assert sorted(actual.episodes) == sorted(expected.episodes)
-    for name in expected.episodes:
-        assert_bit_equal(actual.episodes[name], expected.episodes[name], name)
-    assert (actual.reward is None) == (expected.reward is None)
-    if expected.reward is not None:
-        assert_bit_equal(actual.reward, expected.reward, "reward")
-    assert (actual.fps, actual.task) == (expected.fps, expected.task)
 
 
 def small_store(lengths: tuple[int, ...] = (4, 5, 3), seed: int = 0) -> EpisodeStore:
@@ -137,8 +114,8 @@ def test_written_folder_has_lerobots_layout(pusht: Path, pusht_store: EpisodeSto
             np.testing.assert_allclose(stats[key][name], feature_stats[name], rtol=1e-6, err_msg=f"{key}/{name}")
 
 
-def test_video_features_are_skipped() -> None:
-    store = read_lerobot(fixture_folder("video-v3"))
+def test_video_features_are_skipped_without_images() -> None:
+    store = read_lerobot(fixture_folder("video-v3"), images=False)
     assert list(store.obs) == ["observation.state"]
     assert store.episode_lengths.tolist() == [30, 25, 40, 35, 20]
 

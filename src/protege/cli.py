@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import tyro
 
-from protege.config import BenchConfig, CollectConfig, EvalConfig, InspectConfig, TrainConfig
-from protege.tasks.sim import MissingExtraError
+from protege.config import BenchConfig, CollectConfig, EvalConfig, ExportConfig, ImportConfig, InspectConfig, TrainConfig
+from protege.extras import MissingExtraError
 
 #: Errors that describe bad input; shown as one line (set PROTEGE_DEBUG=1 for the traceback).
 USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, MissingExtraError)
 
 COMMANDS: dict[str, type] = {
     "collect": CollectConfig,
+    "import": ImportConfig,
+    "export": ExportConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
     "inspect": InspectConfig,
@@ -27,6 +30,8 @@ USAGE = """usage: protege COMMAND [--help] [OPTIONS]
 
 commands:
   collect TASK      generate demonstrations with a task's scripted expert
+  import SRC DEST   convert robomimic / Minari / diffusion_policy zarr / LeRobot data to a protege dataset
+  export SRC DEST   write a dataset as robomimic HDF5, Minari or LeRobot v3
   train DATASET     train a policy (policy:mlp, policy:diffusion) on a dataset folder
   eval RUN [RUN..]  evaluate checkpoints on one fixed seed list; two give a paired test
   inspect DATASET   print episodes, frames, features and per-source quality of a dataset
@@ -71,12 +76,14 @@ def run(command: str, cfg) -> None:
         report = evaluate(cfg)
         print(format_report(report))
         print(f"\nper-episode rows and summary in {report['out']}")
+    elif command in ("import", "export"):
+        convert(command, cfg)
     elif command == "inspect":
         from protege.data.inspect import describe, format_description
-        from protege.data.store import EpisodeStore
+        from protege.formats import read_dataset
         from protege.train.checkpoint import write_json_atomic
 
-        desc = describe(EpisodeStore.load(cfg.dataset))
+        desc = describe(read_dataset(cfg.dataset, cfg.format, images=False))
         print(format_description(desc))
         if cfg.json:
             write_json_atomic(cfg.json, desc)
@@ -94,6 +101,21 @@ def run(command: str, cfg) -> None:
         t = report["timings"]
         speeds = ", ".join(f"{k} {v['median_samples_per_s']:.0f} samples/s" for k, v in report["training"].items())
         print(f"\ntraining: {speeds}; total {t['total_s']:.0f} s; everything in {Path(report['out']).parent}")
+
+
+def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:
+    """import: any format -> protege folder; export: any readable dataset -> ``cfg.format``."""
+    from protege.data.inspect import describe, format_description
+    from protege.formats import read_dataset, write_dataset
+
+    start = time.perf_counter()
+    store = read_dataset(cfg.source, cfg.format if command == "import" else "auto", obs_keys=cfg.obs_keys or None, images=cfg.images, progress=cfg.progress)
+    fmt = "lerobot" if command == "import" else cfg.format
+    out = write_dataset(store, cfg.dest, fmt, overwrite=cfg.overwrite, progress=cfg.progress, **({"video": cfg.video} if fmt == "lerobot" else {}))
+    seconds = time.perf_counter() - start
+    print(format_description(describe(store)))
+    print(f"\nwrote {store.num_episodes} episodes ({store.num_frames} frames) to {out} in {seconds:.1f} s "
+          f"({store.num_frames / max(seconds, 1e-9):,.0f} frames/s)")
 
 
 def main(argv: list[str] | None = None) -> None:

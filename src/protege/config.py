@@ -19,6 +19,9 @@ from protege.policies import POLICIES, DiffusionConfig
 #: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
 PolicyChoice = Union[tuple(Annotated[cls.config_class, tyro.conf.subcommand(name)] for name, cls in POLICIES.items())]  # type: ignore[valid-type]
 
+#: Dataset formats `protege import` reads (see protege.formats).
+DatasetFormat = Literal["auto", "lerobot", "robomimic", "minari", "zarr"]
+
 #: First seeds of the three disjoint seed ranges, so evaluation never starts from a demo's state.
 COLLECT_SEED, TRAIN_EVAL_SEED, EVAL_SEED = 0, 200_000, 100_000
 
@@ -78,7 +81,9 @@ class TrainConfig:
     """Train a policy on a dataset folder; writes checkpoints, metrics and its config to a run folder."""
 
     dataset: tyro.conf.Positional[Path]
-    """Dataset folder (LeRobotDataset v3, e.g. written by `protege collect`)."""
+    """Dataset: a folder written by `protege collect` / `protege import` (LeRobotDataset v3), or any format `protege import` reads."""
+    episodes: str = ""
+    """Train on this named episode subset only (e.g. robomimic's train or better; `protege inspect` lists them)."""
     policy: PolicyChoice = field(default_factory=DiffusionConfig)
     """Policy family and its settings."""
     out: Path | None = None
@@ -188,9 +193,55 @@ class InspectConfig:
     and divergence, and state coverage (see ``protege.curation.metrics``)."""
 
     dataset: tyro.conf.Positional[Path]
-    """Dataset folder (LeRobotDataset v3)."""
+    """Dataset: a protege/LeRobot folder or any format `protege import` reads (image features are not decoded)."""
+    format: DatasetFormat = "auto"
+    """Format of the dataset (auto: judged by its layout)."""
     json: Path | None = None
     """Also save the full report as JSON here: everything printed plus the per-episode metrics (source, success, return, length, smoothness, divergence)."""
+
+
+@dataclass
+class ImportConfig:
+    """Convert demonstrations from another tool's format into a protege dataset (LeRobotDataset v3)."""
+
+    source: tyro.conf.Positional[Path]
+    """robomimic .hdf5, Minari dataset folder (or id under MINARI_DATASETS_PATH), diffusion_policy .zarr / .zarr.zip, or LeRobot v3 / v2.1 folder."""
+    dest: tyro.conf.Positional[Path]
+    """Dataset folder to write."""
+    format: DatasetFormat = "auto"
+    """Format of the source (auto: judged by its layout)."""
+    obs_keys: tuple[str, ...] = ()
+    """Convert only these observation keys (default: all)."""
+    images: bool = True
+    """Convert image/video observations (--no-images: state only, nothing decoded)."""
+    video: bool = True
+    """Store images as MP4 video (LeRobot's layout: small, lossy, ~1/255 mean error); --no-video keeps them bit-exact uint8 arrays."""
+    overwrite: bool = False
+    """Replace the destination if it exists."""
+    progress: bool = True
+    """Show a progress bar over episodes."""
+
+
+@dataclass
+class ExportConfig:
+    """Write a dataset in another tool's format (robomimic HDF5, Minari, LeRobot v3)."""
+
+    source: tyro.conf.Positional[Path]
+    """Dataset to export (a protege/LeRobot folder or any format `protege import` reads)."""
+    dest: tyro.conf.Positional[Path]
+    """File or folder to write (robomimic: a .hdf5 file; minari, lerobot: a folder)."""
+    format: Literal["robomimic", "minari", "lerobot"] = "robomimic"
+    """Format to write."""
+    obs_keys: tuple[str, ...] = ()
+    """Export only these observation keys (default: all)."""
+    images: bool = True
+    """Export image/video observations too."""
+    video: bool = True
+    """lerobot: store images as MP4 video; --no-video keeps them bit-exact uint8 arrays."""
+    overwrite: bool = False
+    """Replace the destination if it exists."""
+    progress: bool = True
+    """Show a progress bar over episodes."""
 
 
 #: Tasks of ``bench --suite policies`` when none are given: toy tasks, PushT and three Meta-World tasks.
@@ -245,4 +296,4 @@ class BenchConfig:
         return {"policies": tuple(POLICIES), "curation": ("mlp",)}.get(self.suite, ("mlp", "diffusion"))
 
 
-__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "InspectConfig", "TrainConfig"]
+__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "ExportConfig", "ImportConfig", "InspectConfig", "TrainConfig"]

@@ -164,22 +164,25 @@ def paired_against(per_seed: dict[str, list[float]], pooled: dict[str, list[bool
 
 
 def format_matrix(results: dict) -> str:
-    """Markdown: one row per task and arm (with a baseline: the paired difference and McNemar p)."""
+    """Markdown: one row per task and arm. With a baseline (one family, several curations) the
+    paired difference and McNemar p replace the inference timings, which do not differ by curation."""
     baseline = results.get("baseline", "")
-    head = "| task | policy | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson |"
-    head += f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else ""
-    lines = [head + " train samples/s | ms/action b1 / b64 |", "|---" * (8 if baseline else 6) + "|"]
+    head = f"| task | {'curation' if baseline else 'policy'} | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson | train samples/s |"
+    head += f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else " ms/action b1 / b64 |"
+    lines = [head, "|---" * (7 if baseline else 6) + "|"]
     for task, arms in results["tasks"].items():
         for name, r in arms.items():
             lo, hi = r["t95_over_seeds"]
             seeds = " / ".join(f"{100 * x:.0f}" for x in r["per_seed"])
             wlo, whi = r["pooled_wilson95"]
             sps = f"{r['train_samples_per_s']:,.0f}" if r["train_samples_per_s"] else "no training"
-            ms = r["inference_ms_per_action"]
-            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] |"
-            if baseline:
-                vs = r.get("vs_baseline")
-                row += (f" {100 * vs['difference']:+.0f} [{100 * vs['t95_over_seeds'][0]:+.0f}, {100 * vs['t95_over_seeds'][1]:+.0f}] |"
-                        f" {vs['mcnemar']['p_value']:.3g} |") if vs else " (baseline) | |"
-            lines.append(row + f" {sps} | {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
+            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] | {sps} |"
+            if not baseline:
+                ms = r["inference_ms_per_action"]
+                lines.append(row + f" {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
+                continue
+            vs = r.get("vs_baseline")
+            dlo, dhi = vs["t95_over_seeds"] if vs else (0, 0)
+            lines.append(row + (f" {100 * vs['difference']:+.0f} [{100 * dlo:+.0f}, {100 * dhi:+.0f}] | {vs['mcnemar']['p_value']:.2g} |"
+                                if vs else " (baseline) | |"))
     return "\n".join(lines)

@@ -45,8 +45,11 @@ class CurationConfig:
     """iw-sft: fraction of the steps spent on plain BC over all data; that policy is the reference."""
     iw_every: int = 100
     """iw-sft: recompute the importance weights every this many steps."""
-    mom_blocks: int = 8
-    """median-of-means: blocks per batch."""
+    mom_blocks: int = 64
+    """median-of-means: blocks per batch. The median is robust only while most blocks are clean: with a
+    share e of corrupted samples a block of b samples is clean with probability (1 - e)^b, so blocks of
+    ~4 samples (64 at batch 256) tolerate up to ~15% corrupted samples; blocks of 32 tolerate ~2%.
+    Capped at the batch size (blocks of one sample: the median loss)."""
 
     def check(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]

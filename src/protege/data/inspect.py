@@ -24,6 +24,7 @@ def describe(store: EpisodeStore) -> dict:
         "features": [
             {"name": name, "shape": list(values.shape[1:]), "dtype": values.dtype.name} for name, values in per_frame.items()
         ],
+        "subsets": {name: len(ids) for name, ids in sorted(store.subsets.items())},
         **quality_report(store),
     }
 
@@ -35,6 +36,7 @@ def format_description(desc: dict) -> str:
         f"frames    {desc['frames']} at {desc['fps']} fps",
         f"task      {desc['task'] or '(none)'}",
         f"coverage  {_coverage_line(desc['coverage'])}",
+        *([f"subsets   {', '.join(f'{name} ({n} episodes)' for name, n in desc['subsets'].items())}"] if desc["subsets"] else []),
     ]
     features = _table(
         ["feature", "shape", "dtype"],

@@ -174,10 +174,12 @@ class EpisodeStore:
             subsets=subsets,
         )
 
-    def save(self, root: str | Path, *, overwrite: bool = False) -> Path:
+    def save(self, root: str | Path, *, overwrite: bool = False, video: bool = False) -> Path:
+        """Write a LeRobotDataset v3 folder. Images stay bit-exact uint8 arrays in the parquet unless
+        ``video`` (LeRobot's MP4 layout: smaller, lossy)."""
         from protege.formats.lerobot import write_lerobot
 
-        return write_lerobot(self, Path(root), overwrite=overwrite)
+        return write_lerobot(self, Path(root), overwrite=overwrite, video=video)
 
     @staticmethod
     def load(root: str | Path) -> EpisodeStore:

@@ -1,0 +1,84 @@
+"""Outside dataset formats, one file each, all converting to and from the EpisodeStore.
+
+A format is a module with ``read_<name>``, ``looks_like_<name>`` and (unless read-only)
+``write_<name>``; adding one is a new file plus one line in ``FORMATS``. Modules are imported on
+use, so the libraries a format needs (h5py, zarr, PyAV, minari) stay optional extras.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from protege.data.store import EpisodeStore
+from protege.extras import require
+
+
+@dataclass(frozen=True)
+class Format:
+    """Where a format's code lives, the libraries it imports and the extra that installs them."""
+
+    module: str
+    libraries: tuple[str, ...] = ()
+    extra: str = "formats"
+    writable: bool = True
+
+    def load(self, name: str) -> ModuleType:
+        for library in self.libraries:
+            require(library, self.extra, what=f"the {name} format")
+        return require(self.module, self.extra, what=f"the {name} format")
+
+
+FORMATS: dict[str, Format] = {
+    "lerobot": Format("protege.formats.lerobot"),
+    "robomimic": Format("protege.formats.robomimic", ("h5py",)),
+    "minari": Format("protege.formats.minari", ("h5py", "minari")),
+    "zarr": Format("protege.formats.zarr_replay", ("zarr",), writable=False),
+}
+
+
+def _function(name: str, verb: str):
+    if name not in FORMATS:
+        raise KeyError(f"unknown dataset format '{name}'; known formats: {', '.join(FORMATS)}")
+    module = FORMATS[name].load(name)
+    return getattr(module, f"{verb}_{FORMATS[name].module.rsplit('.', 1)[1]}")
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of the dataset at ``path``, judged by its layout (formats whose library is missing
+    are skipped). A folder that looks like none is taken for protege's own (LeRobot) format, whose
+    reader then names what is missing."""
+    path = Path(path)
+    for name in FORMATS:
+        try:
+            if _function(name, "looks_like")(path):
+                return name
+        except ImportError:
+            continue
+    if path.is_dir():
+        return "lerobot"
+    if not path.exists():
+        raise FileNotFoundError(f"no such dataset folder or file: '{path}'")
+    raise ValueError(f"cannot tell the format of '{path}'; pass --format ({', '.join(FORMATS)})")
+
+
+def read_dataset(path: str | Path, format: str = "auto", obs_keys: Sequence[str] | None = None, images: bool = True,
+                 progress: bool = False) -> EpisodeStore:
+    """Read any supported dataset; ``obs_keys``/``images`` limit what is read (and decoded) from disk."""
+    name = detect_format(path) if format == "auto" else format
+    return _function(name, "read")(Path(path), obs_keys=obs_keys, images=images, progress=progress)
+
+
+def write_dataset(store: EpisodeStore, path: str | Path, format: str, overwrite: bool = False, progress: bool = False,
+                  **options) -> Path:
+    """Write ``store`` in ``format`` (``options`` go to its writer, e.g. lerobot's ``video``);
+    read-only formats say which ones can be written."""
+    if format in FORMATS and not FORMATS[format].writable:
+        writable = ", ".join(n for n, f in FORMATS.items() if f.writable)
+        raise ValueError(f"the {format} format is read-only here; write one of: {writable}")
+    return _function(format, "write")(store, Path(path), overwrite=overwrite, progress=progress, **options)
+
+
+__all__ = ["FORMATS", "detect_format", "read_dataset", "write_dataset"]

@@ -1,46 +1,84 @@
-"""LeRobotDataset v3 folders: protege's on-disk format.
+"""LeRobotDataset folders: protege's on-disk format (v3.0 read and written, v2.1 read).
 
 Why this format: it is what LeRobot and the Hugging Face Hub share demonstrations in, so data that
 protege records can be trained on by LeRobot and LeRobot datasets can be trained on by protege.
 
-Layout under the dataset root (one chunk, one file each; LeRobot itself may split into several)::
+v3.0 layout under the dataset root (one chunk, one file each when protege writes; LeRobot may split
+into several)::
 
-    meta/info.json                            fps, frame/episode counts, per-feature dtype and shape
+    meta/info.json                            fps, counts, per-feature dtype and shape, splits, path templates
     meta/stats.json                           per-feature min/max/mean/std/count and q01..q99
     meta/tasks.parquet                        task strings (pandas index) -> task_index
-    meta/episodes/chunk-000/file-000.parquet  one row per episode: frame range, per-episode stats,
-                                              and protege's per-episode columns (success, return, ...)
-    data/chunk-000/file-000.parquet           one row per frame
+    meta/subsets.json                         protege's named episode lists {name: [episode ids]}
+    meta/episodes/chunk-000/file-000.parquet  one row per episode: frame range, video time range per
+                                              camera, per-episode stats, protege's per-episode columns
+    data/chunk-000/file-000.parquet           one row per frame; video features have no column here
+    videos/<key>/chunk-000/file-000.mp4       one camera, all episodes back to back
 
-Protege's per-episode columns ride along in the episodes parquet, which LeRobot loads and ignores.
-Observations, actions and rewards are stored and read back as float32, except uint8 observations
-(camera images), which keep their 1-byte pixels.
+v2.1 layout (read only; LeRobot converts it to v3.0 with convert_dataset_v21_to_v30)::
+
+    meta/info.json                            also chunks_size; data_path/video_path use episode_chunk
+    meta/episodes.jsonl, meta/tasks.jsonl     one JSON object per line: episode_index/tasks/length; task_index/task
+    data/chunk-000/episode_000000.parquet     one file per episode (chunk = episode_index // chunks_size)
+    videos/chunk-000/<key>/episode_000000.mp4 one file per episode and camera, time starting at 0
+
+Mapping to the EpisodeStore: numeric ``observation.*`` features and video features become ``obs``
+under the same names (float32; uint8 arrays stay uint8; videos decode to (N, H, W, 3) uint8),
+``action`` and ``next.reward`` become ``action`` and ``reward``, the single task string becomes
+``task``, scalar episodes-parquet columns that are not LeRobot's own become ``episodes`` (success,
+return, source, seed: they ride along in the episodes parquet, which LeRobot loads and ignores),
+and ``subsets`` come from meta/subsets.json, else from info.json "splits" ({"train": "0:5"}).
+Writing, (N, H, W, 3) uint8 observations become MP4 videos (lossy, error measured in
+``protege.formats.video``) or, with ``video=False``, uint8 arrays in the data parquet; everything
+else round-trips bit-exact. Subsets go to meta/subsets.json, and the contiguous ones also to "splits".
+Not carried: per-dimension feature names; several tasks (refused); LeRobot "image" features (PNG
+bytes in the parquet) and v2.1 per-episode stats are not read.
+
+What LeRobot's docs do not say (seen in files LeRobot 0.4.4 writes): a video feature's shape is
+[H, W, C] with names ["height", "width", "channels"] (v2.0 files used [C, H, W] with "channel"
+first: the names decide); episode k of an MP4 spans exactly its frames, from_timestamp = frames
+before it / fps, with no gap; the MP4 time base is 1/(1024 fps); LeRobot encodes AV1 with a
+keyframe every 2 frames; video stats are per channel, shaped (3, 1, 1), of pixels scaled to [0, 1];
+"splits" holds "start:end" strings, always with "train".
 """
 
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm.auto import tqdm
 
 from protege.data.store import ACTION, DatasetError, EpisodeStore
+from protege.formats.files import move_into_place, refuse_existing, sibling, stored_dtype, write_json
+from protege.extras import require
 
 CODEBASE_VERSION = "v3.0"
+V21 = "v2.1"
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
+SUBSETS_PATH = "meta/subsets.json"
+V21_EPISODES_PATH = "meta/episodes.jsonl"
+V21_TASKS_PATH = "meta/tasks.jsonl"
 OBSERVATION_PREFIX = "observation."
 REWARD = "next.reward"
 #: LeRobot's own columns of the episodes parquet; everything else scalar is protege metadata.
 EPISODE_BOOKKEEPING = frozenset({"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"})
 EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")
+EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
+VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 #: Same values as LeRobot 0.4.4 writes; LeRobot uses them only when it appends to a dataset.
 INFO_DEFAULTS = {"chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 200}
@@ -49,9 +87,12 @@ INFO_DEFAULTS = {"chunks_size": 1000, "data_files_size_in_mb": 100, "video_files
 # ----------------------------------------------------------------------------------------- writing
 
 
-def write_lerobot(store: EpisodeStore, root: Path, *, overwrite: bool = False) -> Path:
-    """Write ``store`` as a LeRobotDataset v3 folder at ``root`` so LeRobot can load it as is.
+def write_lerobot(store: EpisodeStore, root: Path, *, overwrite: bool = False, progress: bool = False, video: bool = True) -> Path:
+    """Write ``store`` as a LeRobotDataset v3.0 folder at ``root`` so LeRobot can load it as is.
 
+    ``video``: (N, H, W, 3) uint8 observations are encoded to one MP4 per camera (AV1 in yuv420p,
+    lossy: about 1 grey level of mean error on flat-coloured scenes, see protege.formats.video);
+    with ``video=False`` they are stored as uint8 arrays in the data parquet, bit-exact.
     The folder is built in a hidden sibling and renamed into place, so a killed write never leaves
     a half-written ``root``. An existing ``root`` raises FileExistsError unless ``overwrite``.
     ``store.task`` is written verbatim, even when empty, so a round trip gives back the same store.
@@ -60,13 +101,13 @@ def write_lerobot(store: EpisodeStore, root: Path, *, overwrite: bool = False) -
     root = Path(root)
     store.validate()
     _check_writable(store)
-    _refuse_existing(root, overwrite)
+    refuse_existing(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = _sibling(root, "tmp")
+    staging = sibling(root, "tmp")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        _write_folder(store, staging)
-        _move_into_place(staging, root, overwrite)
+        _write_folder(store, staging, _video_keys(store) if video else [], progress)
+        move_into_place(staging, root, overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return root
@@ -86,46 +127,46 @@ def _check_writable(store: EpisodeStore) -> None:
             raise DatasetError(f"episode column '{name}' must hold one scalar per episode, got shape {np.shape(values)}")
 
 
-def _refuse_existing(root: Path, overwrite: bool) -> None:
-    if not root.exists() or (overwrite and root.is_dir()):
-        return
-    hint = "pass overwrite=True to replace it" if root.is_dir() else "it is not a dataset folder"
-    raise FileExistsError(f"{root} already exists; {hint}")
+def _video_keys(store: EpisodeStore) -> list[str]:
+    """Observations that are RGB camera images: (N, H, W, 3) uint8."""
+    return [key for key, values in store.obs.items() if values.dtype == np.uint8 and values.ndim == 4 and values.shape[-1] == 3]
 
 
-def _sibling(root: Path, purpose: str) -> Path:
-    return root.parent / f".{root.name}.{purpose}-{os.getpid()}"
-
-
-def _move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
-    """Rename the finished folder to ``root``; an old ``root`` is moved aside first, then deleted."""
-    _refuse_existing(root, overwrite)
-    if not root.exists():
-        staging.rename(root)
-        return
-    old = _sibling(root, "old")
-    root.rename(old)
-    try:
-        staging.rename(root)
-    except BaseException:
-        old.rename(root)
-        raise
-    shutil.rmtree(old)
-
-
-def _write_folder(store: EpisodeStore, folder: Path) -> None:
+def _write_folder(store: EpisodeStore, folder: Path, video_keys: list[str], progress: bool) -> None:
     frames = _frame_features(store)
     first_file = {"chunk_index": 0, "file_index": 0}
-    _write_json(folder / INFO_PATH, _info(store, frames))
-    _write_json(folder / STATS_PATH, {key: _as_lists(_feature_stats(values)) for key, values in frames.items()})
+    video_info = _write_videos(store, folder, video_keys, progress) if video_keys else {}
+    write_json(folder / INFO_PATH, _info(store, frames, video_info))
+    write_json(folder / STATS_PATH, {key: _as_lists(_feature_stats(values)) for key, values in frames.items()})
+    write_json(folder / SUBSETS_PATH, {name: ids.tolist() for name, ids in store.subsets.items()})
     _write_parquet(folder / TASKS_PATH, _tasks_table(store.task))
-    _write_parquet(folder / EPISODES_PATH.format(**first_file), _episodes_table(store, frames))
-    _write_parquet(folder / DATA_PATH.format(**first_file), _data_table(frames))
+    _write_parquet(folder / EPISODES_PATH.format(**first_file), _episodes_table(store, frames, video_keys))
+    _write_parquet(folder / DATA_PATH.format(**first_file), _data_table({k: v for k, v in frames.items() if k not in video_keys}))
 
 
-def _write_json(path: Path, content: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=4, ensure_ascii=False))
+def _video_module() -> ModuleType:
+    return require("protege.formats.video", "formats", what="LeRobot video features")
+
+
+def _write_videos(store: EpisodeStore, folder: Path, keys: list[str], progress: bool) -> dict[str, dict]:
+    """Encode each camera into one MP4, episodes back to back; returns info.json's video block per key."""
+    video = _video_module()
+    bar = tqdm(total=store.num_episodes * len(keys), desc="encode video", unit="ep", disable=not progress, leave=False)
+    with bar:
+        for key in keys:
+            path = folder / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
+            try:
+                encoder = video.pick_encoder()
+                video.encode_segments(path, store.obs[key], store.episode_ends, int(store.fps), encoder, bar.update)
+            except video.VideoError as error:
+                raise DatasetError(f"'{key}': {error}; write_lerobot(..., video=False) stores images as uint8 arrays instead") from error
+    return {key: _video_info(store.obs[key].shape[1:], int(store.fps), video.codec_name(encoder), video.PIX_FMT) for key in keys}
+
+
+def _video_info(shape: tuple[int, ...], fps: int, codec: str, pix_fmt: str) -> dict:
+    height, width, channels = (int(size) for size in shape)
+    return {"video.height": height, "video.width": width, "video.codec": codec, "video.pix_fmt": pix_fmt,
+            "video.is_depth_map": False, "video.fps": fps, "video.channels": channels, "has_audio": False}
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
@@ -139,16 +180,11 @@ def _per_frame(values: np.ndarray, dtype: type) -> np.ndarray:
     return values.reshape(len(values), 1) if values.ndim == 1 else values
 
 
-def _stored_dtype(dtype: np.dtype | str) -> type:
-    """uint8 (images) as is; every other numeric feature as float32."""
-    return np.uint8 if np.dtype(dtype) == np.uint8 else np.float32
-
-
 def _frame_features(store: EpisodeStore) -> dict[str, np.ndarray]:
-    """Every data column, in LeRobot's order (user features, then its bookkeeping columns)."""
+    """Every per-frame feature, in LeRobot's order (user features, then its bookkeeping columns)."""
     n = store.num_frames
     frame_index = np.arange(n) - np.repeat(store.episode_starts, store.episode_lengths)
-    features = {key: _per_frame(values, _stored_dtype(values.dtype)) for key, values in store.obs.items()}
+    features = {key: _per_frame(values, stored_dtype(values.dtype)) for key, values in store.obs.items()}
     features[ACTION] = _per_frame(store.action, np.float32)
     if store.reward is not None:
         features[REWARD] = _per_frame(store.reward, np.float32)
@@ -161,7 +197,12 @@ def _frame_features(store: EpisodeStore) -> dict[str, np.ndarray]:
     }
 
 
-def _info(store: EpisodeStore, frames: dict[str, np.ndarray]) -> dict:
+def _info(store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[str, dict]) -> dict:
+    def feature(key: str, values: np.ndarray) -> dict:
+        if key in video_info:
+            return {"dtype": "video", "shape": list(values.shape[1:]), "names": ["height", "width", "channels"], "info": video_info[key]}
+        return {"dtype": values.dtype.name, "shape": list(values.shape[1:]), "names": None}
+
     return {
         "codebase_version": CODEBASE_VERSION,
         "robot_type": None,
@@ -170,13 +211,18 @@ def _info(store: EpisodeStore, frames: dict[str, np.ndarray]) -> dict:
         "total_tasks": 1,
         **INFO_DEFAULTS,
         "fps": int(store.fps),
-        "splits": {"train": f"0:{store.num_episodes}"},
+        "splits": _splits(store),
         "data_path": DATA_PATH,
-        "video_path": None,
-        "features": {
-            key: {"dtype": values.dtype.name, "shape": list(values.shape[1:]), "names": None} for key, values in frames.items()
-        },
+        "video_path": VIDEO_PATH if video_info else None,
+        "features": {key: feature(key, values) for key, values in frames.items()},
     }
+
+
+def _splits(store: EpisodeStore) -> dict[str, str]:
+    """LeRobot's "start:end" form of each subset that is a contiguous episode range; "train" is
+    every episode unless the store has its own."""
+    ranges = {name: f"{ids[0]}:{ids[-1] + 1}" for name, ids in store.subsets.items() if len(ids) and ids[-1] - ids[0] + 1 == len(ids)}
+    return ({} if "train" in store.subsets else {"train": f"0:{store.num_episodes}"}) | ranges
 
 
 def _feature_stats(values: np.ndarray) -> dict[str, np.ndarray]:
@@ -223,8 +269,9 @@ def _tasks_table(task: str) -> pa.Table:
     return table.replace_schema_metadata({"pandas": json.dumps(pandas_metadata)})
 
 
-def _episodes_table(store: EpisodeStore, frames: dict[str, np.ndarray]) -> pa.Table:
+def _episodes_table(store: EpisodeStore, frames: dict[str, np.ndarray], video_keys: list[str]) -> pa.Table:
     zeros = np.zeros(store.num_episodes, dtype=np.int64)
+    times = (zeros, zeros, store.episode_starts / store.fps, store.episode_ends / store.fps)  # float64 seconds
     return pa.table(
         {
             "episode_index": np.arange(store.num_episodes, dtype=np.int64),
@@ -234,6 +281,7 @@ def _episodes_table(store: EpisodeStore, frames: dict[str, np.ndarray]) -> pa.Ta
             "data/file_index": zeros,
             "dataset_from_index": store.episode_starts,
             "dataset_to_index": store.episode_ends,
+            **{f"videos/{key}/{name}": values for key in video_keys for name, values in zip(VIDEO_COLUMNS, times)},
             **_episode_stats_columns(frames, store.episode_starts, store.episode_ends),
             "meta/episodes/chunk_index": zeros,
             "meta/episodes/file_index": zeros,
@@ -287,32 +335,48 @@ def _data_table(frames: dict[str, np.ndarray]) -> pa.Table:
     return table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
+
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_lerobot(root: Path) -> EpisodeStore:
-    """Load a LeRobotDataset v3 folder, written by protege or by LeRobot, into an EpisodeStore.
+def looks_like_lerobot(path: Path) -> bool:
+    """A folder whose meta/info.json names a LeRobot ``codebase_version`` (never raises)."""
+    try:
+        info = json.loads((Path(path) / INFO_PATH).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "codebase_version" in info
 
-    Numeric ``observation.*`` features become ``obs`` (video and image features are skipped),
-    ``action`` and ``next.reward`` become ``action`` and ``reward``, and scalar episodes-parquet
-    columns that are not LeRobot's own become ``episodes``. Anything malformed raises DatasetError
-    naming the file or key at fault.
+
+def read_lerobot(root: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False) -> EpisodeStore:
+    """Load a LeRobotDataset folder (v3.0 or v2.1), written by protege or by LeRobot, into an EpisodeStore.
+
+    ``obs_keys=None`` loads every observation feature, except images and videos when ``images`` is
+    False; a list loads exactly those. Only the parquet columns of the loaded features are read
+    and only the videos of loaded keys are opened, so a state-only read never decodes video.
+    ``progress`` shows a bar over episodes while decoding videos or reading v2.1 episode files.
+    Anything malformed raises DatasetError naming the file, episode or key at fault.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such dataset folder")
     info = _read_info(root)
-    arrays, frame_episodes = _read_frames(root, info)
-    episodes = _read_episodes(root)
+    keys = _wanted_observations(info, obs_keys, images, root / INFO_PATH)
+    video_keys = [key for key in keys if info["features"][key].get("dtype") == "video"]
+    layout = (_v3_layout if info["codebase_version"] == CODEBASE_VERSION else _v21_layout)(root, info, video_keys)
+    arrays, frame_episodes = _read_frames(layout, [key for key in keys if key not in video_keys], progress)
+    ends = _episode_ends(layout.episodes, frame_episodes, layout.episodes_path)
+    arrays |= {key: _read_video(layout, key, progress) for key in video_keys}
     reward = arrays.pop(REWARD, None)
     parts = dict(
         action=arrays.pop(ACTION),
-        obs=arrays,
-        episode_ends=_episode_ends(episodes, frame_episodes, root / "meta" / "episodes"),
-        episodes=_protege_episode_columns(episodes),
+        obs={key: arrays[key] for key in keys},
+        episode_ends=ends,
+        episodes=_protege_episode_columns(layout.episodes),
         reward=None if reward is None else reward[:, 0],
         fps=info["fps"],
-        task=_read_task(root / TASKS_PATH),
+        task=layout.task,
+        subsets=_read_subsets(root, info),
     )
     try:
         return EpisodeStore(**parts)
@@ -320,43 +384,142 @@ def read_lerobot(root: Path) -> EpisodeStore:
         raise DatasetError(f"{root}: {error}") from error
 
 
-def _read_frames(root: Path, info: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Observations (float32 or uint8), action and reward, and each frame's episode, in ``index`` order."""
-    where, features = root / "data", info["features"]
-    data = _read_tables(root, "data/chunk-*/file-*.parquet")
-    stored = [key for key, feature in features.items() if feature.get("dtype") != "video"]
-    _check_columns(data, [*stored, "index", "episode_index"], where)
+@dataclass
+class _Layout:
+    """Where one LeRobot version keeps a dataset's pieces, resolved to files."""
+
+    root: Path
+    info: dict
+    episodes: pa.Table  # one row per episode, by episode_index: EPISODE_RANGE and protege's columns
+    episodes_path: Path  # where those rows come from, for messages
+    data_files: list[Path]  # rows carry 'index' and 'episode_index'; v2.1: one file per episode
+    task: str
+    videos: dict[str, list[tuple[Path, float, float]]]  # video key -> per episode: file, from and to seconds
+
+
+def _v3_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
+    video_columns = [f"videos/{key}/{name}" for key in video_keys for name in VIDEO_COLUMNS]
+    tables = _read_tables(_glob(root, "meta/episodes/chunk-*/file-*.parquet"),
+                          lambda schema: [*EPISODE_RANGE, *video_columns, *_protege_columns(schema)])
+    episodes = _concat(tables, root / "meta" / "episodes").sort_by("episode_index")
+    videos = {key: _v3_segments(root, info, episodes, key) for key in video_keys}
+    data_files = _glob(root, "data/chunk-*/file-*.parquet")
+    return _Layout(root, info, episodes, root / "meta" / "episodes", data_files, _read_task(root / TASKS_PATH), videos)
+
+
+def _v3_segments(root: Path, info: dict, episodes: pa.Table, key: str) -> list[tuple[Path, float, float]]:
+    where = root / "meta" / "episodes"
+    chunks, files, starts, ends = (
+        _column_as_array(episodes, f"videos/{key}/{name}", (1,), dtype, where)[:, 0]
+        for name, dtype in zip(VIDEO_COLUMNS, (np.int64, np.int64, np.float64, np.float64))
+    )
+    paths = [root / _format_path(info, "video_path", root, video_key=key, chunk_index=c, file_index=f) for c, f in zip(chunks, files)]
+    return list(zip(paths, starts, ends))
+
+
+def _v21_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
+    path = root / V21_EPISODES_PATH
+    rows = _read_jsonl(path, "lists its episodes")
+    try:
+        ids, lengths = (np.array([row[name] for row in rows], dtype=np.int64) for name in ("episode_index", "length"))
+    except (KeyError, TypeError, ValueError) as error:
+        raise DatasetError(f"{path}: every line needs an integer 'episode_index' and 'length' ({error!r})") from error
+    order = np.argsort(ids, kind="stable")
+    ids, lengths = ids[order], lengths[order]
+    ends = np.cumsum(lengths)
+    episodes = pa.table({"episode_index": ids, "dataset_from_index": ends - lengths, "dataset_to_index": ends})
+    chunks_size = info.get("chunks_size")
+    if not isinstance(chunks_size, int) or chunks_size <= 0:
+        raise DatasetError(f"{root / INFO_PATH}: 'chunks_size' must be a positive integer in a {V21} dataset, got {chunks_size!r}")
+    chunks = ids // chunks_size
+    data_files = [root / _format_path(info, "data_path", root, episode_chunk=c, episode_index=e) for c, e in zip(chunks, ids)]
+    videos = {
+        key: [(root / _format_path(info, "video_path", root, episode_chunk=c, video_key=key, episode_index=e), 0.0, n / info["fps"])
+              for c, e, n in zip(chunks, ids, lengths)]
+        for key in video_keys
+    }
+    task = _single_task([row.get("task") for row in _read_jsonl(root / V21_TASKS_PATH, "lists its tasks")], root / V21_TASKS_PATH)
+    return _Layout(root, info, episodes, path, data_files, task, videos)
+
+
+def _read_frames(layout: _Layout, keys: list[str], progress: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Stored observations (float32 or uint8), action and reward, and each frame's episode, in ``index`` order."""
+    where, features = layout.root / "data", layout.info["features"]
+    keys = [*keys, ACTION, *([REWARD] if REWARD in features else [])]
+    tables = _read_tables(layout.data_files, lambda _: [*keys, "index", "episode_index"], progress)
+    if layout.info["codebase_version"] == V21:
+        _check_episode_files(layout, tables)
+    data = _concat(tables, where)
     order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
-    keys = [key for key, feature in features.items() if _is_observation(key, feature)]
-    keys += [ACTION, *([REWARD] if REWARD in features else [])]
     arrays = {
-        key: _column_as_array(data, key, _feature_shape(info, key, root), _stored_dtype(features[key]["dtype"]), where)[order]
+        key: _column_as_array(data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where)[order]
         for key in keys
     }
     return arrays, _column_as_array(data, "episode_index", (1,), np.int64, where)[order, 0]
 
 
-def _read_episodes(root: Path) -> pa.Table:
-    episodes = _read_tables(root, "meta/episodes/chunk-*/file-*.parquet")
-    _check_columns(episodes, ["episode_index", "dataset_from_index", "dataset_to_index"], root / "meta" / "episodes")
-    return episodes.sort_by("episode_index")
+def _check_episode_files(layout: _Layout, tables: list[pa.Table]) -> None:
+    """v2.1: each episode file holds exactly the frames meta/episodes.jsonl gives its episode."""
+    ids, starts, ends = (layout.episodes.column(name).to_pylist() for name in EPISODE_RANGE)
+    for path, table, episode, start, end in zip(layout.data_files, tables, ids, starts, ends):
+        if table.num_rows != end - start:
+            raise DatasetError(f"{path}: {table.num_rows} rows, but {V21_EPISODES_PATH} gives episode {episode} length {end - start}")
+
+
+def _read_video(layout: _Layout, key: str, progress: bool) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames of one video feature, each episode decoded from its time range."""
+    video = _video_module()
+    ids, starts, ends = (layout.episodes.column(name).to_numpy() for name in EPISODE_RANGE)
+    segments = [video.Segment(path, from_s, to_s, end - start, f"episode {episode}")
+                for (path, from_s, to_s), episode, start, end in zip(layout.videos[key], ids, starts, ends)]
+    with tqdm(total=len(ids), desc=f"decode {key}", unit="ep", disable=not progress, leave=False) as bar:
+        try:
+            return video.decode_segments(segments, _image_shape(layout.info, key, layout.root), layout.info["fps"], bar.update)
+        except video.VideoError as error:
+            raise DatasetError(f"{error} (video feature '{key}')") from error
+
+
+def _read_json(path: Path, missing: str) -> dict:
+    try:
+        content = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise DatasetError(f"{path}: missing; {missing}") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(content, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(content).__name__}")
+    return content
+
+
+def _read_jsonl(path: Path, purpose: str) -> list[dict]:
+    """A v2.1 JSON-lines file: one JSON object per non-empty line."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError as error:
+        raise DatasetError(f"{path}: missing; a LeRobot {V21} dataset {purpose} there") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: cannot read ({error})") from error
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{path}: line {number} is not valid JSON ({error})") from error
+    if not rows or not all(isinstance(row, dict) for row in rows):
+        raise DatasetError(f"{path}: expected one JSON object per line")
+    return rows
 
 
 def _read_info(root: Path) -> dict:
     path = root / INFO_PATH
-    try:
-        info = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise DatasetError(f"{path}: missing; every LeRobot dataset folder has meta/info.json") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(info, dict):
-        raise DatasetError(f"{path}: expected a JSON object, got {type(info).__name__}")
-    version = str(info.get("codebase_version"))
-    if not version.startswith("v3."):
+    info = _read_json(path, "every LeRobot dataset folder has meta/info.json")
+    version = info.get("codebase_version")
+    if version not in (CODEBASE_VERSION, V21):
         raise DatasetError(
-            f"{path}: codebase_version {version!r} is not supported; protege reads LeRobot v3.x datasets "
-            "(v2.1 is not supported yet: convert it with LeRobot's convert_dataset_v21_to_v30 script)"
+            f"{path}: codebase_version {version!r} is not supported; protege reads LeRobot {CODEBASE_VERSION} and {V21} "
+            "datasets (LeRobot's convert_dataset_v21_to_v30 script takes older ones forward from v2.1)"
         )
     for key in ("fps", "features"):
         if key not in info:
@@ -366,9 +529,42 @@ def _read_info(root: Path) -> dict:
         raise DatasetError(f"{path}: 'features' must map each feature name to an object")
     if ACTION not in features:
         raise DatasetError(f"{path}: no '{ACTION}' feature")
-    if not isinstance(info["fps"], int) or info["fps"] <= 0:
-        raise DatasetError(f"{path}: fps must be a positive integer, got {info['fps']!r}")
-    return info
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0 or not float(fps).is_integer():
+        raise DatasetError(f"{path}: fps must be a positive integer, got {fps!r}")
+    return info | {"fps": int(fps)}
+
+
+def _format_path(info: dict, template: str, root: Path, **fields: object) -> str:
+    """A file path from one of info.json's templates (data_path, video_path)."""
+    try:
+        return info[template].format(**fields)
+    except (KeyError, IndexError, ValueError, AttributeError) as error:
+        raise DatasetError(f"{root / INFO_PATH}: '{template}' is missing or is not a template of {sorted(fields)} ({error!r})") from error
+
+
+def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: bool, where: Path) -> list[str]:
+    """Observation features to load, in info.json's order unless ``obs_keys`` gives one."""
+    features = info["features"]
+    available = [key for key, feature in features.items() if key.startswith(OBSERVATION_PREFIX) and _is_loadable(feature)]
+    if obs_keys is None:
+        return [key for key in available if images or not _is_image(features[key])]
+    unknown = [key for key in obs_keys if key not in available]
+    if unknown:
+        raise DatasetError(f"{where}: no observation feature {unknown[0]!r}; the dataset has {available}")
+    return list(dict.fromkeys(obs_keys))
+
+
+def _is_loadable(feature: dict) -> bool:
+    """Numeric and video features; LeRobot "image" (PNG bytes) and string features are not for the store."""
+    try:
+        return feature.get("dtype") == "video" or np.dtype(feature.get("dtype")).kind in "biuf"
+    except TypeError:
+        return False
+
+
+def _is_image(feature: dict) -> bool:
+    return feature.get("dtype") == "video" or len(feature.get("shape") or ()) == 3
 
 
 def _feature_shape(info: dict, key: str, root: Path) -> tuple[int, ...]:
@@ -378,40 +574,50 @@ def _feature_shape(info: dict, key: str, root: Path) -> tuple[int, ...]:
         raise DatasetError(f"{root / INFO_PATH}: feature '{key}' has no valid shape ({error!r})") from error
 
 
-def _is_observation(key: str, feature: dict) -> bool:
-    """Numeric observation features; video, image and string features are not for the store."""
-    try:
-        numeric = np.dtype(feature.get("dtype")).kind in "biuf"
-    except TypeError:
-        numeric = False
-    return key.startswith(OBSERVATION_PREFIX) and numeric
+def _image_shape(info: dict, key: str, root: Path) -> tuple[int, int, int]:
+    """(H, W, 3) of a video feature; shapes named channel-first ([C, H, W], LeRobot v2.0) are turned."""
+    shape, names = _feature_shape(info, key, root), info["features"][key].get("names") or [None]
+    if len(shape) == 3 and str(names[0]).startswith("channel"):
+        shape = (*shape[1:], shape[0])
+    if len(shape) != 3 or shape[2] != 3:
+        raise DatasetError(f"{root / INFO_PATH}: video feature '{key}' has shape {list(shape)}; protege reads RGB videos, (H, W, 3)")
+    return shape
 
 
-def _read_parquet(path: Path) -> pa.Table:
+def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | None = None) -> pa.Table:
+    """A parquet file, or the columns ``columns`` picks from its schema (a missing one is an error)."""
     if not path.is_file():
         raise DatasetError(f"{path}: missing")
     try:
-        return pq.read_table(path)
+        schema = pq.read_schema(path)
+        wanted = None if columns is None else list(columns(schema))
+        missing = [column for column in wanted or [] if column not in schema.names]
+        table = None if missing else pq.read_table(path, columns=wanted)
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(f"{path}: cannot read parquet file, it may be truncated or corrupt ({error})") from error
+    if missing:
+        raise DatasetError(f"{path}: column(s) {missing} missing")
+    return table
 
 
-def _read_tables(root: Path, pattern: str) -> pa.Table:
-    """All chunk/file parquet files of one kind (data or episodes), in chunk and file order."""
+def _glob(root: Path, pattern: str) -> list[Path]:
+    """The chunk/file parquet files of one kind (data or episodes), in chunk and file order."""
     paths = sorted(root.glob(pattern))
     if not paths:
         raise DatasetError(f"{root}: no {pattern} files")
-    tables = [_read_parquet(path) for path in paths]
+    return paths
+
+
+def _read_tables(paths: list[Path], columns: Callable[[pa.Schema], Sequence[str]], progress: bool = False) -> list[pa.Table]:
+    bar = tqdm(paths, desc="read parquet", unit="file", disable=not progress or len(paths) < 2, leave=False)
+    return [_read_parquet(path, columns) for path in bar]
+
+
+def _concat(tables: list[pa.Table], where: Path) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="default")
     except pa.ArrowException as error:
-        raise DatasetError(f"{root}: files matching {pattern} have different columns ({error})") from error
-
-
-def _check_columns(table: pa.Table, required: list[str], where: Path) -> None:
-    missing = [key for key in required if key not in table.column_names]
-    if missing:
-        raise DatasetError(f"{where}: column(s) {missing} missing from the parquet files")
+        raise DatasetError(f"{where}: the parquet files have different columns ({error})") from error
 
 
 def _column_as_array(table: pa.Table, key: str, shape: tuple[int, ...], dtype: type, where: Path) -> np.ndarray:
@@ -455,15 +661,18 @@ def _episode_ends(episodes: pa.Table, frame_episodes: np.ndarray, where: Path) -
     return ends
 
 
-def _protege_episode_columns(episodes: pa.Table) -> dict[str, np.ndarray]:
+def _is_protege_column(field: pa.Field) -> bool:
     """Scalar per-episode columns that are not LeRobot's own: success, return, source, seed, ..."""
-    return {
-        field.name: episodes.column(field.name).to_numpy()
-        for field in episodes.schema
-        if field.name not in EPISODE_BOOKKEEPING
-        and not field.name.startswith(EPISODE_BOOKKEEPING_PREFIXES)
-        and not pa.types.is_nested(field.type)
-    }
+    return (field.name not in EPISODE_BOOKKEEPING and not field.name.startswith(EPISODE_BOOKKEEPING_PREFIXES)
+            and not pa.types.is_nested(field.type))
+
+
+def _protege_columns(schema: pa.Schema) -> list[str]:
+    return [field.name for field in schema if _is_protege_column(field)]
+
+
+def _protege_episode_columns(episodes: pa.Table) -> dict[str, np.ndarray]:
+    return {name: episodes.column(name).to_numpy() for name in _protege_columns(episodes.schema)}
 
 
 def _read_task(path: Path) -> str:
@@ -473,7 +682,31 @@ def _read_task(path: Path) -> str:
     column = next((name for name in index_columns if isinstance(name, str)), "task")
     if column not in table.column_names:
         raise DatasetError(f"{path}: no task string column (looked for '{column}')")
-    tasks = table.column(column).to_pylist()
-    if len(tasks) != 1:
-        raise DatasetError(f"{path}: holds {len(tasks)} tasks {tasks[:3]}; protege datasets have exactly one task")
+    return _single_task(table.column(column).to_pylist(), path)
+
+
+def _single_task(tasks: list, path: Path) -> str:
+    if len(tasks) != 1 or not isinstance(tasks[0], str):
+        raise DatasetError(f"{path}: holds {len(tasks)} tasks {tasks[:3]}; protege datasets have exactly one task string")
     return tasks[0]
+
+
+def _read_subsets(root: Path, info: dict) -> dict[str, np.ndarray]:
+    """Named episode lists: protege's meta/subsets.json, else LeRobot's "splits" ({"train": "0:5"})."""
+    path = root / SUBSETS_PATH
+    if path.is_file():
+        subsets = _read_json(path, "")
+        if not all(isinstance(ids, list) and all(type(i) is int for i in ids) for ids in subsets.values()):
+            raise DatasetError(f"{path}: expected {{subset name: [episode ids]}}")
+        return {name: np.asarray(ids, dtype=np.int64) for name, ids in subsets.items()}
+    splits = info.get("splits") or {}
+    if not isinstance(splits, dict):
+        raise DatasetError(f"{root / INFO_PATH}: 'splits' must map names to \"start:end\" strings, got {splits!r}")
+    return {name: _split_range(name, text, root / INFO_PATH) for name, text in splits.items()}
+
+
+def _split_range(name: str, text: object, where: Path) -> np.ndarray:
+    match = re.fullmatch(r"(\d+):(\d+)", str(text))
+    if match is None:
+        raise DatasetError(f"{where}: split '{name}' is {text!r}, expected \"start:end\"")
+    return np.arange(int(match[1]), int(match[2]))

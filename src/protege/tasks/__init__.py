@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from protege.tasks import fetch, metaworld, pointmaze, pusht
 from protege.tasks.base import Actor, Task, TaskSpec
-from protege.tasks.sim import MissingExtraError
+from protege.extras import MissingExtraError
 from protege.tasks.toy import ForkTask, ReachTask
 
 TASKS: dict[str, Callable[..., Task]] = {

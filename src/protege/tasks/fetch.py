@@ -20,7 +20,8 @@ import numpy as np
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor
-from protege.tasks.sim import GoalEnv, SimTask, require
+from protege.extras import require
+from protege.tasks.sim import GoalEnv, SimTask
 
 # The table and the air above it; at 96 px the simulator's own view is mostly floor and robot.
 CAMERA = {"distance": 1.6, "azimuth": 132.0, "elevation": -25.0, "lookat": np.array([1.3, 0.75, 0.6])}

@@ -17,7 +17,8 @@ import numpy as np
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor
-from protege.tasks.sim import SimEnv, SimTask, require
+from protege.extras import require
+from protege.tasks.sim import SimEnv, SimTask
 
 #: The MT10 benchmark set; names are Meta-World's without the version suffix.
 MT10 = (

@@ -21,7 +21,8 @@ import numpy as np
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor
-from protege.tasks.sim import GoalEnv, SimTask, require
+from protege.extras import require
+from protege.tasks.sim import GoalEnv, SimTask
 
 STEPS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # grid moves: (row, column)
 UNREACHABLE = np.iinfo(np.int64).max // 2

@@ -19,7 +19,8 @@ import numpy as np
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor
-from protege.tasks.sim import SimEnv, SimTask, require
+from protege.extras import require
+from protege.tasks.sim import SimEnv, SimTask
 
 GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])  # body origin (x, y) and angle of the goal T
 BOXES = np.array([[-60.0, 0.0, 60.0, 30.0], [-15.0, 30.0, 15.0, 120.0]])  # bar, stem: (x0, y0, x1, y1), block frame

@@ -9,15 +9,10 @@ stepping finished members; some simulators raise when stepped past their limit).
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
 import os
-import warnings
 from abc import abstractmethod
 from collections.abc import Callable
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
@@ -33,22 +28,6 @@ IMAGE = "observation.image"
 # Headless rendering: EGL needs no display. Set before any simulator imports mujoco.
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
-
-
-class MissingExtraError(ImportError):
-    """A task's simulator is not installed; the message names the extra that installs it."""
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import a simulator package, or fail in one line naming the pip extra that provides it."""
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):  # import-time notices
-            warnings.simplefilter("ignore")
-            return importlib.import_module(module)
-    except ImportError as error:
-        raise MissingExtraError(
-            f"this task needs the '{extra}' extra: pip install 'protege[{extra}]' (import {module} failed: {error})"
-        ) from error
 
 
 def fast_mujoco_rendering(renderer: Any, camera: dict | None = None) -> Any:

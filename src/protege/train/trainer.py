@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
-from protege.data.store import EpisodeStore
+from protege.formats import read_dataset
 from protege.curation.curate import curate
 from protege.curation.importance import ImportanceWeighting, per_sample_losses
 from protege.curation.robust import reduce_loss
@@ -105,7 +105,9 @@ def train(cfg: TrainConfig) -> Path:
     if has_checkpoint and not cfg.resume:
         raise FileExistsError(f"run folder '{run_dir}' already has checkpoints; pass --resume to continue it or --out for a new run")
     torch.manual_seed(cfg.seed)
-    store = EpisodeStore.load(cfg.dataset)
+    store = read_dataset(cfg.dataset, obs_keys=cfg.policy.obs_keys or None, images=False)  # never decodes unused images
+    if cfg.episodes:
+        store = store.subset(cfg.episodes)
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     curated = curate(train_store, cfg.curation, cfg.seed)
     iw_sft = "iw-sft" in cfg.curation.methods  # starts as BC on all data, so it fits on all data
@@ -121,7 +123,7 @@ def train(cfg: TrainConfig) -> Path:
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
     if not iw_sft and (not curated.keep.all() or curated.weights is not None):
         sampler.restrict(curated.kept_rows(train_store), curated.weights)
-    mom_blocks = cfg.curation.mom_blocks if "median-of-means" in cfg.curation.methods else 0
+    mom_blocks = min(cfg.curation.mom_blocks, cfg.batch_size) if "median-of-means" in cfg.curation.methods else 0
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")

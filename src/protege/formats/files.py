@@ -1,0 +1,51 @@
+"""File plumbing every format shares: atomic writes (build beside the destination, then rename)
+and the dtypes numbers are stored in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+
+def refuse_existing(root: Path, overwrite: bool) -> None:
+    """An existing destination is replaced only when asked to, and only if it is a dataset folder."""
+    if not root.exists() or (overwrite and root.is_dir()):
+        return
+    hint = "pass overwrite=True to replace it" if root.is_dir() else "it is not a dataset folder"
+    raise FileExistsError(f"{root} already exists; {hint}")
+
+
+def sibling(root: Path, purpose: str) -> Path:
+    """A hidden temporary path beside ``root`` (same filesystem, so a rename is atomic)."""
+    return root.parent / f".{root.name}.{purpose}-{os.getpid()}"
+
+
+def move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
+    """Rename the finished folder to ``root``; an old ``root`` is moved aside first, then deleted."""
+    refuse_existing(root, overwrite)
+    if not root.exists():
+        staging.rename(root)
+        return
+    old = sibling(root, "old")
+    root.rename(old)
+    try:
+        staging.rename(root)
+    except BaseException:
+        old.rename(root)
+        raise
+    shutil.rmtree(old)
+
+
+def write_json(path: Path, content: dict) -> None:
+    """Pretty JSON, non-ASCII kept (task strings), parent folders made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=4, ensure_ascii=False))
+
+
+def stored_dtype(dtype: np.dtype | str) -> type:
+    """uint8 (images) as is; every other numeric feature as float32."""
+    return np.uint8 if np.dtype(dtype) == np.uint8 else np.float32
