@@ -4,17 +4,17 @@
 
 A synthetic dataset (32-d state, 7-d action, reward; episodes of equal length) is written as a
 protege folder. Each conversion then runs in a fresh process, so its peak resident memory
-(ru_maxrss) is its own: export (protege folder -> format) and import (format -> protege folder)
+(VmHWM) is its own: export (protege folder -> format) and import (format -> protege folder)
 for every writable format, import of a diffusion_policy zarr, and for a dataset with a 48x64 video
 camera: writing it (MP4 encode), a state-only read (must not decode) and a full read (decode).
-Frames/s counts dataset frames per second of wall time, reading and writing included.
+Frames/s counts dataset frames per second of wall time, reading and writing included; peak memory
+is the child's VmHWM (ru_maxrss would carry the parent's peak across exec).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -68,7 +68,15 @@ def child(job: dict) -> dict:
         write_dataset(store, job["dest"], job["to"], overwrite=True)
     seconds = time.perf_counter() - start
     return {"frames": store.num_frames, "seconds": round(seconds, 3), "frames_per_s": round(store.num_frames / seconds),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory since it was exec'd (Linux /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def run_child(job: dict) -> dict:
