@@ -11,21 +11,22 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import h5py
-import minari
 import numpy as np
 import pytest
 from gymnasium import spaces
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from minari.data_collector import EpisodeBuffer
 
-from protege.data.store import DatasetError, EpisodeStore
-from protege.formats import minari as minari_format
-from protege.formats import detect_format, read_dataset, write_dataset
-from protege.formats.minari import looks_like_minari, read_minari, write_minari
-from store_checks import assert_bit_equal
-from store_checks import assert_stores_equal as assert_stores_equal_in_order
+h5py = pytest.importorskip("h5py")
+minari = pytest.importorskip("minari")
+
+from minari.data_collector import EpisodeBuffer  # noqa: E402
+from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
+from protege.formats import minari as minari_format  # noqa: E402
+from protege.formats import detect_format, read_dataset, write_dataset  # noqa: E402
+from protege.formats.minari import looks_like_minari, read_minari, write_minari  # noqa: E402
+from store_checks import assert_bit_equal  # noqa: E402
+from store_checks import assert_stores_equal as assert_stores_equal_in_order  # noqa: E402
 
 
 def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore) -> None:

@@ -7,16 +7,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protege.data.store import DatasetError, EpisodeStore
-from protege.formats import robomimic
-from protege.formats.robomimic import looks_like_robomimic, read_robomimic, write_robomimic
-from store_checks import assert_bit_equal, assert_stores_equal
+h5py = pytest.importorskip("h5py")
+
+from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
+from protege.formats import robomimic  # noqa: E402
+from protege.formats.robomimic import looks_like_robomimic, read_robomimic, write_robomimic  # noqa: E402
+from store_checks import assert_bit_equal, assert_stores_equal  # noqa: E402
 
 #: robomimic's Lift env_args as dataset_states_to_obs.py writes them (env.serialize(), indent=4).
 LIFT_ENV_ARGS = {

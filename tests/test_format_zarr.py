@@ -8,15 +8,16 @@ import json
 import shutil
 from pathlib import Path
 
-import numcodecs
 import numpy as np
 import pytest
-import zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protege.data.store import DatasetError
-from protege.formats.zarr_replay import looks_like_zarr_replay, read_zarr_replay
+zarr = pytest.importorskip("zarr")
+numcodecs = pytest.importorskip("numcodecs")
+
+from protege.data.store import DatasetError  # noqa: E402
+from protege.formats.zarr_replay import looks_like_zarr_replay, read_zarr_replay  # noqa: E402
 
 LENGTHS = [7, 5, 9, 4]
 #: ReplayBuffer.resolve_compressor('default') and ('disk').

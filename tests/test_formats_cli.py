@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protege.cli import main
-from protege.data.store import STATE, EpisodeStore
-from protege.extras import MissingExtraError
-from protege.formats import FORMATS, Format, detect_format, read_dataset, write_dataset
-from protege.train.checkpoint import load_policy
+pytest.importorskip("h5py")
+pytest.importorskip("minari")
+
+from protege.cli import main  # noqa: E402
+from protege.data.store import STATE, EpisodeStore  # noqa: E402
+from protege.extras import MissingExtraError  # noqa: E402
+from protege.formats import FORMATS, Format, detect_format, read_dataset, write_dataset  # noqa: E402
+from protege.train.checkpoint import load_policy  # noqa: E402
 
 IMAGE = "observation.images.front"
 
