@@ -81,6 +81,7 @@ EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
 VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 #: Same values as LeRobot 0.4.4 writes; LeRobot uses them only when it appends to a dataset.
+ROW_GROUP_BYTES = 32 * 2**20
 INFO_DEFAULTS = {"chunks_size": 1000, "data_files_size_in_mb": 100, "video_files_size_in_mb": 200}
 
 
@@ -170,8 +171,11 @@ def _video_info(shape: tuple[int, ...], fps: int, codec: str, pix_fmt: str) -> d
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
+    """Row groups of about ROW_GROUP_BYTES: decoding nested (image) lists takes ~10x their size in
+    pyarrow, so readers go one row group at a time and memory stays bounded."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
+    row_bytes = max(1, table.nbytes // max(1, table.num_rows))
+    pq.write_table(table, path, row_group_size=max(1, ROW_GROUP_BYTES // row_bytes))
 
 
 def _per_frame(values: np.ndarray, dtype: type) -> np.ndarray:
@@ -589,10 +593,12 @@ def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | No
     if not path.is_file():
         raise DatasetError(f"{path}: missing")
     try:
-        schema = pq.read_schema(path)
-        wanted = None if columns is None else list(columns(schema))
-        missing = [column for column in wanted or [] if column not in schema.names]
-        table = None if missing else pq.read_table(path, columns=wanted)
+        parquet = pq.ParquetFile(path)
+        wanted = None if columns is None else list(columns(parquet.schema_arrow))
+        missing = [column for column in wanted or [] if column not in parquet.schema_arrow.names]
+        table = None if missing else pa.concat_tables(
+            [parquet.read_row_group(i, columns=wanted) for i in range(parquet.num_row_groups)]
+            or [parquet.schema_arrow.empty_table().select(wanted or parquet.schema_arrow.names)])
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(f"{path}: cannot read parquet file, it may be truncated or corrupt ({error})") from error
     if missing:
