@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,22 @@ def move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
         old.rename(root)
         raise
     shutil.rmtree(old)
+
+
+@contextmanager
+def staged_folder(root: Path, overwrite: bool) -> Iterator[Path]:
+    """A fresh hidden folder beside ``root`` to write a dataset into; when the block finishes it
+    replaces ``root`` in one rename, and it is removed if the block fails (a killed write leaves
+    ``root`` as it was)."""
+    refuse_existing(root, overwrite)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = sibling(root, "tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        yield staging
+        move_into_place(staging, root, overwrite)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_json(path: Path, content: dict) -> None:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from protege.data.store import ACTION, DatasetError, EpisodeStore
-from protege.formats.files import move_into_place, refuse_existing, sibling, stored_dtype, write_json
+from protege.formats.files import staged_folder, stored_dtype, write_json
 from protege.extras import require
 
 CODEBASE_VERSION = "v3.0"
@@ -102,15 +101,8 @@ def write_lerobot(store: EpisodeStore, root: Path, *, overwrite: bool = False, p
     root = Path(root)
     store.validate()
     _check_writable(store)
-    refuse_existing(root, overwrite)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    staging = sibling(root, "tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(root, overwrite) as staging:
         _write_folder(store, staging, _video_keys(store) if video else [], progress)
-        move_into_place(staging, root, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return root
 
 

@@ -77,7 +77,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,7 +93,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
-from protege.formats.files import move_into_place, refuse_existing, sibling, stored_dtype, write_json
+from protege.formats.files import staged_folder, stored_dtype, write_json
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"
@@ -454,18 +453,11 @@ def write_minari(store: EpisodeStore, path: Path, *, overwrite: bool = False, pr
     dataset_id = _dataset_id(path)
     layout = _observation_layout(store)
     _check_episode_columns(store)
-    refuse_existing(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = sibling(path, "tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(path, overwrite) as staging:
         main = staging / "data" / MAIN_FILE
         main.parent.mkdir(parents=True)
         _write_episodes(store, layout, main, progress)
         write_json(main.parent / METADATA_FILE, _metadata(store, layout, dataset_id, main.stat().st_size))
-        move_into_place(staging, path, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 
