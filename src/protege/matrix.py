@@ -5,7 +5,7 @@ data; ``--suite curation``: one family, every curation, on a mixed-quality datas
 one demonstration dataset; per training seed, every arm trained with the same budget and
 evaluated together on one shared seed list (so every pair is a paired comparison). Per arm and
 task the summary holds the mean success over training seeds with a 95% t-interval over seeds, the
-per-seed rates, the pooled Wilson interval over all evaluation episodes, training samples/s (median
+per-seed rates, the pooled Wilson interval and mean return over all evaluation episodes, training samples/s (median
 over the seeds' runs, so one run slowed by a busy machine does not set it),
 inference milliseconds per executed action at batch 1 and 64 and, against a baseline arm, the
 paired difference with its t-interval over seeds and an exact McNemar test over all episodes.
@@ -129,6 +129,7 @@ def run_matrix(matrix: Matrix) -> dict:
         per_seed: dict[str, list[float]] = {name: [] for name in matrix.arms}
         pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         speeds: dict[str, list[float]] = {name: [] for name in matrix.arms}
+        returns: dict[str, list[float]] = {name: [] for name in matrix.arms}
         runs: dict[str, Path] = {}
         for seed in range(matrix.seeds):
             runs = _train_seed(matrix, task, data, seed)
@@ -144,10 +145,12 @@ def run_matrix(matrix: Matrix) -> dict:
             with (eval_dir / "episodes.csv").open(newline="") as f:
                 for row in csv.DictReader(f):
                     pooled[row["policy"]].append(row["success"] == "True")
+                    returns[row["policy"]].append(float(row["return"]))
         store = EpisodeStore.load(data)
         results["tasks"][task] = {
             name: {"mean_success": float(np.mean(per_seed[name])), "t95_over_seeds": interval_over_seeds(per_seed[name]),
                    "per_seed": per_seed[name], "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),
+                   "mean_return": float(np.mean(returns[name])),
                    "train_samples_per_s": statistics.median(speeds[name]) if speeds[name] else None,
                    "inference_ms_per_action": {f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)},
                    **({"vs_baseline": paired_against(per_seed, pooled, name, matrix.baseline)}
