@@ -394,6 +394,11 @@ def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.Capt
         with (out / task.replace("/", "-") / "seed1" / "eval" / "episodes.csv").open(newline="") as f:
             rows = list(csv.DictReader(f))
         assert len(rows) == 4 * 10 and len({r["seed"] for r in rows}) == 10
+        flow_returns = []  # the summary's return is pooled over every seed's episodes
+        for seed in ("seed0", "seed1"):
+            with (out / task.replace("/", "-") / seed / "eval" / "episodes.csv").open(newline="") as f:
+                flow_returns += [float(r["return"]) for r in csv.DictReader(f) if r["policy"] == "flow"]
+        assert families["flow"]["mean_return"] == pytest.approx(sum(flow_returns) / 20)
     teacher = json.loads((out / "toy-fork" / "seed0" / "distilled" / "config.json").read_text())["policy"]["teacher"]
     assert teacher.endswith("seed0/flow")
     stamp = (out / "toy-fork" / "seed0" / "mlp" / "checkpoints" / "latest.json").stat().st_mtime_ns

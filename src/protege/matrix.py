@@ -174,16 +174,16 @@ def format_matrix(results: dict) -> str:
     """Markdown: one row per task and arm. With a baseline (one family, several curations) the
     paired difference and McNemar p replace the inference timings, which do not differ by curation."""
     baseline = results.get("baseline", "")
-    head = f"| task | {'curation' if baseline else 'policy'} | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson | train samples/s |"
-    head += f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else " ms/action b1 / b64 |"
-    lines = [head, "|---" * (7 if baseline else 6) + "|"]
+    head = f"| task | {'curation' if baseline else 'policy'} | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson | mean return |"
+    head += " train samples/s |" + (f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else " ms/action b1 / b64 |")
+    lines = [head, "|---" * (8 if baseline else 7) + "|"]
     for task, arms in results["tasks"].items():
         for name, r in arms.items():
             lo, hi = r["t95_over_seeds"]
             seeds = " / ".join(f"{100 * x:.0f}" for x in r["per_seed"])
             wlo, whi = r["pooled_wilson95"]
             sps = f"{r['train_samples_per_s']:,.0f}" if r["train_samples_per_s"] else "no training"
-            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] | {sps} |"
+            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] | {r['mean_return']:.1f} | {sps} |"
             if not baseline:
                 ms = r["inference_ms_per_action"]
                 lines.append(row + f" {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
