@@ -1,5 +1,6 @@
-"""Quality vs sampling steps on toy/fork: diffusion (DDIM steps), flow (Euler steps, and adaptive)
-and one-step ``distilled`` students next to their teachers; prints JSON.
+"""Quality vs sampling steps on toy/fork: diffusion (DDIM steps, leading and trailing timestep
+spacing), flow (Euler steps, and adaptive) and one-step ``distilled`` students next to their
+teachers; prints JSON.
 
     python benchmarks/sampling_steps.py [--diffusion RUN] [--flow RUN] [--student RUN ...] [--out DIR]
 
@@ -29,16 +30,14 @@ from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.evaluate.timing import predict_ms
 from protege.evaluate.evaluate import evaluate
 from protege.machine import machine
-from protege.policies import POLICIES, Policy, policy_class
-from protege.policies.distilled import DistilledConfig, DistilledPolicy
+from protege.policies import Policy, policy_class
+from protege.policies.distilled import DistilledConfig
 from protege.tasks import make_task
 from protege.train.checkpoint import load_policy, save_policy
 from protege.train.trainer import train
 
 TASK = "toy/fork"
 STEPS = (1, 2, 4, 10)
-
-POLICIES.setdefault("distilled", DistilledPolicy)  # until the registry lists it
 
 
 def start_obs(policy: Policy, batch: int) -> dict[str, torch.Tensor]:
@@ -133,6 +132,9 @@ def main() -> None:
     folder = args.out / "variants"
     for name, run in teachers.items():
         variants = {f"{name}-{n}": variant(run, folder / f"{name}-{n}", num_inference_steps=n) for n in STEPS}
+        if name == "diffusion":
+            variants |= {f"diffusion-trailing-{n}": variant(run, folder / f"diffusion-trailing-{n}", num_inference_steps=n,
+                                                            timestep_spacing="trailing") for n in STEPS}
         if name == "flow":
             variants["flow-adaptive"] = variant(run, folder / "flow-adaptive", adaptive=True)
         result[name] = {"run": str(run), "budget": budget(run), **measure(name, variants, args)}

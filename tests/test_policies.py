@@ -13,6 +13,8 @@ from protege.train.checkpoint import load_policy, save_checkpoint, save_policy
 SMALL = {
     "mlp": lambda: policy_class("mlp").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
     "diffusion": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=5),
+    "diffusion-trailing": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=2,
+                                                  timestep_spacing="trailing"),
     "diffusion-unet": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, denoiser="unet", unet_dims=(8, 16), num_inference_steps=3),
     "gaussian": lambda: policy_class("gaussian").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
     "gmm": lambda: policy_class("gmm").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2, num_modes=3),
@@ -127,9 +129,23 @@ def test_config_validation():
         DiffusionConfig(horizon=4, n_action_steps=5)
     with pytest.raises(ValueError, match="num_inference_steps"):
         DiffusionConfig(num_train_timesteps=10, num_inference_steps=20)
+    with pytest.raises(ValueError, match="timestep_spacing must be 'leading' or 'trailing', got 'linspace'"):
+        DiffusionConfig(timestep_spacing="linspace")
     with pytest.raises(ValueError, match="divisible by 4"):
         make_policy(DiffusionConfig(horizon=6, n_action_steps=2, denoiser="unet", unet_dims=(8, 16, 32)),
                     FeatureSpec({"observation.state": (2,)}, 2))
+
+
+def test_ddim_timestep_spacing():
+    """Trailing spacing starts every schedule at the noisiest training step; leading never does."""
+    spec = FeatureSpec({"observation.state": (2,)}, 2)
+    steps = lambda n, spacing: make_policy(DiffusionConfig(num_inference_steps=n, timestep_spacing=spacing), spec).timesteps()  # noqa: E731
+    assert steps(10, "leading") == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0] and steps(1, "leading") == [0]
+    assert steps(10, "trailing") == [99, 89, 79, 69, 59, 49, 39, 29, 19, 9] and steps(1, "trailing") == [99]
+    assert steps(3, "trailing") == [99, 66, 32]
+    for n in range(1, 101):
+        trailing = steps(n, "trailing")
+        assert trailing[0] == 99 and len(set(trailing)) == n and trailing == sorted(trailing, reverse=True) and trailing[-1] >= 0
 
 
 def test_unknown_policy_lists_known_ones():

@@ -28,6 +28,12 @@ class DiffusionConfig(DenoiserConfig):
     """Diffusion steps of the training noise schedule."""
     num_inference_steps: int = 10
     """DDIM steps at sampling time (<= num_train_timesteps); fewer is faster."""
+    timestep_spacing: Literal["leading", "trailing"] = "leading"
+    """Which training timesteps DDIM visits. ``leading`` (0, r, 2r, ... with r = train / inference
+    steps; diffusion_policy's choice) never starts at the noisiest step, so one step denoises pure
+    noise as if it were nearly clean and fails; ``trailing`` (T-1, T-1-r, ...) starts there, which
+    makes 1-4 step sampling usable. It only affects sampling, so it can be changed on a loaded
+    policy (``policy.config.timestep_spacing``) without retraining."""
     prediction: Literal["epsilon", "sample"] = "epsilon"
     """What the network predicts: the added noise or the clean chunk."""
     clip_sample: bool = True
@@ -39,6 +45,8 @@ class DiffusionConfig(DenoiserConfig):
         super().__post_init__()
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
             raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got {self.num_inference_steps}")
+        if self.timestep_spacing not in ("leading", "trailing"):
+            raise ValueError(f"timestep_spacing must be 'leading' or 'trailing', got '{self.timestep_spacing}'")
 
 
 def cosine_alphas_cumprod(steps: int, s: float = 0.008) -> torch.Tensor:
@@ -72,8 +80,10 @@ class DiffusionPolicy(Policy):
 
     def timesteps(self) -> list[int]:
         """DDIM's evenly spaced subset of training timesteps, from noisiest to cleanest."""
-        ratio = self.config.num_train_timesteps // self.config.num_inference_steps
-        return [i * ratio for i in reversed(range(self.config.num_inference_steps))]
+        total, steps = self.config.num_train_timesteps, self.config.num_inference_steps
+        if self.config.timestep_spacing == "trailing":
+            return [round(total - i * total / steps) - 1 for i in range(steps)]
+        return [i * (total // steps) for i in reversed(range(steps))]
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         x = self.sample_noise(len(obs_features)) if noise is None else noise
