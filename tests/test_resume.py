@@ -199,3 +199,17 @@ def test_resume_with_different_policy_options_names_them(data: Path, tmp_path: P
             assert fragment in message, message
     assert latest(run)["step"] == 20
     assert (step_dir(run) / "model.safetensors").read_bytes() == before
+
+
+def test_checkpoint_from_before_a_new_policy_field_resumes(data: Path, tmp_path: Path) -> None:
+    """A config field added in a later version is missing from older checkpoints; it reads as its default."""
+    run = tmp_path / "run"
+    main([*train_args(data, 20, save_every=10, policy="diffusion"), "--out", str(run)])
+    for config in (run / "config.json", step_dir(run) / "config.json"):
+        saved = json.loads(config.read_text())
+        for part in (saved["policy"], saved.get("train", {}).get("policy", {})):
+            part.pop("timestep_spacing", None)
+        config.write_text(json.dumps(saved))
+    main([*train_args(data, 30, save_every=10, policy="diffusion"), "--out", str(run), "--resume"])
+    assert latest(run)["step"] == 30
+

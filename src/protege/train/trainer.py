@@ -26,7 +26,8 @@ from protege.evaluate.actor import PolicyActor
 from protege.evaluate.rollout import rollout
 from protege.policies import FeatureSpec, Policy, make_policy
 from protege.tasks import TASKS, make_task
-from protege.train.checkpoint import load_train_state, resolve_checkpoint, save_checkpoint, write_json_atomic
+from protege.train.checkpoint import (load_train_state, policy_config_from_json, policy_config_to_json, resolve_checkpoint,
+                                      save_checkpoint, write_json_atomic)
 from protege.train.ema import EMA
 
 
@@ -85,6 +86,8 @@ def _check_resumable(ckpt: Path, config_json: dict) -> None:
     """Resuming needs the checkpoint's policy and features; name what differs instead of a state-dict error."""
     saved = json.loads((ckpt / "config.json").read_text())
     now = json.loads(json.dumps(config_json, default=str))
+    if saved["policy"]["name"] == now["policy"]["name"]:  # a field added since the checkpoint reads as its default, as in load_policy
+        saved["policy"] = json.loads(json.dumps(policy_config_to_json(policy_config_from_json(saved["policy"])), default=str))
     keys = [("policy", "name")] if saved["policy"]["name"] != now["policy"]["name"] else [
         (part, key) for part in ("policy", "spec") for key in sorted(saved[part].keys() | now[part].keys())]
     diffs = [f"{part}.{key}: {saved[part].get(key)!r} in the checkpoint, {now[part].get(key)!r} now"
