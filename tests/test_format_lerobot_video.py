@@ -417,6 +417,17 @@ def subset_beyond_the_episodes(root: Path) -> list[str]:
     return ["'better'", "9"]
 
 
+def assert_corruption_named(corrupt: Callable[[Path], list[str]], valid: Path, tmp_path: Path) -> str:
+    """Corrupt a copy (tmp_path/ds) of a valid dataset; reading it raises one DatasetError naming every expected part."""
+    root = Path(shutil.copytree(valid, tmp_path / "ds"))
+    expected = corrupt(root)
+    with pytest.raises(DatasetError) as error:
+        read_lerobot(root)
+    for part in expected:
+        assert part in str(error.value)
+    return str(error.value)
+
+
 @pytest.mark.parametrize(
     "corrupt",
     [truncated_video, missing_video, episode_shorter_in_time_than_in_rows, unsupported_version, no_video_path, no_fps,
@@ -425,12 +436,7 @@ def subset_beyond_the_episodes(root: Path) -> list[str]:
 def test_bad_video_dataset_raises_one_dataset_error_naming_the_fault(
     corrupt: Callable[[Path], list[str]], valid_video_folder: Path, tmp_path: Path
 ) -> None:
-    root = Path(shutil.copytree(valid_video_folder, tmp_path / "ds"))
-    expected = corrupt(root)
-    with pytest.raises(DatasetError) as error:
-        read_lerobot(root)
-    for part in [str(root), *expected]:
-        assert part in str(error.value)
+    assert str(tmp_path / "ds") in assert_corruption_named(corrupt, valid_video_folder, tmp_path)
 
 
 def test_unknown_obs_key_names_the_key_the_file_and_the_keys_there(valid_video_folder: Path) -> None:
@@ -473,12 +479,7 @@ def v21_episodes_line_broken(root: Path) -> list[str]:
 def test_bad_v21_dataset_raises_one_dataset_error_naming_the_fault(
     corrupt: Callable[[Path], list[str]], v21_folder: Path, tmp_path: Path
 ) -> None:
-    root = Path(shutil.copytree(v21_folder, tmp_path / "ds"))
-    expected = corrupt(root)
-    with pytest.raises(DatasetError) as error:
-        read_lerobot(root)
-    for part in expected:
-        assert part in str(error.value)
+    assert_corruption_named(corrupt, v21_folder, tmp_path)
 
 
 def test_pictures_too_small_to_encode_say_how_to_store_them(tmp_path: Path) -> None:
