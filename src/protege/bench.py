@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ from protege.curation.curate import CurationConfig
 from protege.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
 from protege.machine import machine
-from protege.matrix import Arm, Matrix, run_matrix
+from protege.matrix import Arm, Matrix, run_matrix, samples_per_s
 from protege.policies import policy_class
 from protege.train.checkpoint import write_json_atomic
 from protege.train.trainer import train
@@ -46,7 +45,7 @@ def bench(cfg: BenchConfig) -> dict:
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
     report["machine"] = machine()
-    report["training"] = {name: _training_speed(out / name) for name in cfg.families()}
+    report["training"] = {name: {"median_samples_per_s": samples_per_s(out / name)} for name in cfg.families()}
     write_json_atomic(out / "eval" / "summary.json", report)
     (out / "table.txt").write_text(format_report(report) + "\n")
     return report
@@ -78,9 +77,3 @@ def curation_of(name: str) -> CurationConfig:
     """'uniform' or methods joined by '+' -> the curation config (default settings)."""
     return CurationConfig(methods=() if name == "uniform" else tuple(name.split("+")))
 
-
-def _training_speed(run_dir: Path) -> dict:
-    """Median samples/s over the run's logged windows."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    speeds = sorted(r["samples_per_s"] for r in rows if "samples_per_s" in r)
-    return {"median_samples_per_s": speeds[len(speeds) // 2] if speeds else None}

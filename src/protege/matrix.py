@@ -97,7 +97,8 @@ def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, P
     return runs
 
 
-def _samples_per_s(run: Path) -> float | None:
+def samples_per_s(run: Path) -> float | None:
+    """Median training samples/s over a run's logged windows (None for a fitted, untrained run)."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
     speeds = [r["samples_per_s"] for r in rows if "samples_per_s" in r]
     return statistics.median(speeds) if speeds else None
@@ -134,7 +135,7 @@ def run_matrix(matrix: Matrix) -> dict:
         for seed in range(matrix.seeds):
             runs = _train_seed(matrix, task, data, seed)
             for name, run in runs.items():
-                speeds[name] += [x for x in [_samples_per_s(run)] if x is not None]
+                speeds[name] += [x for x in [samples_per_s(run)] if x is not None]
             eval_dir = folder / f"seed{seed}" / "eval"
             if not (eval_dir / "summary.json").exists():
                 evaluate(EvalConfig(checkpoints=tuple(runs.values()), labels=tuple(runs), task=task, episodes=matrix.eval_episodes,
