@@ -47,6 +47,7 @@ class ImportanceWeighting:
         self.warmup = max(1, int(cfg.iw_warmup * total_steps))
         self.path = run_dir / REFERENCE_FILE
         self.reference: Policy | None = None
+        self.logp_ref = np.zeros(0)
 
     def before_step(self, step: int, start: int, policy: Policy, q: Policy) -> None:
         """Call before optimizer step ``step`` (``start``: the first step of this process)."""
@@ -60,6 +61,8 @@ class ImportanceWeighting:
                 tmp.replace(self.path)
             else:  # resumed past the warm-up: the reference is the one saved then
                 self.reference.load_state_dict(load_file(self.path, device=str(q.device)))
+            # frozen and scored with fixed noise: its log-likelihoods never change
+            self.logp_ref = -per_sample_losses(self.reference, self.sampler, 1024, self.seed).cpu().numpy()
         if step == self.warmup or step == start or (step - self.warmup) % self.cfg.iw_every == 0:
             self.refresh(q)
 
@@ -67,7 +70,6 @@ class ImportanceWeighting:
         was_training = q.training
         q.eval()
         logp_q = -per_sample_losses(q, self.sampler, 1024, self.seed).cpu().numpy()
-        logp_ref = -per_sample_losses(self.reference, self.sampler, 1024, self.seed).cpu().numpy()
         q.train(was_training)
-        weights = iw_sft_weights(self.episode_index, logp_q, logp_ref, self.cfg.iw_temperature, self.cfg.iw_max_weight)
+        weights = iw_sft_weights(self.episode_index, logp_q, self.logp_ref, self.cfg.iw_temperature, self.cfg.iw_max_weight)
         self.sampler.restrict(self.kept, normalize_weights(weights * self.static, self.kept))

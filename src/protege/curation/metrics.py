@@ -39,7 +39,7 @@ def episode_metrics(store: EpisodeStore) -> dict[str, np.ndarray]:
         "success": store.episodes["success"].astype(bool),
         "return": store.episodes["return"].astype(np.float64),
         "length": store.episode_lengths,
-        "smoothness": _smoothness(store, actions),
+        "smoothness": smoothness(store, actions),
         "divergence": _divergence(store, actions),
     }
 
@@ -110,7 +110,7 @@ def state_features(store: EpisodeStore) -> tuple[str | None, np.ndarray | None]:
     return "+".join(keys), np.concatenate([store.obs[k] for k in keys], axis=1).astype(np.float64)
 
 
-def _smoothness(store: EpisodeStore, actions: np.ndarray) -> np.ndarray:
+def smoothness(store: EpisodeStore, actions: np.ndarray) -> np.ndarray:
     """(E,) mean step-to-step jump of the scaled actions within each episode."""
     episode = store.episode_index()
     jumps = np.linalg.norm(np.diff(actions, axis=0), axis=1)  # (N-1,) jump into frames 1..N-1

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from protege.curation.metrics import episode_metrics, state_features
+from protege.curation.metrics import robust_scale, smoothness, state_features
 from protege.data.store import EpisodeStore
 
 
@@ -22,7 +22,7 @@ def quality_scores(store: EpisodeStore) -> np.ndarray:
     returns = store.episodes["return"].astype(np.float64)
     spread = returns.max() - returns.min()
     value = (returns - returns.min()) / spread if spread > 0 else np.ones_like(returns)
-    roughness = episode_metrics(store)["smoothness"]
+    roughness = smoothness(store, robust_scale(store.action))
     typical = np.median(roughness)
     return value * np.exp(-roughness / typical) if typical > 0 else value
 

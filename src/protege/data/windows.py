@@ -71,10 +71,11 @@ class WindowSampler:
         self.weights: torch.Tensor | None = None
 
     def restrict(self, kept: np.ndarray | None, weights: np.ndarray | None = None) -> None:
-        """Sample only anchors where ``kept`` (N,) is true, and attach per-sample ``weights`` (N,)."""
+        """Sample only anchors where ``kept`` (N,) is true (all of them: unrestricted), and attach
+        per-sample ``weights`` (N,)."""
         if kept is not None and not kept.any():
             raise ValueError("curation keeps no training samples")
-        self.candidates = None if kept is None else torch.as_tensor(np.flatnonzero(kept))
+        self.candidates = None if kept is None or kept.all() else torch.as_tensor(np.flatnonzero(kept))
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=self.device)
 
     def __len__(self) -> int:

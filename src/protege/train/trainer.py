@@ -124,7 +124,7 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
     optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
-    if not iw_sft and (not curated.keep.all() or curated.weights is not None):
+    if not iw_sft:
         sampler.restrict(curated.kept_rows(train_store), curated.weights)
     mom_blocks = min(cfg.curation.mom_blocks, cfg.batch_size) if "median-of-means" in cfg.curation.methods else 0
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
