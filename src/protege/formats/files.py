@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.data.store import DatasetError
+
 
 def refuse_existing(root: Path, overwrite: bool) -> None:
     """An existing destination is replaced only when asked to, and only if it is a dataset folder."""
@@ -56,6 +58,19 @@ def staged_folder(root: Path, overwrite: bool) -> Iterator[Path]:
         move_into_place(staging, root, overwrite)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def read_json_object(path: Path, missing: str) -> dict:
+    """A JSON object from ``path``, or one DatasetError naming the file (``missing``: why it must exist)."""
+    try:
+        content = json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise DatasetError(f"{path}: missing; {missing}") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DatasetError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(content, dict):
+        raise DatasetError(f"{path}: expected a JSON object, got {type(content).__name__}")
+    return content
 
 
 def write_json(path: Path, content: dict) -> None:

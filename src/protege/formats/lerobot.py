@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from protege.data.store import ACTION, DatasetError, EpisodeStore
-from protege.formats.files import staged_folder, stored_dtype, write_json
+from protege.formats.files import read_json_object, staged_folder, stored_dtype, write_json
 from protege.extras import require
 
 CODEBASE_VERSION = "v3.0"
@@ -446,7 +446,9 @@ def _read_frames(layout: _Layout, keys: list[str], progress: bool) -> tuple[dict
     if layout.info["codebase_version"] == V21:
         _check_episode_files(layout, tables)
     data = _concat(tables, where)
-    order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
+    index = _column_as_array(data, "index", (1,), np.int64, where)[:, 0]
+    sorted_already = bool(np.all(index[1:] >= index[:-1]))  # as we write them: no reordering copy
+    order = slice(None) if sorted_already else np.argsort(index, kind="stable")
     arrays = {
         key: _column_as_array(data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where)[order]
         for key in keys
@@ -475,18 +477,6 @@ def _read_video(layout: _Layout, key: str, progress: bool) -> np.ndarray:
             raise DatasetError(f"{error} (video feature '{key}')") from error
 
 
-def _read_json(path: Path, missing: str) -> dict:
-    try:
-        content = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise DatasetError(f"{path}: missing; {missing}") from error
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(content, dict):
-        raise DatasetError(f"{path}: expected a JSON object, got {type(content).__name__}")
-    return content
-
-
 def _read_jsonl(path: Path, purpose: str) -> list[dict]:
     """A v2.1 JSON-lines file: one JSON object per non-empty line."""
     try:
@@ -510,7 +500,7 @@ def _read_jsonl(path: Path, purpose: str) -> list[dict]:
 
 def _read_info(root: Path) -> dict:
     path = root / INFO_PATH
-    info = _read_json(path, "every LeRobot dataset folder has meta/info.json")
+    info = read_json_object(path, "every LeRobot dataset folder has meta/info.json")
     version = info.get("codebase_version")
     if version not in (CODEBASE_VERSION, V21):
         raise DatasetError(
@@ -693,7 +683,7 @@ def _read_subsets(root: Path, info: dict) -> dict[str, np.ndarray]:
     """Named episode lists: protege's meta/subsets.json, else LeRobot's "splits" ({"train": "0:5"})."""
     path = root / SUBSETS_PATH
     if path.is_file():
-        subsets = _read_json(path, "")
+        subsets = read_json_object(path, "")
         if not all(isinstance(ids, list) and all(type(i) is int for i in ids) for ids in subsets.values()):
             raise DatasetError(f"{path}: expected {{subset name: [episode ids]}}")
         return {name: np.asarray(ids, dtype=np.int64) for name, ids in subsets.items()}

@@ -75,7 +75,6 @@ Found out from Minari 0.5.4's files and code, not its docs:
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -93,7 +92,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
-from protege.formats.files import staged_folder, stored_dtype, write_json
+from protege.formats.files import read_json_object, staged_folder, stored_dtype, write_json
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"
@@ -219,12 +218,7 @@ def read_minari(path: Path, obs_keys: Sequence[str] | None = None, images: bool 
 
 def _read_metadata(path: Path) -> dict:
     """metadata.json, checked for what protege needs before Minari reads it."""
-    try:
-        metadata = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DatasetError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(metadata, dict):
-        raise DatasetError(f"{path}: expected a JSON object, got {type(metadata).__name__}")
+    metadata = read_json_object(path, "every Minari dataset has data/metadata.json")
     for key in ("dataset_id", "minari_version", "data_format", "observation_space", "action_space"):
         if key not in metadata:
             why = " (protege does not rebuild spaces from env_spec: that would run the environment's code)"
