@@ -446,9 +446,8 @@ def _read_frames(layout: _Layout, keys: list[str], progress: bool) -> tuple[dict
     if layout.info["codebase_version"] == V21:
         _check_episode_files(layout, tables)
     data = _concat(tables, where)
-    index = _column_as_array(data, "index", (1,), np.int64, where)[:, 0]
-    sorted_already = bool(np.all(index[1:] >= index[:-1]))  # as we write them: no reordering copy
-    order = slice(None) if sorted_already else np.argsort(index, kind="stable")
+    # the indexing copy also makes the arrays writable (pyarrow hands out read-only buffers)
+    order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
     arrays = {
         key: _column_as_array(data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where)[order]
         for key in keys
