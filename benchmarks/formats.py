@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.data.store import EpisodeStore
-from protege.machine import machine
+from protege.bench.machine import machine
 
 IMAGE_KEY = "observation.images.front"
 
@@ -101,15 +101,15 @@ def main() -> None:
                      "conversions": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        synthetic(args.frames, args.episodes).save(root / "state")
+        write_dataset(synthetic(args.frames, args.episodes), root / "state", video=False)
         targets = {"lerobot": root / "lerobot", "robomimic": root / "demo.hdf5", "minari": root / "minari" / "synthetic" / "state-v0"}
         for name, dest in targets.items():
             results["conversions"][f"export {name}"] = run_child({"source": str(root / "state"), "from": "lerobot", "to": name, "dest": str(dest)})
             results["conversions"][f"import {name}"] = run_child({"source": str(dest), "from": name, "to": "lerobot", "dest": str(root / f"back-{name}")})
-        write_zarr_replay(EpisodeStore.load(root / "state"), root / "replay.zarr")
+        write_zarr_replay(read_dataset(root / "state"), root / "replay.zarr")
         results["conversions"]["import zarr"] = run_child({"source": str(root / "replay.zarr"), "from": "zarr", "to": "lerobot", "dest": str(root / "back-zarr")})
         if args.video_frames:
-            synthetic(args.video_frames, args.episodes, image=True).save(root / "inline-images")  # uint8 arrays in parquet
+            write_dataset(synthetic(args.video_frames, args.episodes, image=True), root / "inline-images", video=False)  # uint8 arrays in parquet
             results["conversions"]["write video (encode)"] = run_child({"source": str(root / "inline-images"), "from": "lerobot", "to": "lerobot", "dest": str(root / "video")})
             results["conversions"]["read video dataset, state only"] = run_child({"source": str(root / "video"), "from": "lerobot", "images": False})
             results["conversions"]["read video dataset, decoded"] = run_child({"source": str(root / "video"), "from": "lerobot"})

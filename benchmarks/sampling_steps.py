@@ -25,15 +25,15 @@ from pathlib import Path
 
 import torch
 
-from protege.collect import collect
+from protege.demos.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.evaluate.timing import predict_ms
 from protege.evaluate.evaluate import evaluate
-from protege.machine import machine
+from protege.bench.machine import machine
 from protege.policies import Policy, policy_class
 from protege.policies.distilled import DistilledConfig
 from protege.tasks import make_task
-from protege.train.checkpoint import load_policy, save_policy
+from protege.policies.storage import load_policy, save_policy
 from protege.train.trainer import train
 
 TASK = "toy/fork"

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from protege.data.windows import WindowSampler
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.evaluate.timing import predict_ms
-from protege.machine import machine
+from protege.bench.machine import machine
 from protege.policies import POLICIES, FeatureSpec, make_policy
 from protege.tasks import make_task
 

@@ -25,14 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.formats import write_dataset
 from protege.config import EVAL_SEED, EvalConfig, TrainConfig
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.evaluate.stats import interval_over_seeds, wilson_interval
-from protege.machine import machine
+from protege.bench.machine import machine
 from protege.policies import policy_class
 from protege.tasks import TASKS, make_task
-from protege.train.checkpoint import write_json_atomic
+from protege.atomic import write_json_atomic
 from protege.train.trainer import train
 
 POLICIES = ("mlp", "diffusion")
@@ -84,7 +85,7 @@ def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
     if len(kept) < args.demos:
         result["note"] = f"only {len(kept)} successful demonstrations"
     data = out / "data"
-    demos.store.select(kept).save(data, overwrite=True)
+    write_dataset(demos.store.select(kept), data, overwrite=True, video=False)
     rates: dict[str, list[float]] = {p: [] for p in POLICIES}
     pooled: dict[str, list[bool]] = {p: [] for p in POLICIES}
     train_s: dict[str, list[float]] = {p: [] for p in POLICIES}

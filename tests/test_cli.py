@@ -18,13 +18,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from protege.formats import read_dataset
 from protege.cli import main
 from protege.config import BenchConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.evaluate import EPISODE_FIELDS
 from protege.policies import POLICIES, policy_class
-from protege.train.checkpoint import load_policy
+from protege.policies.storage import load_policy
 
 #: Small enough for seconds on two busy CPU cores.
 TRAIN = ["--steps", "20", "--batch-size", "32", "--eval-every", "0", "--device", "cpu", "--no-progress"]
@@ -123,7 +124,7 @@ def test_entry_point_in_a_subprocess(work: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "wrote 20 episodes" in done.stdout
     assert (out / "meta" / "info.json").is_file()
-    store = EpisodeStore.load(out)
+    store = read_dataset(out)
     assert store.num_episodes == 20 and store.task == "toy/reach"
 
     failed = run_protege("frobnicate")
@@ -138,7 +139,7 @@ def test_entry_point_in_a_subprocess(work: Path) -> None:
 def test_collect_and_inspect(fork_data: Path, work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (fork_data / "meta" / "info.json").is_file()
     assert sorted(fork_data.glob("data/chunk-*/file-*.parquet"))
-    store = EpisodeStore.load(fork_data)
+    store = read_dataset(fork_data)
     assert store.num_episodes == 20 and store.task == "toy/fork"
 
     capsys.readouterr()
@@ -358,7 +359,7 @@ def test_bad_numbers_and_config(runs: dict[str, Path], fork_data: Path, tmp_path
 def test_policy_rejects_wrong_action_and_observation_shapes(runs: dict[str, Path], fork_data: Path, name: str) -> None:
     policy = load_policy(runs[name])
     cfg = policy.config
-    store = EpisodeStore.load(fork_data)
+    store = read_dataset(fork_data)
     batch = WindowSampler(store, cfg.n_obs, cfg.horizon).gather(torch.arange(4))
     assert policy.loss(batch).shape == (4,)
 

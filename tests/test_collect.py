@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protege.formats import read_dataset
 from protege.cli import main
-from protege.collect import collect
+from protege.demos.collect import collect
 from protege.config import CollectConfig
 from protege.data.store import STATE, EpisodeStore
 from protege.tasks import make_task
@@ -76,7 +77,7 @@ def test_pixel_datasets_keep_uint8_images(tmp_path: Path) -> None:
     pytest.importorskip("gymnasium_robotics")
     out, store = collect(CollectConfig(task="pointmaze/umaze", episodes=2, pixels=True, image_size=32, out=tmp_path / "px",
                                        progress=False))
-    loaded = EpisodeStore.load(out)
+    loaded = read_dataset(out)
     images = loaded.obs["observation.image"]
     assert images.dtype == np.uint8 and images.shape == (store.num_frames, 32, 32, 3)
     np.testing.assert_array_equal(images, store.obs["observation.image"])

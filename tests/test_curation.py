@@ -12,17 +12,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from protege.formats import read_dataset
 from protege.cli import main
 from protege.config import TrainConfig
-from protege.curation.curate import CurationConfig, curate, normalize_weights
+from protege.curation.curate import Curation, CurationConfig
 from protege.curation.filters import success_only, top_k
 from protege.curation.importance import REFERENCE_FILE
-from protege.curation.robust import median_of_means, reduce_loss
-from protege.curation.weights import advantage_weights, awr_weights, iw_sft_weights, quality_scores, returns_to_go
+from protege.curation.robust import median_of_means
+from protege.curation.weights import advantage_weights, awr_weights, iw_sft_weights, normalize_weights, quality_scores, returns_to_go
 from protege.data.store import STATE, EpisodeStore
 from protege.data.windows import SAMPLE_WEIGHT, WindowSampler
-from protege.policies import MLPConfig
-from protege.train.checkpoint import load_policy
+from protege.policies.mlp import MLPConfig
+from protege.policies.storage import load_policy
 
 
 def store_of(lengths: list[int], success: list[bool], returns: list[float], actions: np.ndarray | None = None,
@@ -51,13 +52,15 @@ def test_success_only_and_top_k_masks() -> None:
 
 def test_curate_composes_filters_and_names_unknown_methods() -> None:
     store = store_of([2, 3, 2, 4], [True, False, True, True], [1.0, 5.0, 3.0, 0.0])
-    both = curate(store, CurationConfig(methods=("success-only", "top-k"), top_k_percent=50))
+    both = Curation(CurationConfig(methods=("success-only", "top-k"), top_k_percent=50), store)
     assert both.keep.tolist() == [False, False, True, False] and both.weights is None
-    assert both.kept_rows(store).tolist() == [False] * 5 + [True] * 2 + [False] * 4
-    iw = curate(store, CurationConfig(methods=("iw-sft",)))  # iw-sft filters on success by default
+    assert both.kept_rows.tolist() == [False] * 5 + [True] * 2 + [False] * 4
+    assert both.fit_store().num_episodes == 1
+    iw = Curation(CurationConfig(methods=("iw-sft",)), store)  # iw-sft filters on success by default
     assert iw.keep.tolist() == [True, False, True, True]
+    assert iw.fit_store() is store  # its warm-up is BC on all data
     with pytest.raises(ValueError, match="unknown curation method.*bogus.*choose from"):
-        curate(store, CurationConfig(methods=("bogus",)))
+        Curation(CurationConfig(methods=("bogus",)), store)
 
 
 def test_returns_to_go_by_hand() -> None:
@@ -140,11 +143,15 @@ def test_median_of_means_bounds_an_outlier_block() -> None:
         median_of_means(torch.ones(4), 5)
 
 
-def test_reduce_loss_weights_then_reduces() -> None:
+def test_curation_reduce_weights_then_reduces() -> None:
+    store = store_of([2, 2], [True, True], [1.0, 1.0])
     losses, weights = torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([0.0, 1.0, 1.0, 2.0])
-    assert reduce_loss(losses, None, 0) == 2.5
-    assert reduce_loss(losses, weights, 0) == pytest.approx(13 / 4)
-    assert reduce_loss(losses, weights, 2) == pytest.approx((1.0 + 5.5) / 2)
+    uniform = Curation(CurationConfig(), store)
+    assert uniform.reduce(losses, {}) == 2.5
+    assert uniform.reduce(losses, {SAMPLE_WEIGHT: weights}) == pytest.approx(13 / 4)
+    robust = Curation(CurationConfig(methods=("median-of-means",), mom_blocks=2), store)
+    robust.start(WindowSampler(store, 1, 1), batch_size=4, total_steps=1, run_dir=Path("."))
+    assert robust.reduce(losses, {SAMPLE_WEIGHT: weights}) == pytest.approx((1.0 + 5.5) / 2)
 
 
 def test_sampler_draws_only_kept_samples_with_their_weights() -> None:
@@ -193,7 +200,7 @@ def test_filters_decide_what_the_policy_is_fitted_on(mixed: Path, tmp_path: Path
     training episodes' frames and nothing else."""
     main(train_args(mixed, tmp_path / "knn", ["success-only"], policy="knn"))
     policy = load_policy(tmp_path / "knn")
-    train_store, _ = EpisodeStore.load(mixed).split(0.1, 0)
+    train_store, _ = read_dataset(mixed).split(0.1, 0)
     kept = train_store.episodes["success"]
     assert 0 < kept.sum() < train_store.num_episodes
     assert len(policy.memory_keys) == train_store.episode_lengths[kept].sum()
@@ -234,7 +241,7 @@ def test_bench_curation_suite_pairs_every_curation_with_uniform(tmp_path: Path, 
         assert vs["difference"] == pytest.approx(arms[name]["mean_success"] - arms["uniform"]["mean_success"])
         assert vs["t95_over_seeds"][0] <= vs["difference"] <= vs["t95_over_seeds"][1]
         assert 0 <= vs["mcnemar"]["p_value"] <= 1 and f"| `toy/reach` | {name} |" in printed
-    sources = set(EpisodeStore.load(out / "toy-reach" / "data").episodes["source"])
+    sources = set(read_dataset(out / "toy-reach" / "data").episodes["source"])
     assert sources == {"expert", "random0.5"}
     run = json.loads((out / "toy-reach" / "seed1" / "awr+median-of-means" / "config.json").read_text())
     assert run["curation"]["methods"] == ["awr", "median-of-means"]

@@ -10,25 +10,21 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from protege.collect import collect
+from protege.formats import read_dataset
+from protege.demos.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.policies import POLICIES, FeatureSpec, make_policy, policy_class
 from protege.policies.distilled import DistilledConfig, DistilledPolicy
 from protege.tasks import make_task
-from protege.train.checkpoint import load_policy, resolve_checkpoint, save_policy
+from protege.policies.storage import load_policy, resolve_checkpoint, save_policy
 from protege.train.trainer import train
 
 TINY = {"n_obs": 2, "horizon": 8, "n_action_steps": 4, "hidden_dim": 32, "depth": 2}
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    monkeypatch.setitem(POLICIES, "distilled", DistilledPolicy)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +65,7 @@ def observations(batch):
 @pytest.mark.parametrize("family", ["flow", "diffusion"])
 def test_student_contract_and_independence_from_teacher(family, teachers, data, tmp_path):
     teacher_copy = shutil.copytree(teachers[family], tmp_path / "teacher")  # deleted below
-    store = EpisodeStore.load(data)
+    store = read_dataset(data)
     run = train_run(data, DistilledConfig(teacher=str(teacher_copy), **TINY), tmp_path / "student", steps=3)
     student = load_policy(run, ema=False)
     teacher = load_policy(teacher_copy)
@@ -96,7 +92,7 @@ def test_student_contract_and_independence_from_teacher(family, teachers, data, 
 
 @pytest.mark.parametrize("cache_noise", [0, 3])
 def test_loss_is_per_sample_against_the_teachers_sample_from_the_same_noise(cache_noise, teachers, data):
-    store = EpisodeStore.load(data)
+    store = read_dataset(data)
     train_store, held_out = store.split(0.3, 0)
     student = student_of(teachers["flow"], train_store, cache_noise=cache_noise)
     assert not any(p is q for p in student.parameters() for q in student.teacher.parameters())
@@ -116,7 +112,7 @@ def test_loss_is_per_sample_against_the_teachers_sample_from_the_same_noise(cach
 
 
 def test_teacher_mismatch_and_non_generative_teacher_are_named(teachers, data):
-    store = EpisodeStore.load(data)
+    store = read_dataset(data)
     with pytest.raises(ValueError, match=r"horizon=8 but the student has n_obs=2, horizon=16.*--policy.horizon 8"):
         student_of(teachers["flow"], store, horizon=16)
     with pytest.raises(ValueError, match=r"teacher .* has n_obs=2.*student has n_obs=1"):

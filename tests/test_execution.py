@@ -19,7 +19,8 @@ import torch
 from protege.cli import main
 from protege.data.store import EpisodeStore
 from protege.evaluate.actor import PolicyActor
-from protege.policies import DiffusionConfig, FeatureSpec, make_policy
+from protege.policies import FeatureSpec, make_policy
+from protege.policies.diffusion import DiffusionConfig
 
 STATE = "observation.state"
 TRAIN = ["--steps", "20", "--batch-size", "32", "--eval-every", "0", "--device", "cpu", "--no-progress"]

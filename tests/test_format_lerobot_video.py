@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 av = pytest.importorskip("av")
 
+from protege.formats import read_dataset
 from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
 from protege.formats import video as video_module  # noqa: E402
 from protege.formats.lerobot import looks_like_lerobot, read_lerobot, write_lerobot  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "lerobot"
+FIXTURES = Path(__file__).parent / "fixtures" / "lerobot"
 CAMERA = "observation.images.front"
 STATE = "observation.state"
 INFO = "meta/info.json"
@@ -41,7 +42,7 @@ MEAN_ERROR, WORST_FRAME_ERROR = 1.0, 2.0
 def fixture_folder(name: str) -> Path:
     folder = FIXTURES / name
     if not folder.is_dir():
-        pytest.fail(f"LeRobot fixture {folder} is missing; it ships in shared/fixtures beside the repo")
+        pytest.fail(f"LeRobot fixture {folder} is missing; it ships in the repo under tests/fixtures/lerobot")
     return folder
 
 
@@ -209,7 +210,7 @@ def test_video_round_trip_within_tolerance_and_numbers_exact(tmp_path: Path) -> 
     store = camera_store()
     root = write_lerobot(store, tmp_path / "ds", progress=True)
     assert CAMERA not in pq.read_schema(root / DATA).names
-    back = EpisodeStore.load(root)
+    back = read_dataset(root)
     assert_same_except_pictures(back, store)
     assert_video_close(back.obs[CAMERA], store.obs[CAMERA])
 

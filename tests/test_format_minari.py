@@ -33,7 +33,7 @@ def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore) -> None:
     """Minari puts observation.state first and sorts the other keys."""
     assert_stores_equal_in_order(actual, expected, key_order=False)
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "minari"
+FIXTURES = Path(__file__).parent / "fixtures" / "minari"
 FETCH_ID = "fetch/pickplace/expert-v0"
 VARIABLE = "MINARI_DATASETS_PATH"
 
@@ -42,7 +42,7 @@ VARIABLE = "MINARI_DATASETS_PATH"
 def fetch() -> Path:
     folder = FIXTURES / FETCH_ID
     if not (folder / "data" / "main_data.hdf5").is_file():
-        pytest.fail(f"Minari fixture {folder} is missing; it ships in shared/fixtures beside the repo")
+        pytest.fail(f"Minari fixture {folder} is missing; it ships in the repo under tests/fixtures/minari")
     return folder
 
 

@@ -16,7 +16,7 @@ from protege.cli import main  # noqa: E402
 from protege.data.store import STATE, EpisodeStore  # noqa: E402
 from protege.extras import MissingExtraError  # noqa: E402
 from protege.formats import FORMATS, Format, detect_format, read_dataset, write_dataset  # noqa: E402
-from protege.train.checkpoint import load_policy  # noqa: E402
+from protege.policies.storage import load_policy  # noqa: E402
 
 IMAGE = "observation.images.front"
 
@@ -54,13 +54,13 @@ def test_import_detects_robomimic_and_keeps_subsets(hdf5: Path, tmp_path: Path, 
     printed = capsys.readouterr().out
     assert "wrote 12 episodes" in printed and "frames/s" in printed
     assert detect_format(tmp_path / "imported") == "lerobot"
-    assert_same(EpisodeStore.load(tmp_path / "imported"), demo_store())
+    assert_same(read_dataset(tmp_path / "imported"), demo_store())
     main(["inspect", str(tmp_path / "imported")])
     assert "subsets   better (3 episodes), train (9 episodes), valid (3 episodes)" in capsys.readouterr().out
 
 
 def test_export_round_trips_through_every_writable_format(tmp_path: Path) -> None:
-    demo_store().save(tmp_path / "data")
+    write_dataset(demo_store(), tmp_path / "data", video=False)
     for fmt, dest in (("robomimic", tmp_path / "out.hdf5"), ("minari", tmp_path / "minari" / "demo-v0"), ("lerobot", tmp_path / "lr")):
         main(["export", str(tmp_path / "data"), str(dest), "--format", fmt, "--no-progress"])
         assert detect_format(dest) == fmt
@@ -92,7 +92,7 @@ def test_state_only_training_never_decodes_videos(tmp_path: Path) -> None:
           "--no-progress", "policy:mlp"])
     assert load_policy(tmp_path / "run").spec.obs_shapes == {STATE: (4,)}
     main(["import", str(tmp_path / "video"), str(tmp_path / "state-only"), "--no-images", "--no-progress"])
-    assert set(EpisodeStore.load(tmp_path / "state-only").obs) == {STATE}
+    assert set(read_dataset(tmp_path / "state-only").obs) == {STATE}
 
 
 def test_a_missing_library_names_the_extra() -> None:

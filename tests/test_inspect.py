@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from protege.data.inspect import describe, format_description
+from protege.curation.describe import describe, format_description
 from protege.data.store import EpisodeStore
 
 

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from protege.bench import bench
+from protege.bench.suites import bench
 from protege.config import BenchConfig
 from protege.evaluate.stats import mcnemar_exact
 

@@ -18,12 +18,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protege.formats import write_dataset
+from protege.formats import read_dataset
 from protege.data.store import DatasetError, EpisodeStore
 from protege.formats import lerobot
 from protege.formats.lerobot import read_lerobot, write_lerobot
 from store_checks import assert_bit_equal, assert_stores_equal
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 INFO = "meta/info.json"
 DATA = "data/chunk-000/file-000.parquet"
 EPISODES = "meta/episodes/chunk-000/file-000.parquet"
@@ -33,7 +35,7 @@ TASKS = "meta/tasks.parquet"
 def fixture_folder(name: str) -> Path:
     folder = FIXTURES / "lerobot" / name
     if not folder.is_dir():
-        pytest.fail(f"LeRobot fixture {folder} is missing; it ships in shared/fixtures beside the repo")
+        pytest.fail(f"LeRobot fixture {folder} is missing; it ships in the repo under tests/fixtures/lerobot")
     return folder
 
 
@@ -94,7 +96,7 @@ def test_lerobot_fixture_rewritten_by_protege_reads_the_same(pusht_store: Episod
 
 
 def test_written_folder_has_lerobots_layout(pusht: Path, pusht_store: EpisodeStore, tmp_path: Path) -> None:
-    ours = pusht_store.save(tmp_path / "copy")
+    ours = write_dataset(pusht_store, tmp_path / "copy", video=False)
     assert pq.read_schema(ours / DATA).remove_metadata() == pq.read_schema(pusht / DATA).remove_metadata()
     hf_features = [json.loads(pq.read_schema(root / DATA).metadata[b"huggingface"])["info"]["features"] for root in (ours, pusht)]
     assert hf_features[0] == hf_features[1]
@@ -158,7 +160,7 @@ def stores(draw: st.DrawFn) -> EpisodeStore:
 @given(store=stores())
 def test_round_trip_is_bit_exact(store: EpisodeStore) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        assert_stores_equal(EpisodeStore.load(store.save(Path(folder) / "ds")), store)
+        assert_stores_equal(read_dataset(write_dataset(store, Path(folder) / "ds", video=False)), store)
 
 
 def test_data_and_episodes_split_across_files_read_in_index_order(tmp_path: Path) -> None:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from protege.formats import read_dataset
 from protege.cli import main
-from protege.collect import collect
+from protege.demos.collect import collect
 from protege.config import CollectConfig
 from protege.data.store import STATE, EpisodeStore
-from protege.operators import assign_operators, parse_mixture
+from protege.demos.demonstrators import assign_operators, parse_mixture
 from protege.tasks import make_task
 
 ALL = ("expert=0.3", "noisy=0.2", "random=0.2", "sluggish=0.2", "corrupted=0.1")
@@ -135,7 +136,7 @@ def test_cli_collects_a_mixture(tmp_path: Path, capsys: pytest.CaptureFixture[st
     out = tmp_path / "cli"
     main(["collect", "toy/reach", "--episodes", "10", "--mixture", "expert=0.5", "noisy=0.5", "--out", str(out), "--no-progress"])
     assert "wrote 10 episodes" in capsys.readouterr().out
-    sources, counts = np.unique(EpisodeStore.load(out).episodes["source"].astype(str), return_counts=True)
+    sources, counts = np.unique(read_dataset(out).episodes["source"].astype(str), return_counts=True)
     assert dict(zip(sources, counts)) == {"expert": 5, "noisy0.3": 5}
     with pytest.raises(SystemExit) as err:
         main(["collect", "toy/reach", "--episodes", "10", "--mixture", "expert=0.5", "--out", str(tmp_path / "x"), "--no-progress"])

@@ -7,8 +7,10 @@ from safetensors.torch import load_file
 
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
-from protege.policies import POLICIES, DiffusionConfig, FeatureSpec, make_policy, policy_class
-from protege.train.checkpoint import load_policy, save_checkpoint, save_policy
+from protege.policies import POLICIES, FeatureSpec, make_policy, policy_class
+from protege.policies.diffusion import DiffusionConfig
+from protege.policies.storage import load_policy, save_policy
+from protege.train.checkpoint import save_checkpoint
 
 SMALL = {
     "mlp": lambda: policy_class("mlp").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),

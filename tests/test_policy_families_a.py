@@ -9,16 +9,18 @@ import pytest
 import torch
 
 import test_policies as contract
-from protege.collect import collect
+from protege.formats import read_dataset
+from protege.demos.collect import collect
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.evaluate.evaluate import evaluate
-from protege.policies import DiffusionConfig, FeatureSpec, make_policy
+from protege.policies import FeatureSpec, make_policy
+from protege.policies.diffusion import DiffusionConfig
 from protege.policies.flow import FlowConfig
 from protege.policies.gmm import GMMConfig
 from protege.policies.mip import MIPConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
-from protege.train.checkpoint import load_policy
+from protege.policies.storage import load_policy
 from protege.train.trainer import train
 
 store = contract.store  # the contract's fixture: a small random dataset
@@ -141,6 +143,6 @@ def test_generative_family_solves_fork(name, fork_demos, tmp_path):
     assert report["policies"][name]["success_rate"] >= 0.7, report
     if name == "flow":  # most chunks need one or two steps; only those crossing the fork need more
         policy = load_policy(run)
-        sampler = WindowSampler(EpisodeStore.load(fork_demos), policy.config.n_obs, policy.config.horizon)
+        sampler = WindowSampler(read_dataset(fork_demos), policy.config.n_obs, policy.config.horizon)
         policy.predict(_obs(sampler, len(sampler)))
         assert policy.last_steps < 0.3 * policy.config.max_steps

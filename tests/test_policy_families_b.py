@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from protege.collect import collect
+from protege.formats import read_dataset
+from protege.demos.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.policies import FeatureSpec
 from protege.policies.bet import BETConfig, BETPolicy
 from protege.policies.knn import KNNConfig, KNNPolicy
@@ -133,7 +134,7 @@ def test_trained_family_solves_fork(config, fork_data, tmp_path):
 
 @pytest.mark.slow
 def test_knn_solves_fork(fork_data):
-    store = EpisodeStore.load(fork_data)
+    store = read_dataset(fork_data)
     policy = KNNPolicy(KNNConfig(), FeatureSpec.from_store(store))
     policy.fit(store)
     result = rollout(make_task("toy/fork"), PolicyActor(policy.eval()), EVAL_SEED + np.arange(50), progress=False)

@@ -8,7 +8,7 @@ pytest.importorskip("gym_pusht")
 import gymnasium as gym  # noqa: E402
 
 from protege.data.store import STATE  # noqa: E402
-from protege.evaluate.rollout import rollout  # noqa: E402
+from protege.runner import rollout  # noqa: E402
 from protege.tasks.pusht import GOAL_POSE, PushTTask  # noqa: E402
 from protege.tasks.sim import IMAGE  # noqa: E402
 

@@ -11,7 +11,7 @@ import pytest
 
 from protege.cli import main
 from protege.curation.metrics import episode_metrics, quality_report, state_coverage
-from protege.data.inspect import describe, format_description
+from protege.curation.describe import describe, format_description
 from protege.data.store import STATE, EpisodeStore
 
 

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from protege.cli import main
-from protege.train.checkpoint import load_policy, resolve_checkpoint
+from protege.policies.storage import load_policy, resolve_checkpoint
 
 STEP_FILES = ("model.safetensors", "ema.safetensors", "config.json", "train_state.safetensors", "train_state.json")
 LOG_EVERY = 10

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.tasks import TASKS, MissingExtraError, make_task
 
 TASK_NAMES = sorted(TASKS)
@@ -165,7 +165,7 @@ def test_unknown_task_lists_known_ones():
 
 ASYNC_PIXELS = """
 import numpy as np
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.tasks import make_task
 task = make_task("pointmaze/umaze", pixels=True, image_size=32)
 runs = [rollout(task, task.make_expert(), np.arange(2), num_envs=2, record=True, progress=False, asynchronous=flag)

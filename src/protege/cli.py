@@ -60,8 +60,8 @@ def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
 
 def run(command: str, cfg) -> None:
     if command == "collect":
-        from protege.collect import collect
-        from protege.data.inspect import describe, format_description
+        from protege.demos.collect import collect
+        from protege.curation.describe import describe, format_description
 
         out, store = collect(cfg)
         print(format_description(describe(store)))
@@ -79,21 +79,21 @@ def run(command: str, cfg) -> None:
     elif command in ("import", "export"):
         convert(command, cfg)
     elif command == "inspect":
-        from protege.data.inspect import describe, format_description
+        from protege.curation.describe import describe, format_description
         from protege.formats import read_dataset
-        from protege.train.checkpoint import write_json_atomic
+        from protege.atomic import write_json_atomic
 
         desc = describe(read_dataset(cfg.dataset, cfg.format, images=False))
         print(format_description(desc))
         if cfg.json:
             write_json_atomic(cfg.json, desc)
     elif command == "bench":
-        from protege.bench import bench
+        from protege.bench.suites import bench
         from protege.evaluate.evaluate import format_report
 
         report = bench(cfg)
         if cfg.suite in ("policies", "curation"):
-            from protege.matrix import format_matrix
+            from protege.bench.matrix import format_matrix
 
             print(format_matrix(report) + f"\n\nsummary: {report['out']}")
             return
@@ -105,7 +105,7 @@ def run(command: str, cfg) -> None:
 
 def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:
     """import: any format -> protege folder; export: any readable dataset -> ``cfg.format``."""
-    from protege.data.inspect import describe, format_description
+    from protege.curation.describe import describe, format_description
     from protege.formats import read_dataset, write_dataset
 
     start = time.perf_counter()

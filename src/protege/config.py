@@ -14,13 +14,21 @@ import torch
 import tyro
 
 from protege.curation.curate import CurationConfig
-from protege.policies import POLICIES, DiffusionConfig
+from protege.evaluate.actor import EXECUTIONS
+from protege.formats import FORMATS
+from protege.policies import POLICIES, policy_class
+from protege.policies.diffusion import DiffusionConfig
+from protege.policies.storage import policy_config_from_json, policy_config_to_json
 
 #: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
-PolicyChoice = Union[tuple(Annotated[cls.config_class, tyro.conf.subcommand(name)] for name, cls in POLICIES.items())]  # type: ignore[valid-type]
+PolicyChoice = Union[tuple(Annotated[policy_class(name).config_class, tyro.conf.subcommand(name)] for name in POLICIES)]  # type: ignore[valid-type]
 
-#: Dataset formats `protege import` reads (see protege.formats).
-DatasetFormat = Literal["auto", "lerobot", "robomimic", "minari", "zarr"]
+#: Dataset formats `protege import` reads, and those it can write (see protege.formats).
+DatasetFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
+WritableFormat = Literal[tuple(name for name, fmt in FORMATS.items() if fmt.writable)]  # type: ignore[valid-type]
+
+#: How the runner executes action chunks (see protege.evaluate.actor).
+Execution = Literal[EXECUTIONS]  # type: ignore[valid-type]
 
 #: First seeds of the three disjoint seed ranges, so evaluation never starts from a demo's state.
 COLLECT_SEED, TRAIN_EVAL_SEED, EVAL_SEED = 0, 200_000, 100_000
@@ -129,16 +137,12 @@ class TrainConfig:
         return self.out or Path("runs") / f"{self.dataset.name}-{self.policy.name}"
 
     def to_json(self) -> dict:
-        from protege.train.checkpoint import policy_config_to_json
-
         data = {k: v for k, v in asdict(self).items() if k != "policy"}
         data["policy"] = policy_config_to_json(self.policy)
         return data
 
     @staticmethod
     def from_json(data: dict) -> TrainConfig:
-        from protege.train.checkpoint import policy_config_from_json
-
         data = dict(data)
         policy = policy_config_from_json(data.pop("policy"))
         curation = data.pop("curation", {})
@@ -163,7 +167,7 @@ class EvalConfig:
     """First evaluation seed (disjoint from collection seeds by default)."""
     num_envs: int = 100
     """Episodes simulated in parallel (one batched policy call per replan)."""
-    execution: Literal["receding", "ensemble", "adaptive"] = "receding"
+    execution: Execution = "receding"
     """How action chunks are executed: receding (n_action_steps of each chunk, then predict again), ensemble (predict every step, execute the exp-weighted mean of all chunks' actions for the step, as ACT), adaptive (predict every check_every steps; an env replaces its queued chunk where the new one disagrees by >= replan_threshold, or when its queue runs out)."""
     n_action_steps: int = 0
     """Actions executed per predicted chunk with receding execution (0: each policy's own setting)."""
@@ -230,7 +234,7 @@ class ExportConfig:
     """Dataset to export (a protege/LeRobot folder or any format `protege import` reads)."""
     dest: tyro.conf.Positional[Path]
     """File or folder to write (robomimic: a .hdf5 file; minari, lerobot: a folder)."""
-    format: Literal["robomimic", "minari", "lerobot"] = "robomimic"
+    format: WritableFormat = "robomimic"
     """Format to write."""
     obs_keys: tuple[str, ...] = ()
     """Export only these observation keys (default: all)."""

@@ -14,56 +14,48 @@ import copy
 from pathlib import Path
 
 import numpy as np
-import torch
 from safetensors.torch import load_file, save_file
 
-from protege.curation.curate import Curated, CurationConfig, normalize_weights
-from protege.curation.weights import iw_sft_weights
-from protege.data.store import EpisodeStore
+from protege.atomic import atomic_file
+from protege.curation.weights import iw_sft_weights, normalize_weights
 from protege.data.windows import WindowSampler
 from protege.policies import Policy
+from protege.policies.base import per_sample_losses
 
 REFERENCE_FILE = "iw_reference.safetensors"
 
 
-@torch.no_grad()
-def per_sample_losses(policy: Policy, sampler: WindowSampler, batch_size: int, seed: int) -> torch.Tensor:
-    """(N,) loss of every sample of ``sampler``, with noise drawn from ``seed`` (comparable across calls)."""
-    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        return torch.cat([policy.loss(sampler.gather(idx)) for idx in torch.arange(len(sampler)).split(batch_size)])
-
-
 class ImportanceWeighting:
     """Switches the sampler from all data to the curated set at the end of the warm-up and keeps
-    its weights up to date; the reference policy is saved in the run folder so --resume continues."""
+    its weights up to date; the reference policy is saved in the run folder so --resume continues.
 
-    def __init__(self, cfg: CurationConfig, curated: Curated, store: EpisodeStore, sampler: WindowSampler,
-                 total_steps: int, run_dir: Path, seed: int):
-        self.cfg, self.curated, self.sampler, self.seed = cfg, curated, sampler, seed
-        self.kept = curated.kept_rows(store)
-        self.static = np.ones(store.num_frames, dtype=np.float32) if curated.weights is None else curated.weights
-        self.episode_index = store.episode_index()
-        self.warmup = max(1, int(cfg.iw_warmup * total_steps))
-        self.path = run_dir / REFERENCE_FILE
+    kept: (N,) bool rows of the curated set; static: (N,) weights of the other methods (None: 1);
+    episode_index: (N,) episode of every row.
+    """
+
+    def __init__(self, kept: np.ndarray, static: np.ndarray | None, episode_index: np.ndarray, sampler: WindowSampler,
+                 warmup: int, every: int, temperature: float, max_weight: float, run_dir: Path, seed: int):
+        self.kept, self.episode_index, self.sampler = kept, episode_index, sampler
+        self.static = np.ones(len(kept), dtype=np.float32) if static is None else static
+        self.warmup, self.every, self.temperature, self.max_weight = warmup, every, temperature, max_weight
+        self.path, self.seed = run_dir / REFERENCE_FILE, seed
         self.reference: Policy | None = None
         self.logp_ref = np.zeros(0)
 
-    def before_step(self, step: int, start: int, policy: Policy, q: Policy) -> None:
+    def before_step(self, step: int, start: int, q: Policy) -> None:
         """Call before optimizer step ``step`` (``start``: the first step of this process)."""
         if step < self.warmup:
             return
         if self.reference is None:
             self.reference = copy.deepcopy(q).eval().requires_grad_(False)
             if step == self.warmup:
-                tmp = self.path.with_name(f".{self.path.name}.tmp")
-                save_file({k: v.contiguous() for k, v in self.reference.state_dict().items()}, tmp)
-                tmp.replace(self.path)
+                with atomic_file(self.path) as tmp:
+                    save_file({k: v.contiguous() for k, v in self.reference.state_dict().items()}, tmp)
             else:  # resumed past the warm-up: the reference is the one saved then
                 self.reference.load_state_dict(load_file(self.path, device=str(q.device)))
             # frozen and scored with fixed noise: its log-likelihoods never change
             self.logp_ref = -per_sample_losses(self.reference, self.sampler, 1024, self.seed).cpu().numpy()
-        if step == self.warmup or step == start or (step - self.warmup) % self.cfg.iw_every == 0:
+        if step == self.warmup or step == start or (step - self.warmup) % self.every == 0:
             self.refresh(q)
 
     def refresh(self, q: Policy) -> None:
@@ -71,5 +63,5 @@ class ImportanceWeighting:
         q.eval()
         logp_q = -per_sample_losses(q, self.sampler, 1024, self.seed).cpu().numpy()
         q.train(was_training)
-        weights = iw_sft_weights(self.episode_index, logp_q, self.logp_ref, self.cfg.iw_temperature, self.cfg.iw_max_weight)
+        weights = iw_sft_weights(self.episode_index, logp_q, self.logp_ref, self.temperature, self.max_weight)
         self.sampler.restrict(self.kept, normalize_weights(weights * self.static, self.kept))

@@ -27,9 +27,3 @@ def median_of_means(losses: torch.Tensor, blocks: int) -> torch.Tensor:
     ordered = means.sort().values
     return 0.5 * (ordered[(blocks - 1) // 2] + ordered[blocks // 2])
 
-
-def reduce_loss(losses: torch.Tensor, weights: torch.Tensor | None, mom_blocks: int) -> torch.Tensor:
-    """Scalar training loss from per-sample losses: weighted, then mean or median-of-means."""
-    if weights is not None:
-        losses = losses * weights
-    return median_of_means(losses, mom_blocks) if mom_blocks else losses.mean()

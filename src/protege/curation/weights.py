@@ -108,3 +108,11 @@ def iw_sft_weights(episode_index: np.ndarray, logp_policy: np.ndarray, logp_refe
     mean = log_ratio / np.maximum(count, 1)
     per_episode = np.minimum(np.exp(np.minimum(temperature * mean, np.log(max_weight))), max_weight)
     return per_episode[episode_index]
+
+
+def normalize_weights(weights: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Weights rescaled to mean 1 over the kept rows (zero elsewhere), float32."""
+    total = weights[kept].sum()
+    if not total > 0:
+        raise ValueError("curation weights are zero on every kept sample; nothing would be learned")
+    return np.where(kept, weights * kept.sum() / total, 0.0).astype(np.float32)

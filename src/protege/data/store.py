@@ -3,18 +3,19 @@
 Frames of episode ``e`` live at rows ``episode_starts[e]:episode_ends[e]`` of every per-frame
 array. Per-episode metadata (success, return, source label, seed) lives in ``episodes``, one
 entry per episode. This is the one in-memory shape the rest of protege reads; on disk it is a
-LeRobotDataset v3 folder (see ``protege.formats.lerobot``).
+LeRobotDataset v3 folder by default, read and written by ``protege.formats.read_dataset`` and
+``write_dataset`` like every other format.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 ACTION = "action"
 STATE = "observation.state"
+REWARD = "next.reward"
 
 #: Per-episode metadata columns every store carries, with their dtypes and defaults.
 EPISODE_COLUMNS: dict[str, tuple[np.dtype, object]] = {
@@ -174,15 +175,3 @@ class EpisodeStore:
             subsets=subsets,
         )
 
-    def save(self, root: str | Path, *, overwrite: bool = False, video: bool = False) -> Path:
-        """Write a LeRobotDataset v3 folder. Images stay bit-exact uint8 arrays in the parquet unless
-        ``video`` (LeRobot's MP4 layout: smaller, lossy)."""
-        from protege.formats.lerobot import write_lerobot
-
-        return write_lerobot(self, Path(root), overwrite=overwrite, video=video)
-
-    @staticmethod
-    def load(root: str | Path) -> EpisodeStore:
-        from protege.formats.lerobot import read_lerobot
-
-        return read_lerobot(Path(root))

@@ -37,7 +37,6 @@ The actor logs, per step, whether the policy was called and which envs took a ne
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import torch
@@ -45,7 +44,7 @@ import torch
 from protege.data.store import ACTION
 from protege.policies.base import Policy
 
-Execution = Literal["receding", "ensemble", "adaptive"]
+#: The execution strategies, each a ``_act_<name>`` method of PolicyActor.
 EXECUTIONS: tuple[str, ...] = ("receding", "ensemble", "adaptive")
 
 
@@ -59,7 +58,7 @@ class PolicyActor:
     """
 
     def __init__(self, policy: Policy, n_action_steps: int | None = None, seed: int = 0,
-                 execution: Execution = "receding", ensemble_decay: float = 0.01,
+                 execution: str = "receding", ensemble_decay: float = 0.01,
                  replan_threshold: float = 0.1, check_every: int = 1):
         self.policy = policy
         if execution not in EXECUTIONS:
@@ -120,8 +119,7 @@ class PolicyActor:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         self._push(obs)
-        step = {"receding": self._act_receding, "ensemble": self._act_ensemble, "adaptive": self._act_adaptive}
-        action = step[self.execution]()
+        action = getattr(self, f"_act_{self.execution}")()
         self.t += 1
         return action.float().cpu().numpy()
 

@@ -18,10 +18,11 @@ import numpy as np
 
 from protege.config import EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor
-from protege.evaluate.rollout import rollout
+from protege.runner import rollout
 from protege.evaluate.stats import mcnemar_exact, summarize
 from protege.tasks import make_task
-from protege.train.checkpoint import load_policy, resolve_checkpoint, write_json_atomic
+from protege.policies.storage import load_policy, resolve_checkpoint
+from protege.atomic import atomic_file, write_json_atomic
 
 EPISODE_FIELDS = ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
 
@@ -112,14 +113,11 @@ def execution_settings(cfg: EvalConfig) -> dict:
 
 
 def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".episodes.csv.tmp"
-    with tmp.open("w", newline="") as f:
+    with atomic_file(out_dir / "episodes.csv") as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=EPISODE_FIELDS)
         writer.writeheader()
         for result in results:
             writer.writerows(result.rows)
-    tmp.replace(out_dir / "episodes.csv")
     write_json_atomic(out_dir / "summary.json", report)
 
 

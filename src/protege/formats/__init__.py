@@ -71,10 +71,10 @@ def read_dataset(path: str | Path, format: str = "auto", obs_keys: Sequence[str]
     return _function(name, "read")(Path(path), obs_keys=obs_keys, images=images, progress=progress)
 
 
-def write_dataset(store: EpisodeStore, path: str | Path, format: str, overwrite: bool = False, progress: bool = False,
+def write_dataset(store: EpisodeStore, path: str | Path, format: str = "lerobot", overwrite: bool = False, progress: bool = False,
                   **options) -> Path:
-    """Write ``store`` in ``format`` (``options`` go to its writer, e.g. lerobot's ``video``);
-    read-only formats say which ones can be written."""
+    """Write ``store`` in ``format`` (protege's own: a LeRobotDataset v3 folder); ``options`` go to
+    its writer, e.g. lerobot's ``video``. Read-only formats say which ones can be written."""
     if format in FORMATS and not FORMATS[format].writable:
         writable = ", ".join(n for n, f in FORMATS.items() if f.writable)
         raise ValueError(f"the {format} format is read-only here; write one of: {writable}")

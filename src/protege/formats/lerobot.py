@@ -56,8 +56,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from protege.data.store import ACTION, DatasetError, EpisodeStore
-from protege.formats.files import read_json_object, staged_folder, stored_dtype, write_json
+from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore
+from protege.atomic import staged_folder
+from protege.formats.files import read_json_object, stored_dtype, write_json
 from protege.extras import require
 
 CODEBASE_VERSION = "v3.0"
@@ -72,7 +73,6 @@ SUBSETS_PATH = "meta/subsets.json"
 V21_EPISODES_PATH = "meta/episodes.jsonl"
 V21_TASKS_PATH = "meta/tasks.jsonl"
 OBSERVATION_PREFIX = "observation."
-REWARD = "next.reward"
 #: LeRobot's own columns of the episodes parquet; everything else scalar is protege metadata.
 EPISODE_BOOKKEEPING = frozenset({"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"})
 EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")

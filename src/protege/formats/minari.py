@@ -92,7 +92,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
-from protege.formats.files import read_json_object, staged_folder, stored_dtype, write_json
+from protege.atomic import staged_folder
+from protege.formats.files import read_json_object, stored_dtype, write_json
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"

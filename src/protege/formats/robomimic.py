@@ -62,7 +62,6 @@ Found out from robomimic's code, not its docs:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,7 +70,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore
-from protege.formats.files import sibling, stored_dtype
+from protege.atomic import atomic_file
+from protege.formats.files import stored_dtype
 
 OBSERVATION_PREFIX = "observation."
 IMAGE_PREFIX = "observation.images."
@@ -376,14 +376,10 @@ def write_robomimic(store: EpisodeStore, path: Path, *, overwrite: bool = False,
     targets = _targets(store)
     _refuse_existing_file(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = sibling(path, "tmp")
-    try:
+    with atomic_file(path) as staging:
         with h5py.File(staging, "w") as file:
             _write_file(store, file, targets, progress)
         _refuse_existing_file(path, overwrite)
-        os.replace(staging, path)
-    finally:
-        staging.unlink(missing_ok=True)
     return path
 
 

@@ -5,10 +5,17 @@ A policy is a config dataclass plus an ``nn.Module`` that owns its normalizer an
 - ``loss(batch) -> (B,)`` per-sample losses (the trainer reduces them, so curation can weight);
 - ``predict(obs, noise=None) -> (B, horizon, A)`` action chunks in raw (unnormalized) units;
 - ``sample_noise(B, generator)`` the initial noise a generative policy would draw (None if
-  deterministic), so callers can fix or steer it.
+  deterministic), so callers can fix or steer it. A family declares its shape with
+  ``noise_shape`` (standard normal); ``predict`` draws it when none is given, so a family's
+  ``predict_normalized`` always receives the noise it needs.
 
 Observations are dicts key -> (B, n_obs, *shape) in raw units; batches add ``action``
 (B, horizon, A) and ``action_is_pad`` (B, horizon).
+
+The chunk contract: a window near an episode's end repeats the last action after the end
+(``action_is_pad``). ``PolicyConfig.mask_padding`` decides, for every family alike, whether those
+steps count in the loss; families compute their chunk errors with ``chunk_mse`` (or, for a
+likelihood, weigh steps by ``loss_steps``) so the choice is made once, here.
 """
 
 from __future__ import annotations
@@ -22,6 +29,11 @@ from torch import nn
 
 from protege.data.normalize import Normalizer
 from protege.data.store import ACTION, EpisodeStore
+from protege.data.windows import WindowSampler
+from protege.policies.nets.common import masked_mse
+
+#: Default of ``PolicyConfig.mask_padding`` (see docs/results.md#padded-chunk-steps).
+MASK_PADDING = False
 
 
 @dataclass
@@ -36,6 +48,10 @@ class PolicyConfig:
     """Actions of each chunk the runner executes before predicting again (receding horizon)."""
     obs_keys: tuple[str, ...] = ()
     """Observation keys to condition on; empty means every low-dimensional key in the dataset."""
+    mask_padding: bool = MASK_PADDING
+    """Leave a chunk's padded steps (after the episode's end, repeating its last action) out of the
+    loss; False fits them like real steps (the policy learns to hold still at the end). One default
+    for every family, chosen by a paired measurement (docs/results.md#padded-chunk-steps)."""
 
     name: ClassVar[str] = ""
 
@@ -114,22 +130,51 @@ class Policy(nn.Module):
             raise ValueError(f"batch actions have dimension {action.shape[-1]} but the policy expects {self.spec.action_dim}")
         return self.normalizer.normalize(ACTION, action)
 
+    def loss_steps(self, action_is_pad: torch.Tensor) -> torch.Tensor | None:
+        """(B, horizon) 1.0 for the chunk steps that count in the loss, 0.0 for the others; None when
+        every step counts (``mask_padding`` off)."""
+        return (~action_is_pad).to(torch.float32) if self.config.mask_padding else None
+
+    def chunk_mse(self, pred: torch.Tensor, target: torch.Tensor, action_is_pad: torch.Tensor) -> torch.Tensor:
+        """Per-sample MSE (B,) of (B, horizon, A) chunks over the steps ``loss_steps`` keeps."""
+        if not self.config.mask_padding:
+            return (pred - target).pow(2).mean(dim=(1, 2))
+        return masked_mse(pred, target, action_is_pad)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-sample training loss (B,)."""
         raise NotImplementedError
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """Initial noise for ``predict``; deterministic families return None."""
+    def noise_shape(self) -> tuple[int, ...] | None:
+        """Shape of one sample's standard-normal initial noise; None for deterministic families."""
         return None
 
+    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Initial noise (B, *noise_shape) for ``predict``, drawn on the CPU from ``generator`` (the
+        global stream if None) and moved to the policy's device; None for deterministic families."""
+        shape = self.noise_shape()
+        if shape is None:
+            return None
+        return torch.randn((batch_size, *shape), generator=generator).to(self.device)
+
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        """(B, horizon, A) normalized chunk from encoded observations."""
+        """(B, horizon, A) normalized chunk from encoded observations and the noise of
+        ``sample_noise`` (None only for deterministic families)."""
         raise NotImplementedError
 
     @torch.inference_mode()
     def predict(self, obs: dict[str, torch.Tensor | np.ndarray], noise: torch.Tensor | None = None) -> torch.Tensor:
-        """Action chunks (B, horizon, A) in raw units for observation histories (B, n_obs, ...)."""
+        """Action chunks (B, horizon, A) in raw units for observation histories (B, n_obs, ...);
+        without ``noise`` a generative family draws it from the global random stream."""
         features = self.encode_obs(obs)
-        if noise is not None:
-            noise = noise.to(self.device)
+        noise = self.sample_noise(len(features)) if noise is None else noise.to(self.device)
         return self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))
+
+
+@torch.no_grad()
+def per_sample_losses(policy: Policy, sampler: WindowSampler, batch_size: int, seed: int) -> torch.Tensor:
+    """(N,) loss of every window of ``sampler``, with noise drawn from ``seed`` (comparable across
+    calls: validation curves, importance weights)."""
+    with torch.random.fork_rng(devices=[policy.device] if policy.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return torch.cat([policy.loss(sampler.gather(idx)) for idx in torch.arange(len(sampler)).split(batch_size)])

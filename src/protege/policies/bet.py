@@ -7,7 +7,7 @@ could mix modes within a chunk (left at step 1, right at step 2). The classifier
 the offset refines it within its bin, so multimodal demonstrations are not averaged.
 
 Loss per sample: focal loss on the bin nearest the target chunk + ``offset_weight`` x the MSE of
-that bin's center + predicted offset against the target (edge-padded steps masked out).
+that bin's center + predicted offset against the target.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from torch import nn
 
 from protege.data.store import EpisodeStore
 from protege.policies.base import FeatureSpec, Policy, PolicyConfig
-from protege.policies.nets.common import masked_mse
 from protege.policies.nets.gpt import GPT
 from protege.policies.nets.memory import frame_windows, kmeans, nearest
 
@@ -97,7 +96,7 @@ class BETPolicy(Policy):
         focal = -(1 - log_p.exp()).pow(self.config.focal_gamma) * log_p
         chosen = offsets[torch.arange(len(target), device=target.device), bin_index]
         pred = self.bins[bin_index].view_as(target) + chosen
-        return focal + self.config.offset_weight * masked_mse(pred, target, batch["action_is_pad"])
+        return focal + self.config.offset_weight * self.chunk_mse(pred, target, batch["action_is_pad"])
 
     def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """One uniform per sample: the inverse-CDF draw of its bin."""
@@ -105,8 +104,7 @@ class BETPolicy(Policy):
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         logits, offsets = self._forward(obs_features)
-        u = self.sample_noise(len(obs_features)) if noise is None else noise
         cdf = torch.softmax(logits / self.config.temperature, dim=-1).cumsum(-1)
-        bin_index = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None]).clamp(max=self.config.num_bins - 1)[:, 0]
+        bin_index = torch.searchsorted(cdf, (noise * cdf[:, -1])[:, None]).clamp(max=self.config.num_bins - 1)[:, 0]
         chosen = offsets[torch.arange(len(bin_index), device=bin_index.device), bin_index]
         return self.bins[bin_index].view_as(chosen) + chosen

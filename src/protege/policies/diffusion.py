@@ -72,11 +72,10 @@ class DiffusionPolicy(Policy):
         abar = self.alphas_cumprod[t].view(-1, 1, 1)
         xt = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
         target = noise if self.config.prediction == "epsilon" else x0
-        return (self.denoiser(xt, t, cond) - target).pow(2).mean(dim=(1, 2))
+        return self.chunk_mse(self.denoiser(xt, t, cond), target, batch["action_is_pad"])
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        shape = (batch_size, self.config.horizon, self.spec.action_dim)
-        return torch.randn(shape, generator=generator).to(self.device)
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.config.horizon, self.spec.action_dim)
 
     def timesteps(self) -> list[int]:
         """DDIM's evenly spaced subset of training timesteps, from noisiest to cleanest."""
@@ -86,7 +85,7 @@ class DiffusionPolicy(Policy):
         return [i * (total // steps) for i in reversed(range(steps))]
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        x = self.sample_noise(len(obs_features)) if noise is None else noise
+        x = noise
         steps = self.timesteps()
         for i, t in enumerate(steps):
             abar = self.alphas_cumprod[t]

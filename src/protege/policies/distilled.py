@@ -37,6 +37,7 @@ from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.policies.base import FeatureSpec, Policy
 from protege.policies.nets.denoisers import DenoiserConfig, make_denoiser
+from protege.policies.storage import load_policy
 
 
 @dataclass
@@ -128,8 +129,6 @@ class DistilledPolicy(Policy):
     def teacher(self) -> Policy:
         """The frozen teacher, loaded (and checked) on first use; on the student's device."""
         if self._teacher is None:
-            from protege.train.checkpoint import load_policy  # the checkpoint module imports the registry
-
             teacher = load_policy(self.config.teacher, ema=self.config.teacher_ema)
             check_teacher(teacher, self.config, self.spec)
             if self.config.teacher_steps:
@@ -173,9 +172,8 @@ class DistilledPolicy(Policy):
         flat = lambda parts: torch.cat(parts)[order].flatten(0, 1)  # noqa: E731
         self._cache = _Shared(TargetCache(rows, size.cumsum(0) - size, size, flat(noise), flat(target)))
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        shape = (batch_size, self.config.horizon, self.spec.action_dim)
-        return torch.randn(shape, generator=generator).to(self.device)
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.config.horizon, self.spec.action_dim)
 
     @torch.no_grad()
     def teacher_sample(self, obs_features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -205,8 +203,7 @@ class DistilledPolicy(Policy):
         self.normalized_action(batch)  # checks the action size; the target is the teacher's, not the data's
         cond = self.encode_obs(batch)
         z, target = self.targets(batch, cond)
-        return (self.student(z, torch.zeros(len(z), device=z.device), cond) - target).pow(2).mean(dim=(1, 2))
+        return self.chunk_mse(self.student(z, torch.zeros(len(z), device=z.device), cond), target, batch["action_is_pad"])
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        z = self.sample_noise(len(obs_features)) if noise is None else noise
-        return self.student(z, torch.zeros(len(z), device=z.device), obs_features)
+        return self.student(noise, torch.zeros(len(noise), device=noise.device), obs_features)

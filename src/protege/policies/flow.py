@@ -16,7 +16,6 @@ It is always trained, so one checkpoint samples either way (``adaptive`` is a sa
 Adaptive sampling gives each sample its own step ``clamp(threshold / std, 1 / max_steps,
 1 / min_steps)`` (cut at t = 1), with std the predicted velocity std; samples that reached t = 1
 leave the batch. ``last_steps`` holds the mean number of network calls per sample of the last call.
-Padded chunk steps are fitted like the others, as in ``diffusion``.
 """
 
 from __future__ import annotations
@@ -97,13 +96,12 @@ class FlowPolicy(Policy):
         x0 = torch.randn_like(x1)
         t = torch.rand(len(x1), device=x1.device)
         xt = torch.lerp(x0, x1, t.view(-1, 1, 1))
-        error = (self.velocity(xt, t, cond) - (x1 - x0)).pow(2).mean(dim=(1, 2))
+        error = self.chunk_mse(self.velocity(xt, t, cond), x1 - x0, batch["action_is_pad"])
         ratio = (error.detach() + _EPS) / self.variance(xt, t, cond)
         return error + ratio - 1 - ratio.log()
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        shape = (batch_size, self.config.horizon, self.spec.action_dim)
-        return torch.randn(shape, generator=generator).to(self.device)
+    def noise_shape(self) -> tuple[int, ...]:
+        return (self.config.horizon, self.spec.action_dim)
 
     def step_sizes(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Euler step (B,) for each sample: fixed, or from the predicted velocity std when adaptive."""
@@ -114,7 +112,7 @@ class FlowPolicy(Policy):
         return (cfg.threshold / std).clamp(1 / cfg.max_steps, 1 / cfg.min_steps)
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
-        x = self.sample_noise(len(obs_features)) if noise is None else noise.clone()
+        x = noise.clone()  # integrated in place
         t = torch.zeros(len(x), device=x.device)
         steps = torch.zeros(len(x), device=x.device)
         live = torch.arange(len(x), device=x.device)

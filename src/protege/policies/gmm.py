@@ -7,8 +7,6 @@ one-mode case: it learns the spread of the actions but not their modes (its mean
 
 The loss is the NLL per chunk dimension minus the smallest value it can take (every std is at least
 ``min_std``), so it is >= 0 like every family's loss; the offset is a constant and changes no gradient.
-Padded chunk steps (after an episode's end) hold the last action and are fitted like the others, as
-in ``diffusion``.
 """
 
 from __future__ import annotations
@@ -78,14 +76,17 @@ class GMMPolicy(Policy):
         target = self.normalized_action(batch).flatten(1).unsqueeze(1)  # (B, 1, D)
         means, std, log_weights = self._mixture(self.encode_obs(batch))
         log_gauss = -0.5 * ((target - means) / std).pow(2) - std.log()  # (B, K, D), without the 2π term
-        nll_per_dim = -torch.logsumexp(log_weights + log_gauss.sum(-1), dim=-1) / self.chunk_dim
+        steps = self.loss_steps(batch["action_is_pad"])
+        if steps is None:
+            nll_per_dim = -torch.logsumexp(log_weights + log_gauss.sum(-1), dim=-1) / self.chunk_dim
+        else:  # the marginal likelihood of the kept steps: a diagonal Gaussian drops the others' dims
+            kept = steps.repeat_interleave(self.spec.action_dim, dim=1).unsqueeze(1)  # (B, 1, D)
+            nll_per_dim = -torch.logsumexp(log_weights + (log_gauss * kept).sum(-1), dim=-1) / kept.sum((1, 2)).clamp(min=1)
         return nll_per_dim - math.log(self.config.min_std)
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        """Standard normals (B, D + 1): D for the Gaussian, the last picks the component (via its CDF)."""
-        if not self.config.sample:
-            return None
-        return torch.randn((batch_size, self.chunk_dim + 1), generator=generator).to(self.device)
+    def noise_shape(self) -> tuple[int, ...] | None:
+        """D + 1 standard normals when sampling: D for the Gaussian, the last picks the component (via its CDF)."""
+        return (self.chunk_dim + 1,) if self.config.sample else None
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         means, std, log_weights = self._mixture(obs_features)
@@ -93,7 +94,6 @@ class GMMPolicy(Policy):
             pick = log_weights.argmax(-1)
             chunk = means[torch.arange(len(means), device=means.device), pick]
         else:
-            noise = self.sample_noise(len(obs_features)) if noise is None else noise
             uniform = 0.5 * (1 + torch.erf(noise[:, -1:] / math.sqrt(2)))  # (B, 1), Φ(z) ~ U(0, 1)
             pick = (log_weights.exp().cumsum(-1) < uniform).sum(-1).clamp(max=self.config.num_modes - 1)
             rows = torch.arange(len(means), device=means.device)

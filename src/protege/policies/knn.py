@@ -20,7 +20,6 @@ import torch
 
 from protege.data.store import EpisodeStore
 from protege.policies.base import FeatureSpec, Policy, PolicyConfig
-from protege.policies.nets.common import masked_mse
 from protege.policies.nets.memory import frame_windows, nearest
 
 #: Distance under which a retrieved frame counts as the query itself (leave-one-out loss).
@@ -86,7 +85,7 @@ class KNNPolicy(Policy):
         """Leave-one-out retrieval error (B,) for monitoring; nothing to optimize, so no gradient."""
         with torch.no_grad():
             pred = self.retrieve(self.encode_obs(batch), exclude_self=True)
-            return masked_mse(pred, self.normalized_action(batch), batch["action_is_pad"])
+            return self.chunk_mse(pred, self.normalized_action(batch), batch["action_is_pad"])
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self.retrieve(obs_features)

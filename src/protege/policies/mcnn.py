@@ -23,7 +23,7 @@ import torch
 
 from protege.data.store import EpisodeStore
 from protege.policies.base import FeatureSpec, Policy, PolicyConfig
-from protege.policies.nets.common import masked_mse, mlp
+from protege.policies.nets.common import mlp
 from protege.policies.nets.memory import frame_windows, kmeans, nearest
 
 
@@ -88,7 +88,7 @@ class MCNNPolicy(Policy):
         return anchor + self.config.bound * residual * reach[:, :, None]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return masked_mse(self._forward(self.encode_obs(batch)), self.normalized_action(batch), batch["action_is_pad"])
+        return self.chunk_mse(self._forward(self.encode_obs(batch)), self.normalized_action(batch), batch["action_is_pad"])
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self._forward(obs_features)

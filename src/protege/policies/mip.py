@@ -14,8 +14,7 @@ and z ~ N(0, I), as in the authors' code (``mip_loss`` / ``mip_sampler``, t* = 0
 MSE's scale under the trainer's gradient clipping). Inference is a1 = f(a0 + s z', t*, obs) with
 s = ``inference_noise``: the authors' sampler feeds a0 unchanged (s = 0: deterministic, no noise
 argument; their "original" variant feeds t* a0); s > 0 draws z' from ``sample_noise`` so
-``predict(obs, noise)`` stays reproducible. Padded chunk steps are fitted like the others, as in
-``diffusion``.
+``predict(obs, noise)`` stays reproducible.
 """
 
 from __future__ import annotations
@@ -68,20 +67,17 @@ class MIPPolicy(Policy):
         # both steps in one network call over the doubled batch
         x = torch.cat([torch.zeros_like(a), noised])
         t = torch.cat([torch.zeros(len(a), device=a.device), torch.full((len(a),), t_star * TIME_SCALE, device=a.device)])
-        first, second = (self.denoiser(x, t, cond.repeat(2, 1)) - a.repeat(2, 1, 1)).pow(2).mean(dim=(1, 2)).chunk(2)
+        errors = self.chunk_mse(self.denoiser(x, t, cond.repeat(2, 1)), a.repeat(2, 1, 1), batch["action_is_pad"].repeat(2, 1))
+        first, second = errors.chunk(2)
         w1, w2 = 1 / t_star**2, 1 / (1 - t_star) ** 2
         return (w1 * first + w2 * second) / (w1 + w2)
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
-        if self.config.inference_noise == 0:
-            return None
-        shape = (batch_size, self.config.horizon, self.spec.action_dim)
-        return torch.randn(shape, generator=generator).to(self.device)
+    def noise_shape(self) -> tuple[int, ...] | None:
+        return (self.config.horizon, self.spec.action_dim) if self.config.inference_noise > 0 else None
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         shape = (len(obs_features), self.config.horizon, self.spec.action_dim)
         first = self._step(torch.zeros(shape, device=obs_features.device), 0.0, obs_features)
-        if self.config.inference_noise > 0:
-            noise = self.sample_noise(len(obs_features)) if noise is None else noise
+        if noise is not None:
             first = first + self.config.inference_noise * noise
         return self._step(first, self.config.t_star, obs_features)

@@ -38,7 +38,7 @@ class MLPPolicy(Policy):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target = self.normalized_action(batch)  # (B, H, A)
-        return (self._forward(self.encode_obs(batch)) - target).pow(2).mean(dim=(1, 2))
+        return self.chunk_mse(self._forward(self.encode_obs(batch)), target, batch["action_is_pad"])
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self._forward(obs_features)

@@ -1,4 +1,4 @@
-"""Checkpoints as safetensors + JSON, written atomically, never pickle.
+"""Training checkpoints: a policy folder plus the state that resumes training, written atomically.
 
 Layout of a run folder::
 
@@ -11,46 +11,23 @@ Layout of a run folder::
         ema.safetensors                  EMA weights (used for evaluation by default)
         train_state.safetensors / .json  optimizer moments, RNG states, step (for --resume)
 
-A step folder is written under a temporary name and renamed into place, then ``latest.json`` is
+A step folder is a policy folder (``protege.policies.storage`` loads it) with the training state
+beside it. It is written under a temporary name and renamed into place, then ``latest.json`` is
 replaced atomically, so a run killed at any moment resumes from the last complete checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from protege.policies import FeatureSpec, Policy, policy_class
-from protege.policies.base import PolicyConfig
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temp file beside ``path`` and rename it over, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
-
-
-def policy_config_to_json(config: PolicyConfig) -> dict:
-    return {"name": config.name, **asdict(config)}
-
-
-def policy_config_from_json(data: dict) -> PolicyConfig:
-    data = dict(data)
-    cls = policy_class(data.pop("name")).config_class
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+from protege.atomic import staged_folder, write_json_atomic
+from protege.policies import Policy
+from protege.policies.storage import weights
 
 
 def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -89,58 +66,20 @@ def save_checkpoint(
     ckpt_root = run_dir / "checkpoints"
     name = f"step-{step:07d}"
     final = ckpt_root / name
-    tmp = ckpt_root / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(_tensors(policy.state_dict()), tmp / "model.safetensors")
-    if ema_model is not None:
-        save_file(_tensors(ema_model.state_dict()), tmp / "ema.safetensors")
-    optim_tensors, optim_rest = _optimizer_split(optimizer.state_dict())
-    save_file(_tensors({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors")
-    (tmp / "train_state.json").write_text(json.dumps({"step": step, "optimizer": optim_rest}))
-    (tmp / "config.json").write_text(json.dumps(config_json, indent=2, default=str))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with staged_folder(final, overwrite=True) as tmp:
+        tmp.mkdir()
+        save_file(weights(policy.state_dict()), tmp / "model.safetensors")
+        if ema_model is not None:
+            save_file(weights(ema_model.state_dict()), tmp / "ema.safetensors")
+        optim_tensors, optim_rest = _optimizer_split(optimizer.state_dict())
+        save_file(weights({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors")
+        (tmp / "train_state.json").write_text(json.dumps({"step": step, "optimizer": optim_rest}))
+        (tmp / "config.json").write_text(json.dumps(config_json, indent=2, default=str))
     write_json_atomic(ckpt_root / "latest.json", {"step": step, "dir": name})
     steps = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir())
     for old in steps[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
-    """Write an in-memory policy as a loadable checkpoint folder (weights + config, no training
-    state), e.g. a teacher for ``distilled`` built in code; ``load_policy(folder)`` reads it back."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(_tensors(policy.state_dict()), folder / "model.safetensors")
-    meta = {"policy": policy_config_to_json(policy.config), "spec": policy.spec.to_json(), "task": task}
-    write_json_atomic(folder / "config.json", meta)
-    return folder
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder, its checkpoints folder or a step folder -> the step folder to load."""
-    path = Path(path)
-    if (path / "model.safetensors").exists():
-        return path
-    for root in (path / "checkpoints", path):
-        latest = root / "latest.json"
-        if latest.exists():
-            return root / json.loads(latest.read_text())["dir"]
-    raise FileNotFoundError(f"no checkpoint found at '{path}' (expected model.safetensors or checkpoints/latest.json)")
-
-
-def load_policy(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> Policy:
-    """Rebuild a trained policy from its checkpoint; EMA weights when present unless ema=False."""
-    ckpt = resolve_checkpoint(path)
-    meta = json.loads((ckpt / "config.json").read_text())
-    config = policy_config_from_json(meta["policy"])
-    policy = policy_class(config.name)(config, FeatureSpec.from_json(meta["spec"]))
-    weights = ckpt / ("ema.safetensors" if ema and (ckpt / "ema.safetensors").exists() else "model.safetensors")
-    policy.load_state_dict(load_file(weights), strict=True)
-    return policy.to(device).eval()
 
 
 def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -16,18 +15,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from protege.atomic import write_json_atomic, write_text_atomic
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
-from protege.formats import read_dataset
-from protege.curation.curate import curate
-from protege.curation.importance import ImportanceWeighting, per_sample_losses
-from protege.curation.robust import reduce_loss
-from protege.data.windows import SAMPLE_WEIGHT, WindowSampler
+from protege.curation.curate import Curation
+from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
-from protege.evaluate.rollout import rollout
+from protege.formats import read_dataset
 from protege.policies import FeatureSpec, Policy, make_policy
+from protege.policies.base import per_sample_losses
+from protege.policies.storage import policy_config_from_json, policy_config_to_json, resolve_checkpoint
+from protege.runner import rollout
 from protege.tasks import TASKS, make_task
-from protege.train.checkpoint import (load_train_state, policy_config_from_json, policy_config_to_json, resolve_checkpoint,
-                                      save_checkpoint, write_json_atomic)
+from protege.train.checkpoint import load_train_state, save_checkpoint
 from protege.train.ema import EMA
 
 
@@ -77,9 +76,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue
         if row.get("step", 0) <= step:
             kept.append(line + "\n")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("".join(kept))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(kept))
 
 
 def _check_resumable(ckpt: Path, config_json: dict) -> None:
@@ -112,11 +109,10 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.episodes:
         store = store.subset(cfg.episodes)
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
-    curated = curate(train_store, cfg.curation, cfg.seed)
-    iw_sft = "iw-sft" in cfg.curation.methods  # starts as BC on all data, so it fits on all data
+    curation = Curation(cfg.curation, train_store, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
     policy = make_policy(cfg.policy, spec)
-    policy.fit(train_store if iw_sft else train_store.select(np.flatnonzero(curated.keep)))
+    policy.fit(curation.fit_store())
     policy.to(device)
     # Nonparametric families (knn) are complete once fitted: no steps, no EMA copy of the memory.
     trainable = any(p.requires_grad for p in policy.parameters())
@@ -124,9 +120,6 @@ def train(cfg: TrainConfig) -> Path:
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
     optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
-    if not iw_sft:
-        sampler.restrict(curated.kept_rows(train_store), curated.weights)
-    mom_blocks = min(cfg.curation.mom_blocks, cfg.batch_size) if "median-of-means" in cfg.curation.methods else 0
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
@@ -158,7 +151,7 @@ def train(cfg: TrainConfig) -> Path:
         save_checkpoint(run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device))
 
     eval_policy = ema.model if ema else policy
-    importance = ImportanceWeighting(cfg.curation, curated, train_store, sampler, total_steps, run_dir, cfg.seed) if iw_sft else None
+    curation.start(sampler, cfg.batch_size, total_steps, run_dir)
 
     def evaluate_now(step: int) -> None:
         eval_policy.eval()
@@ -174,15 +167,14 @@ def train(cfg: TrainConfig) -> Path:
     window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
     policy.train()
     for step in bar:
-        if importance is not None:
-            importance.before_step(step, start, policy, eval_policy)
+        curation.before_step(step, start, policy, eval_policy)
         t0 = time.perf_counter()
         batch = sampler.sample(cfg.batch_size, generator)
         t1 = time.perf_counter()
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss = reduce_loss(policy.loss(batch), batch.get(SAMPLE_WEIGHT), mom_blocks)
+        loss = curation.reduce(policy.loss(batch), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))

@@ -17,8 +17,9 @@ import numpy as np
 
 from protege.config import CollectConfig
 from protege.data.store import EpisodeStore
-from protege.evaluate.rollout import rollout
-from protege.operators import ActionNoise, assign_operators, corrupt_actions, make_operator, parse_mixture
+from protege.formats import write_dataset
+from protege.runner import rollout
+from protege.demos.demonstrators import ActionNoise, assign_operators, corrupt_actions, make_operator, parse_mixture
 from protege.tasks import make_task
 from protege.tasks.base import Actor, Perturbation, Task
 
@@ -36,7 +37,7 @@ def collect(cfg: CollectConfig) -> tuple[Path, EpisodeStore]:
             raise RuntimeError(f"none of the {cfg.episodes} episodes of {cfg.task} succeeded; nothing to keep")
         store = store.select(kept)
     out = cfg.out or Path("data") / cfg.task.replace("/", "-")
-    store.save(out, overwrite=cfg.overwrite)
+    write_dataset(store, out, overwrite=cfg.overwrite, video=False)  # images bit-exact
     return out, store
 
 

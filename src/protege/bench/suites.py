@@ -8,12 +8,12 @@ from pathlib import Path
 
 from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
-from protege.collect import collect
+from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
-from protege.machine import machine
-from protege.matrix import Arm, Matrix, run_matrix, samples_per_s
+from protege.bench.machine import machine
+from protege.bench.matrix import Arm, Matrix, run_matrix, samples_per_s
 from protege.policies import policy_class
-from protege.train.checkpoint import write_json_atomic
+from protege.atomic import write_json_atomic
 from protege.train.trainer import train
 
 

@@ -8,8 +8,7 @@ numbers (per-episode metrics, per-source summary, coverage) come from ``protege.
 from __future__ import annotations
 
 from protege.curation.metrics import quality_report
-from protege.data.store import ACTION, EpisodeStore
-from protege.formats.lerobot import REWARD
+from protege.data.store import ACTION, REWARD, EpisodeStore
 
 
 def describe(store: EpisodeStore) -> dict:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.collect import collect
+from protege.formats import read_dataset
+from protege.demos.collect import collect
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.data.store import EpisodeStore
@@ -32,7 +33,8 @@ from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, wilson_interval
 from protege.evaluate.timing import predict_ms
 from protege.policies import policy_class
-from protege.train.checkpoint import load_policy, write_json_atomic
+from protege.policies.storage import load_policy
+from protege.atomic import write_json_atomic
 from protege.train.trainer import train
 
 STUDENT_TEACHER = "flow"  # a student family (one with a ``teacher`` field) distils the arm of this name
@@ -40,10 +42,12 @@ STUDENT_TEACHER = "flow"  # a student family (one with a ``teacher`` field) dist
 
 @dataclass(frozen=True)
 class Arm:
-    """One contender: a policy family (default config) trained with a curation."""
+    """One contender: a policy family (its default config, less ``settings``) trained with a curation."""
 
     policy: str
     curation: CurationConfig = field(default_factory=CurationConfig)
+    settings: tuple[tuple[str, object], ...] = ()
+    """Policy config fields that differ from the family's defaults, as (name, value) pairs."""
 
 
 @dataclass
@@ -89,7 +93,8 @@ def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, P
         arm = matrix.arms[name]
         run = matrix.out / task.replace("/", "-") / f"seed{seed}" / name
         if not (run / "checkpoints" / "latest.json").exists():
-            config = policy_class(arm.policy).config_class(**({"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}))
+            teacher = {"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}
+            config = policy_class(arm.policy).config_class(**dict(arm.settings), **teacher)
             train(TrainConfig(dataset=data, policy=config, out=run, steps=matrix.steps, batch_size=matrix.batch_size, seed=seed,
                               device=matrix.device, eval_every=0, save_every=matrix.steps, progress=matrix.progress,
                               curation=arm.curation))
@@ -147,7 +152,7 @@ def run_matrix(matrix: Matrix) -> dict:
                 for row in csv.DictReader(f):
                     pooled[row["policy"]].append(row["success"] == "True")
                     returns[row["policy"]].append(float(row["return"]))
-        store = EpisodeStore.load(data)
+        store = read_dataset(data)
         results["tasks"][task] = {
             name: {"mean_success": float(np.mean(per_seed[name])), "t95_over_seeds": interval_over_seeds(per_seed[name]),
                    "per_seed": per_seed[name], "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),

@@ -1,0 +1,87 @@
+"""A policy on disk: weights (with the normalizer stats) as safetensors and its config as JSON,
+never pickle, so a checkpoint from a stranger cannot run code.
+
+A policy folder holds ``model.safetensors`` (and, from training, ``ema.safetensors``) beside
+``config.json`` = ``{"policy": {"name": ..., <config fields>}, "spec": <FeatureSpec>, "task": ...}``.
+Training writes such folders under ``RUN/checkpoints/step-*/`` with ``latest.json`` naming the
+newest (``protege.train.checkpoint``); ``resolve_checkpoint`` finds the folder from a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from protege.atomic import write_json_atomic
+from protege.policies import POLICIES, FeatureSpec, Policy, PolicyConfig, policy_class
+
+#: Config fields added after checkpoints were first written, per family: the value a checkpoint that
+#: lacks the field was trained with, so it loads and resumes as it was trained whatever today's
+#: default. (Before ``mask_padding`` existed, bet, knn and mcnn masked padded chunk steps and the
+#: other families fitted them.)
+WRITTEN_BEFORE: dict[str, dict[str, object]] = {family: {"mask_padding": family in ("bet", "knn", "mcnn")} for family in POLICIES}
+
+
+def policy_config_to_json(config: PolicyConfig) -> dict:
+    return {"name": config.name, **asdict(config)}
+
+
+def policy_config_from_json(data: dict) -> PolicyConfig:
+    """The config a checkpoint's ``policy`` entry describes; missing fields take the value the
+    checkpoint was trained with (``WRITTEN_BEFORE``), else today's default."""
+    data = dict(data)
+    name = data.pop("name")
+    cls = policy_class(name).config_class
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"policy '{name}' has no setting(s) {', '.join(unknown)} (written by a newer protege?)")
+    data = {**{k: v for k, v in WRITTEN_BEFORE.get(name, {}).items() if k not in data}, **data}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict as safetensors wants it: detached, contiguous, on the CPU."""
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def policy_json(policy: Policy, task: str = "") -> dict:
+    """What ``config.json`` of a policy folder holds (training adds its own entries beside it)."""
+    return {"policy": policy_config_to_json(policy.config), "spec": policy.spec.to_json(), "task": task}
+
+
+def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
+    """Write an in-memory policy as a loadable folder (weights + config, no training state), e.g.
+    a teacher for ``distilled`` built in code; ``load_policy(folder)`` reads it back."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(weights(policy.state_dict()), folder / "model.safetensors")
+    write_json_atomic(folder / "config.json", policy_json(policy, task))
+    return folder
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run folder, its checkpoints folder or a step folder -> the policy folder to load."""
+    path = Path(path)
+    if (path / "model.safetensors").exists():
+        return path
+    for root in (path / "checkpoints", path):
+        latest = root / "latest.json"
+        if latest.exists():
+            return root / json.loads(latest.read_text())["dir"]
+    raise FileNotFoundError(f"no checkpoint found at '{path}' (expected model.safetensors or checkpoints/latest.json)")
+
+
+def load_policy(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> Policy:
+    """Rebuild a trained policy from its folder; EMA weights when present unless ema=False."""
+    folder = resolve_checkpoint(path)
+    meta = json.loads((folder / "config.json").read_text())
+    config = policy_config_from_json(meta["policy"])
+    policy = policy_class(config.name)(config, FeatureSpec.from_json(meta["spec"]))
+    file = folder / ("ema.safetensors" if ema and (folder / "ema.safetensors").exists() else "model.safetensors")
+    policy.load_state_dict(load_file(file), strict=True)
+    return policy.to(device).eval()
