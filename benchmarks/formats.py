@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.data.store import EpisodeStore
 from protege.bench.machine import machine
+from protege.data.store import EpisodeStore
+from protege.formats import read_dataset, write_dataset
 
 IMAGE_KEY = "observation.images.front"
 
@@ -39,11 +40,18 @@ def synthetic(frames: int, episodes: int, image: bool = False) -> EpisodeStore:
         pictures = np.zeros((frames, 48, 64, 3), dtype=np.uint8)
         pictures[..., 0] = (t % 200)[:, None, None]
         columns = (t * 7) % 56
-        pictures[np.arange(frames)[:, None], 20:28, columns[:, None] + np.arange(8)[None, :], 1] = 255  # a moving green block
+        pictures[np.arange(frames)[:, None], 20:28, columns[:, None] + np.arange(8)[None, :], 1] = (
+            255  # a moving green block
+        )
         obs[IMAGE_KEY] = pictures
     ends = np.linspace(0, frames, episodes + 1).astype(np.int64)[1:]
-    return EpisodeStore(obs=obs, action=rng.uniform(-1, 1, size=(frames, 7)).astype(np.float32), episode_ends=ends,
-                        reward=rng.random(frames).astype(np.float32), task="synthetic")
+    return EpisodeStore(
+        obs=obs,
+        action=rng.uniform(-1, 1, size=(frames, 7)).astype(np.float32),
+        episode_ends=ends,
+        reward=rng.random(frames).astype(np.float32),
+        task="synthetic",
+    )
 
 
 def write_zarr_replay(store: EpisodeStore, path: Path) -> None:
@@ -60,15 +68,17 @@ def write_zarr_replay(store: EpisodeStore, path: Path) -> None:
 
 def child(job: dict) -> dict:
     """One conversion in this process: time it and report this process's peak memory."""
-    from protege.formats import read_dataset, write_dataset
-
     start = time.perf_counter()
     store = read_dataset(job["source"], job["from"], images=job.get("images", True))
     if job.get("to"):
         write_dataset(store, job["dest"], job["to"], overwrite=True)
     seconds = time.perf_counter() - start
-    return {"frames": store.num_frames, "seconds": round(seconds, 3), "frames_per_s": round(store.num_frames / seconds),
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "frames": store.num_frames,
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(store.num_frames / seconds),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def peak_rss_mb() -> int:
@@ -80,7 +90,9 @@ def peak_rss_mb() -> int:
 
 
 def run_child(job: dict) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False
+    )
     if out.returncode:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout)
@@ -97,22 +109,45 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
-    results: dict = {"machine": machine(), "frames": args.frames, "episodes": args.episodes, "video_frames": args.video_frames,
-                     "conversions": {}}
+    results: dict = {
+        "machine": machine(),
+        "frames": args.frames,
+        "episodes": args.episodes,
+        "video_frames": args.video_frames,
+        "conversions": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_dataset(synthetic(args.frames, args.episodes), root / "state", video=False)
-        targets = {"lerobot": root / "lerobot", "robomimic": root / "demo.hdf5", "minari": root / "minari" / "synthetic" / "state-v0"}
+        targets = {
+            "lerobot": root / "lerobot",
+            "robomimic": root / "demo.hdf5",
+            "minari": root / "minari" / "synthetic" / "state-v0",
+        }
         for name, dest in targets.items():
-            results["conversions"][f"export {name}"] = run_child({"source": str(root / "state"), "from": "lerobot", "to": name, "dest": str(dest)})
-            results["conversions"][f"import {name}"] = run_child({"source": str(dest), "from": name, "to": "lerobot", "dest": str(root / f"back-{name}")})
+            results["conversions"][f"export {name}"] = run_child(
+                {"source": str(root / "state"), "from": "lerobot", "to": name, "dest": str(dest)}
+            )
+            results["conversions"][f"import {name}"] = run_child(
+                {"source": str(dest), "from": name, "to": "lerobot", "dest": str(root / f"back-{name}")}
+            )
         write_zarr_replay(read_dataset(root / "state"), root / "replay.zarr")
-        results["conversions"]["import zarr"] = run_child({"source": str(root / "replay.zarr"), "from": "zarr", "to": "lerobot", "dest": str(root / "back-zarr")})
+        results["conversions"]["import zarr"] = run_child(
+            {"source": str(root / "replay.zarr"), "from": "zarr", "to": "lerobot", "dest": str(root / "back-zarr")}
+        )
         if args.video_frames:
-            write_dataset(synthetic(args.video_frames, args.episodes, image=True), root / "inline-images", video=False)  # uint8 arrays in parquet
-            results["conversions"]["write video (encode)"] = run_child({"source": str(root / "inline-images"), "from": "lerobot", "to": "lerobot", "dest": str(root / "video")})
-            results["conversions"]["read video dataset, state only"] = run_child({"source": str(root / "video"), "from": "lerobot", "images": False})
-            results["conversions"]["read video dataset, decoded"] = run_child({"source": str(root / "video"), "from": "lerobot"})
+            write_dataset(
+                synthetic(args.video_frames, args.episodes, image=True), root / "inline-images", video=False
+            )  # uint8 arrays in parquet
+            results["conversions"]["write video (encode)"] = run_child(
+                {"source": str(root / "inline-images"), "from": "lerobot", "to": "lerobot", "dest": str(root / "video")}
+            )
+            results["conversions"]["read video dataset, state only"] = run_child(
+                {"source": str(root / "video"), "from": "lerobot", "images": False}
+            )
+            results["conversions"]["read video dataset, decoded"] = run_child(
+                {"source": str(root / "video"), "from": "lerobot"}
+            )
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

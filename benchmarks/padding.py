@@ -35,9 +35,14 @@ def paired(out: Path, task: str, seeds: int, fit: str, masked: str) -> dict:
                     rows[row["policy"]].append((row["success"] == "True", float(row["return"])))
     success = {name: np.array([s for s, _ in r]) for name, r in rows.items()}
     returns = {name: float(np.mean([x for _, x in r])) for name, r in rows.items()}
-    return {"episodes": len(rows[fit]), "success_fit": float(success[fit].mean()), "success_masked": float(success[masked].mean()),
-            "return_fit": returns[fit], "return_masked": returns[masked],
-            "mcnemar_masked_vs_fit": mcnemar_exact(success[masked], success[fit])}
+    return {
+        "episodes": len(rows[fit]),
+        "success_fit": float(success[fit].mean()),
+        "success_masked": float(success[masked].mean()),
+        "return_fit": returns[fit],
+        "return_masked": returns[masked],
+        "mcnemar_masked_vs_fit": mcnemar_exact(success[masked], success[fit]),
+    }
 
 
 def main() -> None:
@@ -54,11 +59,22 @@ def main() -> None:
     for family in args.policies:
         arms[family] = Arm(family, settings=(("mask_padding", False),))
         arms[f"{family}-masked"] = Arm(family, settings=(("mask_padding", True),))
-    matrix = Matrix(tasks=tuple(args.tasks), arms=arms, seeds=args.seeds, episodes=args.episodes, steps=args.steps,
-                    batch_size=256, eval_episodes=args.eval_episodes, out=args.out, progress=False)
+    matrix = Matrix(
+        tasks=tuple(args.tasks),
+        arms=arms,
+        num_seeds=args.seeds,
+        episodes=args.episodes,
+        steps=args.steps,
+        batch_size=256,
+        eval_episodes=args.eval_episodes,
+        out=args.out,
+        progress=False,
+    )
     results = run_matrix(matrix)
-    comparison = {task: {family: paired(args.out, task, args.seeds, family, f"{family}-masked") for family in args.policies}
-                  for task in args.tasks}
+    comparison = {
+        task: {family: paired(args.out, task, args.seeds, family, f"{family}-masked") for family in args.policies}
+        for task in args.tasks
+    }
     print(json.dumps({"budget": results["budget"], "paired": comparison, "machine": machine()}, indent=2))
 
 

@@ -25,15 +25,15 @@ from pathlib import Path
 
 import torch
 
-from protege.demos.collect import collect
-from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
-from protege.evaluate.timing import predict_ms
-from protege.evaluate.evaluate import evaluate
 from protege.bench.machine import machine
+from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
+from protege.demos.collect import collect
+from protege.evaluate.evaluate import evaluate
+from protege.evaluate.timing import predict_ms
 from protege.policies import Policy, policy_class
 from protege.policies.distilled import DistilledConfig
-from protege.tasks import make_task
 from protege.policies.storage import load_policy, save_policy
+from protege.tasks import make_task
 from protege.train.trainer import train
 
 TASK = "toy/fork"
@@ -45,8 +45,11 @@ def start_obs(policy: Policy, batch: int) -> dict[str, torch.Tensor]:
     env = make_task(TASK).make_env(batch)
     obs, _ = env.reset(seed=[EVAL_SEED + i for i in range(batch)])
     env.close()
-    return {k: torch.as_tensor(v).unsqueeze(1).repeat(1, policy.config.n_obs, *([1] * (v.ndim - 1)))
-            for k, v in obs.items() if k in policy.spec.obs_shapes}
+    return {
+        k: torch.as_tensor(v).unsqueeze(1).repeat(1, policy.config.n_obs, *([1] * (v.ndim - 1)))
+        for k, v in obs.items()
+        if k in policy.spec.obs_shapes
+    }
 
 
 def latency(policy: Policy, repeats: int) -> dict:
@@ -76,16 +79,31 @@ def variant(run: Path, folder: Path, **changes) -> Path:
 
 def measure(group: str, variants: dict[str, Path], args) -> dict:
     """Evaluate the variants together (paired) and time each one."""
-    report = evaluate(EvalConfig(checkpoints=tuple(variants.values()), task=TASK, episodes=args.episodes, seed=EVAL_SEED,
-                                 out=args.out / "eval" / group, device="cpu", progress=False))
+    report = evaluate(
+        EvalConfig(
+            checkpoints=tuple(variants.values()),
+            task=TASK,
+            episodes=args.episodes,
+            seed=EVAL_SEED,
+            out=args.out / "eval" / group,
+            device="cpu",
+            progress=False,
+        )
+    )
     rows = {}
-    for label, (name, summary) in zip(variants, report["policies"].items()):
+    for label, summary in zip(variants, report["policies"].values()):
         policy = load_policy(variants[label])
-        rows[label] = {"success": summary["success_rate"], "success_ci95": [round(x, 3) for x in summary["success_ci95"]],
-                       "calls_per_chunk": calls(policy), **latency(policy, args.repeats)}
+        rows[label] = {
+            "success": summary["success_rate"],
+            "success_ci95": [round(x, 3) for x in summary["success_ci95"]],
+            "calls_per_chunk": calls(policy),
+            **latency(policy, args.repeats),
+        }
     labels = {name: label for label, name in zip(variants, report["policies"])}
-    paired = [{"a": labels[p["a"]], "b": labels[p["b"]], "difference": p["difference"], "p_value": round(p["p_value"], 4)}
-              for p in report["paired"]]
+    paired = [
+        {"a": labels[p["a"]], "b": labels[p["b"]], "difference": p["difference"], "p_value": round(p["p_value"], 4)}
+        for p in report["paired"]
+    ]
     return {"variants": rows, "paired": paired}
 
 
@@ -112,30 +130,55 @@ def main() -> None:
             collect(CollectConfig(task=TASK, episodes=args.demos, out=data, overwrite=True, progress=False))
         reused = (args.out / name / "checkpoints" / "latest.json").exists()
         start = time.perf_counter()
-        run = train(TrainConfig(dataset=data, policy=policy_cfg, out=args.out / name, steps=steps, eval_every=0,
-                                save_every=steps, device="cpu", progress=False, resume=True))
+        run = train(
+            TrainConfig(
+                dataset=data,
+                policy=policy_cfg,
+                out=args.out / name,
+                steps=steps,
+                eval_every=0,
+                save_every=steps,
+                device="cpu",
+                progress=False,
+                resume=True,
+            )
+        )
         timings[f"train_{name}_s"] = "reused an earlier run" if reused else round(time.perf_counter() - start, 1)
         return run
 
     def budget(run: Path) -> dict:
         cfg = json.loads((Path(run) / "config.json").read_text())
-        return {"steps": cfg["steps"], "batch_size": cfg["batch_size"], "dataset": cfg["dataset"],
-                **({"cache_noise": cfg["policy"]["cache_noise"]} if "cache_noise" in cfg["policy"] else {})}
+        return {
+            "steps": cfg["steps"],
+            "batch_size": cfg["batch_size"],
+            "dataset": cfg["dataset"],
+            **({"cache_noise": cfg["policy"]["cache_noise"]} if "cache_noise" in cfg["policy"] else {}),
+        }
 
     teachers = {
         "diffusion": args.diffusion or fit("diffusion", policy_class("diffusion").config_class(), args.diffusion_steps),
         "flow": args.flow or fit("flow", policy_class("flow").config_class(), args.flow_steps),
     }
-    students = args.student if args.student is not None else [
-        fit(f"distilled-{name}", DistilledConfig(teacher=str(run)), args.student_steps) for name, run in teachers.items()]
+    students = (
+        args.student
+        if args.student is not None
+        else [
+            fit(f"distilled-{name}", DistilledConfig(teacher=str(run)), args.student_steps)
+            for name, run in teachers.items()
+        ]
+    )
 
     result = {"task": TASK, "seeds": {"first": EVAL_SEED, "count": args.episodes}, "machine": machine()}
     folder = args.out / "variants"
     for name, run in teachers.items():
         variants = {f"{name}-{n}": variant(run, folder / f"{name}-{n}", num_inference_steps=n) for n in STEPS}
         if name == "diffusion":
-            variants |= {f"diffusion-trailing-{n}": variant(run, folder / f"diffusion-trailing-{n}", num_inference_steps=n,
-                                                            timestep_spacing="trailing") for n in STEPS}
+            variants |= {
+                f"diffusion-trailing-{n}": variant(
+                    run, folder / f"diffusion-trailing-{n}", num_inference_steps=n, timestep_spacing="trailing"
+                )
+                for n in STEPS
+            }
         if name == "flow":
             variants["flow-adaptive"] = variant(run, folder / "flow-adaptive", adaptive=True)
         result[name] = {"run": str(run), "budget": budget(run), **measure(name, variants, args)}
@@ -145,11 +188,17 @@ def main() -> None:
         teacher = load_policy(teacher_run)
         label = f"distilled-{teacher.config.name}"
         label = label if label not in result else f"{label}-{run.name}"
-        pair = {f"{teacher.config.name}-teacher": variant(teacher_run, folder / f"{label}-teacher"),
-                label: variant(run, folder / label)}
-        result[label] = {"run": str(run), "budget": budget(run), "teacher": str(teacher_run),
-                         "teacher_steps": student.config.teacher_steps or teacher.config.num_inference_steps,
-                         **measure(label, pair, args)}
+        pair = {
+            f"{teacher.config.name}-teacher": variant(teacher_run, folder / f"{label}-teacher"),
+            label: variant(run, folder / label),
+        }
+        result[label] = {
+            "run": str(run),
+            "budget": budget(run),
+            "teacher": str(teacher_run),
+            "teacher_steps": student.config.teacher_steps or teacher.config.num_inference_steps,
+            **measure(label, pair, args),
+        }
     result["timings"] = timings
     print(json.dumps(result, indent=1))
     (args.out / "sampling_steps.json").write_text(json.dumps(result, indent=1))

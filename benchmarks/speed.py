@@ -16,11 +16,11 @@ import time
 import numpy as np
 import torch
 
-from protege.data.windows import WindowSampler
-from protege.runner import rollout
-from protege.evaluate.timing import predict_ms
 from protege.bench.machine import machine
+from protege.data.windows import WindowSampler
+from protege.evaluate.timing import predict_ms
 from protege.policies import POLICIES, FeatureSpec, make_policy
+from protege.runner import rollout
 from protege.tasks import make_task
 
 

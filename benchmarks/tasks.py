@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.formats import write_dataset
+from protege.atomic import write_json_atomic
+from protege.bench.machine import machine
 from protege.config import EVAL_SEED, EvalConfig, TrainConfig
 from protege.evaluate.evaluate import evaluate
-from protege.runner import rollout
 from protege.evaluate.stats import interval_over_seeds, wilson_interval
-from protege.bench.machine import machine
+from protege.formats import write_dataset
 from protege.policies import policy_class
+from protege.runner import rollout
+from protege.tables import markdown_table
 from protege.tasks import TASKS, make_task
-from protege.atomic import write_json_atomic
 from protege.train.trainer import train
 
 POLICIES = ("mlp", "diffusion")
@@ -63,19 +64,27 @@ def bare_steps_per_s(task, num_envs: int = 10, min_steps: int = 3000) -> float:
 
 def speeds(name: str) -> dict:
     """Bare simulator steps/s, in state and pixel mode."""
-    return {"bare_env_steps_per_s": bare_steps_per_s(make_task(name)),
-            "pixel_env_steps_per_s": bare_steps_per_s(make_task(name, pixels=True), min_steps=1000)}
+    return {
+        "bare_env_steps_per_s": bare_steps_per_s(make_task(name)),
+        "pixel_env_steps_per_s": bare_steps_per_s(make_task(name, pixels=True), min_steps=1000),
+    }
 
 
 def expert_run(name: str, episodes: int):
     """The expert on seeds 0..episodes-1, recorded; its summary includes demo generation steps/s."""
     task = make_task(name)
     start = time.perf_counter()
-    demos = rollout(task, task.make_expert(), np.arange(episodes), num_envs=50, record=True, source="expert", progress=False)
+    demos = rollout(
+        task, task.make_expert(), np.arange(episodes), num_envs=50, record=True, source="expert", progress=False
+    )
     elapsed = time.perf_counter() - start
-    return demos, {"episodes": episodes, "success": float(demos.success.mean()),
-                   "wilson95": wilson_interval(int(demos.success.sum()), len(demos.success)),
-                   "mean_length": float(demos.lengths.mean()), "demo_steps_per_s": float(demos.lengths.sum() / elapsed)}
+    return demos, {
+        "episodes": episodes,
+        "success": float(demos.success.mean()),
+        "wilson95": wilson_interval(int(demos.success.sum()), len(demos.success)),
+        "mean_length": float(demos.lengths.mean()),
+        "demo_steps_per_s": float(demos.lengths.sum() / elapsed),
+    }
 
 
 def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
@@ -93,22 +102,52 @@ def run_task(name: str, out: Path, args: argparse.Namespace) -> dict:
         runs = []
         for family in POLICIES:
             t0 = time.perf_counter()
-            runs.append(train(TrainConfig(dataset=data, policy=policy_class(family).config_class(), out=out / f"seed{seed}" / family,
-                                          steps=args.steps, batch_size=256, seed=seed, eval_every=0, save_every=args.steps,
-                                          progress=False)))
+            runs.append(
+                train(
+                    TrainConfig(
+                        dataset=data,
+                        policy=policy_class(family).config_class(),
+                        out=out / f"seed{seed}" / family,
+                        steps=args.steps,
+                        batch_size=256,
+                        seed=seed,
+                        eval_every=0,
+                        save_every=args.steps,
+                        progress=False,
+                    )
+                )
+            )
             train_s[family].append(time.perf_counter() - t0)
-        report = evaluate(EvalConfig(checkpoints=tuple(runs), task=name, episodes=args.eval_episodes, seed=EVAL_SEED,
-                                     num_envs=50, out=out / f"seed{seed}" / "eval", progress=False))
+        report = evaluate(
+            EvalConfig(
+                checkpoints=tuple(runs),
+                task=name,
+                episodes=args.eval_episodes,
+                seed=EVAL_SEED,
+                num_envs=50,
+                out=out / f"seed{seed}" / "eval",
+                progress=False,
+            )
+        )
         for family in POLICIES:
             rates[family].append(report["policies"][family]["success_rate"])
         for row in _rows(out / f"seed{seed}" / "eval" / "episodes.csv"):
             pooled[row["policy"]].append(row["success"] == "True")
-    result["budget"] = {"demos": int(len(kept)), "steps": args.steps, "batch_size": 256, "training_seeds": args.seeds,
-                        "eval_episodes_per_seed": args.eval_episodes}
+    result["budget"] = {
+        "demos": int(len(kept)),
+        "steps": args.steps,
+        "batch_size": 256,
+        "training_seeds": args.seeds,
+        "eval_episodes_per_seed": args.eval_episodes,
+    }
     result["policies"] = {
-        family: {"mean_success": float(np.mean(rates[family])), "t95_over_seeds": interval_over_seeds(rates[family]),
-                 "per_seed": rates[family], "pooled_wilson95": wilson_interval(sum(pooled[family]), len(pooled[family])),
-                 "train_s_median": float(np.median(train_s[family]))}
+        family: {
+            "mean_success": float(np.mean(rates[family])),
+            "t95_over_seeds": interval_over_seeds(rates[family]),
+            "per_seed": rates[family],
+            "pooled_wilson95": wilson_interval(sum(pooled[family]), len(pooled[family])),
+            "train_s_median": float(np.median(train_s[family])),
+        }
         for family in POLICIES
     }
     return result
@@ -125,21 +164,29 @@ def _pct(low: float, high: float) -> str:
 
 def table(out: Path) -> str:
     """Markdown table of every finished task under ``out``."""
-    lines = [
-        "| task | expert success (100 ep) | demo steps/s | env steps/s: state / 96 px | mlp success | diffusion success |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = []
     for path in sorted(out.glob("*/summary.json")):
         r = json.loads(path.read_text())
-        cells = [f"`{r['task']}`", f"{100 * r['expert']['success']:.0f}% {_pct(*r['expert']['wilson95'])}",
-                 f"{r['expert']['demo_steps_per_s']:,.0f}",
-                 f"{r['bare_env_steps_per_s']:,.0f} / {r.get('pixel_env_steps_per_s', float('nan')):,.0f}"]
+        cells = [
+            f"`{r['task']}`",
+            f"{100 * r['expert']['success']:.0f}% {_pct(*r['expert']['wilson95'])}",
+            f"{r['expert']['demo_steps_per_s']:,.0f}",
+            f"{r['bare_env_steps_per_s']:,.0f} / {r.get('pixel_env_steps_per_s', float('nan')):,.0f}",
+        ]
         for family in POLICIES:
             p = r["policies"][family]
             per_seed = " / ".join(f"{100 * x:.0f}" for x in p["per_seed"])
             cells.append(f"{100 * p['mean_success']:.0f}% {_pct(*p['t95_over_seeds'])} ({per_seed})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    headers = [
+        "task",
+        "expert success (100 ep)",
+        "demo steps/s",
+        "env steps/s: state / 96 px",
+        "mlp success",
+        "diffusion success",
+    ]
+    return markdown_table(headers, rows)
 
 
 def main() -> None:

@@ -379,7 +379,7 @@ def test_policy_rejects_wrong_action_and_observation_shapes(runs: dict[str, Path
 def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = work / "matrix"
     args = ["bench", "--suite", "policies", "--tasks", "toy/fork", "toy/reach", "--policies", "mlp", "knn", "flow", "distilled",
-            "--seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32", "--eval-episodes", "10",
+            "--num-seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32", "--eval-episodes", "10",
             "--device", "cpu", "--out", str(out), "--no-progress"]
     main(args)
     printed = capsys.readouterr().out

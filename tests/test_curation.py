@@ -229,7 +229,7 @@ def test_config_round_trip_and_cli_error(mixed: Path, tmp_path: Path, capsys: py
 def test_bench_curation_suite_pairs_every_curation_with_uniform(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "curation"
     main(["bench", "--suite", "curation", "--tasks", "toy/reach", "--curations", "uniform", "success-only", "awr+median-of-means",
-          "--mixture", "expert=0.5", "random=0.5", "--seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32",
+          "--mixture", "expert=0.5", "random=0.5", "--num-seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32",
           "--eval-episodes", "10", "--device", "cpu", "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())

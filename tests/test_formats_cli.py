@@ -72,13 +72,13 @@ def test_export_round_trips_through_every_writable_format(tmp_path: Path) -> Non
 
 
 def test_training_on_a_named_subset(hdf5: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """`--episodes better` trains on exactly those episodes, straight from the robomimic file."""
-    main(["train", str(hdf5), "--episodes", "better", "--val-fraction", "0", "--out", str(tmp_path / "knn"), "--eval-every", "0",
+    """`--subset better` trains on exactly those episodes, straight from the robomimic file."""
+    main(["train", str(hdf5), "--subset", "better", "--val-fraction", "0", "--out", str(tmp_path / "knn"), "--eval-every", "0",
           "--no-progress", "policy:knn"])
     store = demo_store()
     assert len(load_policy(tmp_path / "knn").memory_keys) == store.episode_lengths[[0, 3, 5]].sum()
     with pytest.raises(SystemExit) as err:
-        main(["train", str(hdf5), "--episodes", "best", "--out", str(tmp_path / "x"), "--no-progress", "policy:mlp"])
+        main(["train", str(hdf5), "--subset", "best", "--out", str(tmp_path / "x"), "--no-progress", "policy:mlp"])
     assert "no episode subset 'best'; its subsets: better, train, valid" in str(err.value)
 
 

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import tyro
 
-from protege.config import BenchConfig, CollectConfig, EvalConfig, ExportConfig, ImportConfig, InspectConfig, TrainConfig
+from protege.config import (
+    BenchConfig,
+    CollectConfig,
+    EvalConfig,
+    ExportConfig,
+    ImportConfig,
+    InspectConfig,
+    TrainConfig,
+)
 from protege.extras import MissingExtraError
 
 #: Errors that describe bad input; shown as one line (set PROTEGE_DEBUG=1 for the traceback).
@@ -42,6 +50,26 @@ commands:
 """
 
 
+#: Old spellings of renamed options, per command, kept working for one release (0.2 drops them).
+RENAMED: dict[str, dict[str, str]] = {
+    "train": {"--episodes": "--subset"},  # a subset's name, where --episodes is a count everywhere else
+    "bench": {"--seeds": "--num-seeds"},  # a count, next to --seed, a seed
+}
+
+
+def _renamed(command: str, args: list[str]) -> list[str]:
+    """``args`` with renamed options spelled the new way, and a deprecation line on stderr for each."""
+    out = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        new = RENAMED.get(command, {}).get(name)
+        if new:
+            print(f"protege {command}: {name} is deprecated and will be removed in 0.2; use {new}", file=sys.stderr)
+            arg = new + sep + value
+        out.append(arg)
+    return out
+
+
 def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
     """Strip ``--config RUN/config.json`` and load it as the defaults of `protege train`."""
     if "--config" not in args:
@@ -53,15 +81,15 @@ def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
     if not path.exists():
         raise SystemExit(f"--config: no such file '{path}'")
     try:
-        return args[:i] + args[i + 2:], TrainConfig.from_json(json.loads(path.read_text()))
+        return args[:i] + args[i + 2 :], TrainConfig.from_json(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as err:
         raise SystemExit(f"--config: '{path}' is not a run's config.json ({err})") from None
 
 
 def run(command: str, cfg) -> None:
     if command == "collect":
-        from protege.demos.collect import collect
         from protege.curation.describe import describe, format_description
+        from protege.demos.collect import collect
 
         out, store = collect(cfg)
         print(format_description(describe(store)))
@@ -79,9 +107,9 @@ def run(command: str, cfg) -> None:
     elif command in ("import", "export"):
         convert(command, cfg)
     elif command == "inspect":
+        from protege.atomic import write_json_atomic
         from protege.curation.describe import describe, format_description
         from protege.formats import read_dataset
-        from protege.atomic import write_json_atomic
 
         desc = describe(read_dataset(cfg.dataset, cfg.format, images=False))
         print(format_description(desc))
@@ -109,13 +137,28 @@ def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:
     from protege.formats import read_dataset, write_dataset
 
     start = time.perf_counter()
-    store = read_dataset(cfg.source, cfg.format if command == "import" else "auto", obs_keys=cfg.obs_keys or None, images=cfg.images, progress=cfg.progress)
+    store = read_dataset(
+        cfg.source,
+        cfg.format if command == "import" else "auto",
+        obs_keys=cfg.obs_keys or None,
+        images=cfg.images,
+        progress=cfg.progress,
+    )
     fmt = "lerobot" if command == "import" else cfg.format
-    out = write_dataset(store, cfg.dest, fmt, overwrite=cfg.overwrite, progress=cfg.progress, **({"video": cfg.video} if fmt == "lerobot" else {}))
+    out = write_dataset(
+        store,
+        cfg.dest,
+        fmt,
+        overwrite=cfg.overwrite,
+        progress=cfg.progress,
+        **({"video": cfg.video} if fmt == "lerobot" else {}),
+    )
     seconds = time.perf_counter() - start
     print(format_description(describe(store)))
-    print(f"\nwrote {store.num_episodes} episodes ({store.num_frames} frames) to {out} in {seconds:.1f} s "
-          f"({store.num_frames / max(seconds, 1e-9):,.0f} frames/s)")
+    print(
+        f"\nwrote {store.num_episodes} episodes ({store.num_frames} frames) to {out} in {seconds:.1f} s "
+        f"({store.num_frames / max(seconds, 1e-9):,.0f} frames/s)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,12 +168,17 @@ def main(argv: list[str] | None = None) -> None:
         if args and args[0] not in ("-h", "--help"):
             raise SystemExit(f"unknown command '{args[0]}'; choose one of: {', '.join(COMMANDS)}")
         return
-    command, rest = args[0], args[1:]
+    command, rest = args[0], _renamed(args[0], args[1:])
     default = None
     if command == "train":
         rest, default = _pop_config(rest)
-    cfg = tyro.cli(COMMANDS[command], args=rest, prog=f"protege {command}", default=default,
-                   config=(tyro.conf.CascadeSubcommandArgs,))
+    cfg = tyro.cli(
+        COMMANDS[command],
+        args=rest,
+        prog=f"protege {command}",
+        default=default,
+        config=(tyro.conf.CascadeSubcommandArgs,),
+    )
     try:
         run(command, cfg)
     except USER_ERRORS as err:
@@ -138,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         raise SystemExit(f"protege {command}: error: {message}") from None
+
 
 if __name__ == "__main__":
     main()

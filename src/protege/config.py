@@ -21,7 +21,7 @@ from protege.policies.diffusion import DiffusionConfig
 from protege.policies.storage import policy_config_from_json, policy_config_to_json
 
 #: Union of every registered family's config: tyro offers them as ``policy:<name>`` subcommands.
-PolicyChoice = Union[tuple(Annotated[policy_class(name).config_class, tyro.conf.subcommand(name)] for name in POLICIES)]  # type: ignore[valid-type]
+PolicyChoice = Union[tuple(Annotated[policy_class(name).config_class, tyro.conf.subcommand(name)] for name in POLICIES)]  # type: ignore[valid-type]  # noqa: UP007
 
 #: Dataset formats `protege import` reads, and those it can write (see protege.formats).
 DatasetFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
@@ -35,7 +35,9 @@ COLLECT_SEED, TRAIN_EVAL_SEED, EVAL_SEED = 0, 200_000, 100_000
 
 
 def resolve_device(device: str) -> torch.device:
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+    return torch.device(
+        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
+    )
 
 
 @dataclass
@@ -59,13 +61,19 @@ class CollectConfig:
     success_only: bool = False
     """Keep only the expert's successful episodes (default: keep failures too, flagged in the episode table)."""
     noise: float = 0.0
-    """DART noise: execute expert action + Gaussian noise of this std (fraction of the action half-range); record the expert's action."""
+    """DART noise: execute expert action + Gaussian noise of this std (fraction of the action half-range); record the
+    expert's action."""
     epsilon: float = 0.0
-    """Probability of executing a uniform random action instead of the expert's at each step (the expert's is recorded)."""
+    """Probability of executing a uniform random action instead of the expert's at each step (the expert's is
+    recorded)."""
     mixture: tuple[str, ...] = ()
-    """Mixed-quality dataset: fraction of the episodes per operator, e.g. expert=0.3 noisy=0.4 random=0.2 corrupted=0.1 (fractions > 0 summing to 1; operators: expert, noisy, random, sluggish, corrupted). Unlike --noise/--epsilon (not combinable with it), each episode records the action its operator executed; corrupted episodes are driven by the expert but log outlier actions. Empty: expert only."""
+    """Mixed-quality dataset: fraction of the episodes per operator, e.g. expert=0.3 noisy=0.4 random=0.2 corrupted=0.1
+    (fractions > 0 summing to 1; operators: expert, noisy, random, sluggish, corrupted). Unlike --noise/--epsilon (not
+    combinable with it), each episode records the action its operator executed; corrupted episodes are driven by the
+    expert but log outlier actions. Empty: expert only."""
     noisy_scale: float = 0.3
-    """noisy operator: std of the Gaussian noise added to the expert's action, as a fraction of the action half-range."""
+    """noisy operator: std of the Gaussian noise added to the expert's action, as a fraction of the action
+    half-range."""
     random_epsilon: float = 0.5
     """random operator: probability per step of a uniform random action instead of the expert's."""
     sluggish: float = 0.7
@@ -89,8 +97,9 @@ class TrainConfig:
     """Train a policy on a dataset folder; writes checkpoints, metrics and its config to a run folder."""
 
     dataset: tyro.conf.Positional[Path]
-    """Dataset: a folder written by `protege collect` / `protege import` (LeRobotDataset v3), or any format `protege import` reads."""
-    episodes: str = ""
+    """Dataset: a folder written by `protege collect` / `protege import` (LeRobotDataset v3), or any format `protege
+    import` reads."""
+    subset: str = ""
     """Train on this named episode subset only (e.g. robomimic's train or better; `protege inspect` lists them)."""
     policy: PolicyChoice = field(default_factory=DiffusionConfig)
     """Policy family and its settings."""
@@ -144,6 +153,8 @@ class TrainConfig:
     @staticmethod
     def from_json(data: dict) -> TrainConfig:
         data = dict(data)
+        if "episodes" in data:  # run configs written before --episodes NAME became --subset NAME
+            data["subset"] = data.pop("episodes")
         policy = policy_config_from_json(data.pop("policy"))
         curation = data.pop("curation", {})
         curation["methods"] = tuple(curation.get("methods", ()))
@@ -168,13 +179,17 @@ class EvalConfig:
     num_envs: int = 100
     """Episodes simulated in parallel (one batched policy call per replan)."""
     execution: Execution = "receding"
-    """How action chunks are executed: receding (n_action_steps of each chunk, then predict again), ensemble (predict every step, execute the exp-weighted mean of all chunks' actions for the step, as ACT), adaptive (predict every check_every steps; an env replaces its queued chunk where the new one disagrees by >= replan_threshold, or when its queue runs out)."""
+    """How action chunks are executed: receding (n_action_steps of each chunk, then predict again), ensemble (predict
+    every step, execute the exp-weighted mean of all chunks' actions for the step, as ACT), adaptive (predict every
+    check_every steps; an env replaces its queued chunk where the new one disagrees by >= replan_threshold, or when
+    its queue runs out)."""
     n_action_steps: int = 0
     """Actions executed per predicted chunk with receding execution (0: each policy's own setting)."""
     ensemble_decay: float = 0.01
     """ensemble: weight exp(-decay * i) of the i-th oldest chunk's action (0: plain mean; < 0 favours newer chunks)."""
     replan_threshold: float = 0.1
-    """adaptive: replan where the mean per-step L2 distance between the new chunk and the queued actions, in normalized action units ([-1, 1] per dimension), is at least this (inf: whole chunks)."""
+    """adaptive: replan where the mean per-step L2 distance between the new chunk and the queued actions, in normalized
+    action units ([-1, 1] per dimension), is at least this (inf: whole chunks)."""
     check_every: int = 1
     """adaptive: predict a chunk to compare with the queue every this many steps."""
     async_envs: bool = False
@@ -201,7 +216,8 @@ class InspectConfig:
     format: DatasetFormat = "auto"
     """Format of the dataset (auto: judged by its layout)."""
     json: Path | None = None
-    """Also save the full report as JSON here: everything printed plus the per-episode metrics (source, success, return, length, smoothness, divergence)."""
+    """Also save the full report as JSON here: everything printed plus the per-episode metrics (source, success, return,
+    length, smoothness, divergence)."""
 
 
 @dataclass
@@ -209,7 +225,8 @@ class ImportConfig:
     """Convert demonstrations from another tool's format into a protege dataset (LeRobotDataset v3)."""
 
     source: tyro.conf.Positional[Path]
-    """robomimic .hdf5, Minari dataset folder (or id under MINARI_DATASETS_PATH), diffusion_policy .zarr / .zarr.zip, or LeRobot v3 / v2.1 folder."""
+    """robomimic .hdf5, Minari dataset folder (or id under MINARI_DATASETS_PATH), diffusion_policy .zarr / .zarr.zip, or
+    LeRobot v3 / v2.1 folder."""
     dest: tyro.conf.Positional[Path]
     """Dataset folder to write."""
     format: DatasetFormat = "auto"
@@ -219,7 +236,8 @@ class ImportConfig:
     images: bool = True
     """Convert image/video observations (--no-images: state only, nothing decoded)."""
     video: bool = True
-    """Store images as MP4 video (LeRobot's layout: small, lossy, ~1/255 mean error); --no-video keeps them bit-exact uint8 arrays."""
+    """Store images as MP4 video (LeRobot's layout: small, lossy, ~1/255 mean error); --no-video keeps them bit-exact
+    uint8 arrays."""
     overwrite: bool = False
     """Replace the destination if it exists."""
     progress: bool = True
@@ -267,11 +285,14 @@ class BenchConfig:
     task: str = "toy/fork"
     """Registered task to benchmark on (default suite)."""
     tasks: tuple[str, ...] = ()
-    """Tasks of a matrix suite (policies default: toy/fork toy/reach pusht metaworld/reach metaworld/push metaworld/pick-place; curation default: toy/fork metaworld/push fetch/pick-place)."""
+    """Tasks of a matrix suite (policies default: toy/fork toy/reach pusht metaworld/reach metaworld/push
+    metaworld/pick-place; curation default: toy/fork metaworld/push fetch/pick-place)."""
     policies: tuple[str, ...] = ()
-    """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every registered family; curation suite: mlp)."""
+    """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every
+    registered family; curation suite: mlp)."""
     curations: tuple[str, ...] = CURATION_SUITE_ARMS
-    """Curation suite: the curations compared, each 'uniform' or methods joined by '+' (e.g. success-only+median-of-means)."""
+    """Curation suite: the curations compared, each 'uniform' or methods joined by '+' (e.g.
+    success-only+median-of-means)."""
     mixture: tuple[str, ...] = CURATION_SUITE_MIXTURE
     """Curation suite: operator mixture of the collected datasets (see `protege collect --mixture`)."""
     episodes: int = 500
@@ -284,8 +305,8 @@ class BenchConfig:
     """Evaluation episodes per policy (and training seed), on one shared seed list."""
     seed: int = 0
     """Training seed (default suite)."""
-    seeds: int = 3
-    """Training seeds 0..seeds-1 per family and task (policies suite)."""
+    num_seeds: int = 3
+    """How many training seeds (0 .. num_seeds - 1) per arm and task (matrix suites)."""
     out: Path | None = None
     """Run folder (default: runs/bench-<date>-<time>); an existing policies-suite folder is resumed."""
     device: str = "auto"

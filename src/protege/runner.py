@@ -100,7 +100,12 @@ def rollout(
                     obs={key: _steps_to_episodes([f[key][:k] for f in obs_frames], live_mask) for key in obs_frames[0]},
                     action=_steps_to_episodes([a[:k] for a in action_frames], live_mask),
                     episode_ends=np.cumsum(ep_length[:k]),
-                    episodes={"success": ep_success[:k], "return": ep_return[:k], "source": np.full(k, source or "policy", dtype=object), "seed": wave},
+                    episodes={
+                        "success": ep_success[:k],
+                        "return": ep_return[:k],
+                        "source": np.full(k, source or "policy", dtype=object),
+                        "seed": wave,
+                    },
                     reward=_steps_to_episodes([r[:k] for r in reward_frames], live_mask),
                     fps=task.spec.fps,
                     task=task.name,

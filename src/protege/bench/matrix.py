@@ -23,18 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.formats import read_dataset
-from protege.demos.collect import collect
+from protege.atomic import write_json_atomic
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
+from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, wilson_interval
 from protege.evaluate.timing import predict_ms
+from protege.formats import read_dataset
 from protege.policies import policy_class
 from protege.policies.storage import load_policy
-from protege.atomic import write_json_atomic
+from protege.tables import markdown_table
 from protege.train.trainer import train
 
 STUDENT_TEACHER = "flow"  # a student family (one with a ``teacher`` field) distils the arm of this name
@@ -56,7 +57,7 @@ class Matrix:
 
     tasks: tuple[str, ...]
     arms: dict[str, Arm]
-    seeds: int
+    num_seeds: int
     episodes: int
     steps: int
     batch_size: int
@@ -79,9 +80,11 @@ def _check(matrix: Matrix) -> None:
         policy_class(arm.policy)  # unknown names fail before minutes of work
         arm.curation.check()
         if _is_student(arm) and STUDENT_TEACHER not in matrix.arms:
-            raise ValueError(f"policy '{arm.policy}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies")
-    if matrix.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {matrix.seeds}")
+            raise ValueError(
+                f"policy '{arm.policy}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies"
+            )
+    if matrix.num_seeds < 1:
+        raise ValueError(f"--num-seeds must be >= 1, got {matrix.num_seeds}")
     if matrix.baseline and matrix.baseline not in matrix.arms:
         raise ValueError(f"baseline '{matrix.baseline}' is not one of the arms {list(matrix.arms)}")
 
@@ -95,9 +98,21 @@ def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, P
         if not (run / "checkpoints" / "latest.json").exists():
             teacher = {"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}
             config = policy_class(arm.policy).config_class(**dict(arm.settings), **teacher)
-            train(TrainConfig(dataset=data, policy=config, out=run, steps=matrix.steps, batch_size=matrix.batch_size, seed=seed,
-                              device=matrix.device, eval_every=0, save_every=matrix.steps, progress=matrix.progress,
-                              curation=arm.curation))
+            train(
+                TrainConfig(
+                    dataset=data,
+                    policy=config,
+                    out=run,
+                    steps=matrix.steps,
+                    batch_size=matrix.batch_size,
+                    seed=seed,
+                    device=matrix.device,
+                    eval_every=0,
+                    save_every=matrix.steps,
+                    progress=matrix.progress,
+                    curation=arm.curation,
+                )
+            )
         runs[name] = run
     return runs
 
@@ -122,29 +137,55 @@ def inference_ms_per_action(run: Path, store: EpisodeStore, batch: int, repeats:
 def run_matrix(matrix: Matrix) -> dict:
     """Run (or resume) the whole matrix and write ``summary.json`` and ``table.md`` under ``out``."""
     _check(matrix)
-    results: dict = {"tasks": {}, "budget": {"episodes": matrix.episodes, "steps": matrix.steps, "batch_size": matrix.batch_size,
-                                             "training_seeds": matrix.seeds, "eval_episodes_per_seed": matrix.eval_episodes},
-                     "arms": {name: {"policy": arm.policy, "curation": arm.curation.label} for name, arm in matrix.arms.items()},
-                     "mixture": list(matrix.mixture), "baseline": matrix.baseline}
+    results: dict = {
+        "tasks": {},
+        "budget": {
+            "episodes": matrix.episodes,
+            "steps": matrix.steps,
+            "batch_size": matrix.batch_size,
+            "training_seeds": matrix.num_seeds,
+            "eval_episodes_per_seed": matrix.eval_episodes,
+        },
+        "arms": {name: {"policy": arm.policy, "curation": arm.curation.label} for name, arm in matrix.arms.items()},
+        "mixture": list(matrix.mixture),
+        "baseline": matrix.baseline,
+    }
     for task in matrix.tasks:
         folder = matrix.out / task.replace("/", "-")
         data = folder / "data"
         if not (data / "meta" / "info.json").exists():
-            collect(CollectConfig(task=task, episodes=matrix.episodes, out=data, overwrite=True, progress=matrix.progress,
-                                  mixture=matrix.mixture))
+            collect(
+                CollectConfig(
+                    task=task,
+                    episodes=matrix.episodes,
+                    out=data,
+                    overwrite=True,
+                    progress=matrix.progress,
+                    mixture=matrix.mixture,
+                )
+            )
         per_seed: dict[str, list[float]] = {name: [] for name in matrix.arms}
         pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         speeds: dict[str, list[float]] = {name: [] for name in matrix.arms}
         returns: dict[str, list[float]] = {name: [] for name in matrix.arms}
         runs: dict[str, Path] = {}
-        for seed in range(matrix.seeds):
+        for seed in range(matrix.num_seeds):
             runs = _train_seed(matrix, task, data, seed)
             for name, run in runs.items():
                 speeds[name] += [x for x in [samples_per_s(run)] if x is not None]
             eval_dir = folder / f"seed{seed}" / "eval"
             if not (eval_dir / "summary.json").exists():
-                evaluate(EvalConfig(checkpoints=tuple(runs.values()), labels=tuple(runs), task=task, episodes=matrix.eval_episodes,
-                                    out=eval_dir, device=matrix.device, progress=matrix.progress))
+                evaluate(
+                    EvalConfig(
+                        checkpoints=tuple(runs.values()),
+                        labels=tuple(runs),
+                        task=task,
+                        episodes=matrix.eval_episodes,
+                        out=eval_dir,
+                        device=matrix.device,
+                        progress=matrix.progress,
+                    )
+                )
             report = json.loads((eval_dir / "summary.json").read_text())
             for name in matrix.arms:
                 per_seed[name].append(report["policies"][name]["success_rate"])
@@ -154,13 +195,22 @@ def run_matrix(matrix: Matrix) -> dict:
                     returns[row["policy"]].append(float(row["return"]))
         store = read_dataset(data)
         results["tasks"][task] = {
-            name: {"mean_success": float(np.mean(per_seed[name])), "t95_over_seeds": interval_over_seeds(per_seed[name]),
-                   "per_seed": per_seed[name], "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),
-                   "mean_return": float(np.mean(returns[name])),
-                   "train_samples_per_s": statistics.median(speeds[name]) if speeds[name] else None,
-                   "inference_ms_per_action": {f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)},
-                   **({"vs_baseline": paired_against(per_seed, pooled, name, matrix.baseline)}
-                      if matrix.baseline and name != matrix.baseline else {})}
+            name: {
+                "mean_success": float(np.mean(per_seed[name])),
+                "t95_over_seeds": interval_over_seeds(per_seed[name]),
+                "per_seed": per_seed[name],
+                "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),
+                "mean_return": float(np.mean(returns[name])),
+                "train_samples_per_s": statistics.median(speeds[name]) if speeds[name] else None,
+                "inference_ms_per_action": {
+                    f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)
+                },
+                **(
+                    {"vs_baseline": paired_against(per_seed, pooled, name, matrix.baseline)}
+                    if matrix.baseline and name != matrix.baseline
+                    else {}
+                ),
+            }
             for name in matrix.arms
         }
         write_json_atomic(matrix.out / "summary.json", results)
@@ -172,30 +222,55 @@ def paired_against(per_seed: dict[str, list[float]], pooled: dict[str, list[bool
     """Arm minus baseline: mean paired difference over training seeds with its 95% t-interval, and
     an exact McNemar test over every evaluation episode (same seeds, same training seed)."""
     differences = [a - b for a, b in zip(per_seed[name], per_seed[baseline])]
-    return {"difference": float(np.mean(differences)), "t95_over_seeds": interval_over_seeds(differences, clip=False),
-            "mcnemar": mcnemar_exact(np.array(pooled[name]), np.array(pooled[baseline]))}
+    return {
+        "difference": float(np.mean(differences)),
+        "t95_over_seeds": interval_over_seeds(differences, clip=False),
+        "mcnemar": mcnemar_exact(np.array(pooled[name]), np.array(pooled[baseline])),
+    }
 
 
 def format_matrix(results: dict) -> str:
     """Markdown: one row per task and arm. With a baseline (one family, several curations) the
     paired difference and McNemar p replace the inference timings, which do not differ by curation."""
     baseline = results.get("baseline", "")
-    head = f"| task | {'curation' if baseline else 'policy'} | success: mean over seeds [95% t-CI] (per seed) | pooled 95% Wilson | mean return |"
-    head += " train samples/s |" + (f" vs {baseline}: difference [95% t-CI] | McNemar p |" if baseline else " ms/action b1 / b64 |")
-    lines = [head, "|---" * (8 if baseline else 7) + "|"]
+    headers = [
+        "task",
+        "curation" if baseline else "policy",
+        "success: mean over seeds [95% t-CI] (per seed)",
+        "pooled 95% Wilson",
+        "mean return",
+        "train samples/s",
+        *([f"vs {baseline}: difference [95% t-CI]", "McNemar p"] if baseline else ["ms/action b1 / b64"]),
+    ]
+    rows = []
     for task, arms in results["tasks"].items():
         for name, r in arms.items():
             lo, hi = r["t95_over_seeds"]
             seeds = " / ".join(f"{100 * x:.0f}" for x in r["per_seed"])
             wlo, whi = r["pooled_wilson95"]
             sps = f"{r['train_samples_per_s']:,.0f}" if r["train_samples_per_s"] else "no training"
-            row = f"| `{task}` | {name} | {100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds}) | [{100 * wlo:.0f}, {100 * whi:.0f}] | {r['mean_return']:.1f} | {sps} |"
+            row = [
+                f"`{task}`",
+                name,
+                f"{100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds})",
+                f"[{100 * wlo:.0f}, {100 * whi:.0f}]",
+                f"{r['mean_return']:.1f}",
+                sps,
+            ]
             if not baseline:
                 ms = r["inference_ms_per_action"]
-                lines.append(row + f" {ms['batch_1']:.2f} / {ms['batch_64']:.2f} |")
+                rows.append([*row, f"{ms['batch_1']:.2f} / {ms['batch_64']:.2f}"])
                 continue
             vs = r.get("vs_baseline")
-            dlo, dhi = vs["t95_over_seeds"] if vs else (0, 0)
-            lines.append(row + (f" {100 * vs['difference']:+.0f} [{100 * dlo:+.0f}, {100 * dhi:+.0f}] | {vs['mcnemar']['p_value']:.2g} |"
-                                if vs else " (baseline) | |"))
-    return "\n".join(lines)
+            if vs:
+                dlo, dhi = vs["t95_over_seeds"]
+                rows.append(
+                    [
+                        *row,
+                        f"{100 * vs['difference']:+.0f} [{100 * dlo:+.0f}, {100 * dhi:+.0f}]",
+                        f"{vs['mcnemar']['p_value']:.2g}",
+                    ]
+                )
+            else:
+                rows.append([*row, "(baseline)", ""])
+    return markdown_table(headers, rows)

@@ -6,14 +6,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from protege.atomic import write_json_atomic
+from protege.bench.machine import machine
+from protege.bench.matrix import Arm, Matrix, run_matrix, samples_per_s
 from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
-from protege.bench.machine import machine
-from protege.bench.matrix import Arm, Matrix, run_matrix, samples_per_s
 from protege.policies import policy_class
-from protege.atomic import write_json_atomic
 from protege.train.trainer import train
 
 
@@ -25,22 +25,46 @@ def bench(cfg: BenchConfig) -> dict:
         policy_class(name)  # fail on an unknown name before spending minutes
     out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "bench_config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()})
+    write_json_atomic(
+        out / "bench_config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}
+    )
     timings = {}
     start = time.perf_counter()
-    data_dir, store = collect(CollectConfig(task=cfg.task, episodes=cfg.episodes, out=out / "data", overwrite=True, progress=cfg.progress))
+    data_dir, store = collect(
+        CollectConfig(task=cfg.task, episodes=cfg.episodes, out=out / "data", overwrite=True, progress=cfg.progress)
+    )
     timings["collect_s"] = time.perf_counter() - start
     runs = []
     for name in cfg.families():
         t0 = time.perf_counter()
         policy_cfg = policy_class(name).config_class()
-        run = train(TrainConfig(dataset=data_dir, policy=policy_cfg, out=out / name, steps=cfg.steps, batch_size=cfg.batch_size,
-                                seed=cfg.seed, device=cfg.device, eval_every=0, save_every=cfg.steps, progress=cfg.progress))
+        run = train(
+            TrainConfig(
+                dataset=data_dir,
+                policy=policy_cfg,
+                out=out / name,
+                steps=cfg.steps,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+                device=cfg.device,
+                eval_every=0,
+                save_every=cfg.steps,
+                progress=cfg.progress,
+            )
+        )
         timings[f"train_{name}_s"] = time.perf_counter() - t0
         runs.append(run)
     t0 = time.perf_counter()
-    report = evaluate(EvalConfig(checkpoints=tuple(runs), task=cfg.task, episodes=cfg.eval_episodes, out=out / "eval",
-                                 device=cfg.device, progress=cfg.progress))
+    report = evaluate(
+        EvalConfig(
+            checkpoints=tuple(runs),
+            task=cfg.task,
+            episodes=cfg.eval_episodes,
+            out=out / "eval",
+            device=cfg.device,
+            progress=cfg.progress,
+        )
+    )
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
@@ -59,14 +83,32 @@ def bench_matrix(cfg: BenchConfig) -> dict:
     """
     out = cfg.out or Path("runs") / f"bench-{cfg.suite}-{datetime.now():%Y%m%d-%H%M%S}"
     if cfg.suite == "policies":
-        arms, tasks, mixture, baseline = {name: Arm(name) for name in cfg.families()}, cfg.tasks or POLICY_SUITE_TASKS, (), ""
+        arms, tasks, mixture, baseline = (
+            {name: Arm(name) for name in cfg.families()},
+            cfg.tasks or POLICY_SUITE_TASKS,
+            (),
+            "",
+        )
     else:
         families = cfg.families()
-        arms = {(c if len(families) == 1 else f"{f}-{c}"): Arm(f, curation_of(c)) for f in families for c in cfg.curations}
+        arms = {
+            (c if len(families) == 1 else f"{f}-{c}"): Arm(f, curation_of(c)) for f in families for c in cfg.curations
+        }
         tasks, mixture, baseline = cfg.tasks or CURATION_SUITE_TASKS, cfg.mixture, next(iter(arms))
-    matrix = Matrix(tasks=tasks, arms=arms, seeds=cfg.seeds, episodes=cfg.episodes, steps=cfg.steps, batch_size=cfg.batch_size,
-                    eval_episodes=cfg.eval_episodes, out=out, device=cfg.device, progress=cfg.progress, mixture=mixture,
-                    baseline=baseline if len(cfg.families()) == 1 else "")
+    matrix = Matrix(
+        tasks=tasks,
+        arms=arms,
+        num_seeds=cfg.num_seeds,
+        episodes=cfg.episodes,
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        eval_episodes=cfg.eval_episodes,
+        out=out,
+        device=cfg.device,
+        progress=cfg.progress,
+        mixture=mixture,
+        baseline=baseline if len(cfg.families()) == 1 else "",
+    )
     results = run_matrix(matrix)
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
@@ -76,4 +118,3 @@ def bench_matrix(cfg: BenchConfig) -> dict:
 def curation_of(name: str) -> CurationConfig:
     """'uniform' or methods joined by '+' -> the curation config (default settings)."""
     return CurationConfig(methods=() if name == "uniform" else tuple(name.split("+")))
-

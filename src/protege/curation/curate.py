@@ -76,7 +76,10 @@ class CurationConfig:
         if unknown:
             raise ValueError(f"unknown curation method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
         if "iw-sft" in self.methods and (not 0 < self.iw_warmup < 1 or self.iw_every < 1):
-            raise ValueError(f"iw-sft needs 0 < --curation.iw-warmup < 1 and --curation.iw-every >= 1, got {self.iw_warmup}, {self.iw_every}")
+            raise ValueError(
+                "iw-sft needs 0 < --curation.iw-warmup < 1 and --curation.iw-every >= 1, "
+                f"got {self.iw_warmup}, {self.iw_every}"
+            )
 
     @property
     def label(self) -> str:
@@ -100,7 +103,9 @@ class Method:
         """(N,) per-sample weights before rescaling, or None for uniform."""
         return None
 
-    def start(self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path) -> None:
+    def start(
+        self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path
+    ) -> None:
         """Before the first step of this process."""
 
     def before_step(self, step: int, start: int, policy: Policy, ema_policy: Policy) -> None:
@@ -141,19 +146,31 @@ class IWSFT(Method):
     def keep(self, store: EpisodeStore) -> np.ndarray | None:
         return None if "top-k" in self.cfg.methods else success_only(store)
 
-    def start(self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path) -> None:
+    def start(
+        self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path
+    ) -> None:
         cfg = self.cfg
-        self.weighting = ImportanceWeighting(curation.kept_rows, curation.weights, curation.store.episode_index(), sampler,
-                                             warmup=max(1, int(cfg.iw_warmup * total_steps)), every=cfg.iw_every,
-                                             temperature=cfg.iw_temperature, max_weight=cfg.iw_max_weight, run_dir=run_dir,
-                                             seed=self.seed)
+        self.weighting = ImportanceWeighting(
+            curation.kept_rows,
+            curation.weights,
+            curation.store.episode_index(),
+            sampler,
+            warmup=max(1, int(cfg.iw_warmup * total_steps)),
+            every=cfg.iw_every,
+            temperature=cfg.iw_temperature,
+            max_weight=cfg.iw_max_weight,
+            run_dir=run_dir,
+            seed=self.seed,
+        )
 
     def before_step(self, step: int, start: int, policy: Policy, ema_policy: Policy) -> None:
         self.weighting.before_step(step, start, ema_policy)
 
 
 class MedianOfMeans(Method):
-    def start(self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path) -> None:
+    def start(
+        self, curation: Curation, sampler: WindowSampler, batch_size: int, total_steps: int, run_dir: Path
+    ) -> None:
         self.blocks = min(self.cfg.mom_blocks, batch_size)
 
     def reduce(self, losses: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from protege.curation.metrics import quality_report
 from protege.data.store import ACTION, REWARD, EpisodeStore
+from protege.tables import text_table
 
 
 def describe(store: EpisodeStore) -> dict:
@@ -21,7 +22,8 @@ def describe(store: EpisodeStore) -> dict:
         "fps": store.fps,
         "task": store.task,
         "features": [
-            {"name": name, "shape": list(values.shape[1:]), "dtype": values.dtype.name} for name, values in per_frame.items()
+            {"name": name, "shape": list(values.shape[1:]), "dtype": values.dtype.name}
+            for name, values in per_frame.items()
         ],
         "subsets": {name: len(ids) for name, ids in sorted(store.subsets.items())},
         **quality_report(store),
@@ -35,17 +37,28 @@ def format_description(desc: dict) -> str:
         f"frames    {desc['frames']} at {desc['fps']} fps",
         f"task      {desc['task'] or '(none)'}",
         f"coverage  {_coverage_line(desc['coverage'])}",
-        *([f"subsets   {', '.join(f'{name} ({n} episodes)' for name, n in desc['subsets'].items())}"] if desc["subsets"] else []),
+        *(
+            [f"subsets   {', '.join(f'{name} ({n} episodes)' for name, n in desc['subsets'].items())}"]
+            if desc["subsets"]
+            else []
+        ),
     ]
-    features = _table(
+    features = text_table(
         ["feature", "shape", "dtype"],
         [[f["name"], str(tuple(f["shape"])), f["dtype"]] for f in desc["features"]],
     )
-    sources = _table(
+    sources = text_table(
         ["source", "episodes", "success", "mean return", "mean length", "smoothness", "divergence"],
         [
-            [name, str(s["episodes"]), f"{s['success_rate']:.1%}", f"{s['mean_return']:.3f}", f"{s['mean_length']:.1f}",
-             f"{s['mean_smoothness']:.3f}", "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}"]
+            [
+                name,
+                str(s["episodes"]),
+                f"{s['success_rate']:.1%}",
+                f"{s['mean_return']:.3f}",
+                f"{s['mean_length']:.1f}",
+                f"{s['mean_smoothness']:.3f}",
+                "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}",
+            ]
             for name, s in desc["sources"].items()
         ],
     )
@@ -56,17 +69,7 @@ def _coverage_line(coverage: dict) -> str:
     if coverage["occupied_fraction"] is None:
         return coverage["note"]
     cells = "x".join([str(coverage["bins"])] * coverage["components"])
-    return (f"{coverage['occupied_fraction']:.1%} of {cells} cells over the first {coverage['components']} principal "
-            f"components of {coverage['key']} ({coverage['explained_variance']:.0%} of its variance)")
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell; the first column left-aligned, the others right."""
-    widths = [max(len(row[column]) for row in [headers, *rows]) for column in range(len(headers))]
-
-    def line(cells: list[str]) -> str:
-        first, *rest = cells
-        return "  ".join([first.ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(rest, widths[1:]))])
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+    return (
+        f"{coverage['occupied_fraction']:.1%} of {cells} cells over the first {coverage['components']} principal "
+        f"components of {coverage['key']} ({coverage['explained_variance']:.0%} of its variance)"
+    )

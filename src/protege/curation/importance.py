@@ -33,8 +33,19 @@ class ImportanceWeighting:
     episode_index: (N,) episode of every row.
     """
 
-    def __init__(self, kept: np.ndarray, static: np.ndarray | None, episode_index: np.ndarray, sampler: WindowSampler,
-                 warmup: int, every: int, temperature: float, max_weight: float, run_dir: Path, seed: int):
+    def __init__(
+        self,
+        kept: np.ndarray,
+        static: np.ndarray | None,
+        episode_index: np.ndarray,
+        sampler: WindowSampler,
+        warmup: int,
+        every: int,
+        temperature: float,
+        max_weight: float,
+        run_dir: Path,
+        seed: int,
+    ):
         self.kept, self.episode_index, self.sampler = kept, episode_index, sampler
         self.static = np.ones(len(kept), dtype=np.float32) if static is None else static
         self.warmup, self.every, self.temperature, self.max_weight = warmup, every, temperature, max_weight

@@ -88,12 +88,23 @@ def quality_report(store: EpisodeStore, bins: int = 10) -> dict:
         }
     key, states = state_features(store)
     if states is None:
-        coverage = {"key": None, "bins": bins, "components": 0, "occupied_fraction": None, "explained_variance": None,
-                    "note": "no flat float observation (images only): divergence and coverage are not computed"}
+        coverage = {
+            "key": None,
+            "bins": bins,
+            "components": 0,
+            "occupied_fraction": None,
+            "explained_variance": None,
+            "note": "no flat float observation (images only): divergence and coverage are not computed",
+        }
     else:
         occupied, explained, components = _coverage(states, bins)
-        coverage = {"key": key, "bins": bins, "components": components, "occupied_fraction": occupied,
-                    "explained_variance": explained}
+        coverage = {
+            "key": key,
+            "bins": bins,
+            "components": components,
+            "occupied_fraction": occupied,
+            "explained_variance": explained,
+        }
     per_episode = {"index": list(range(store.num_episodes)), "source": sources.tolist()}
     per_episode |= {name: [_finite_or_none(v) for v in values.tolist()] for name, values in metrics.items()}
     return {"per_episode": per_episode, "sources": summary, "coverage": coverage}

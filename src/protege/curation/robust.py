@@ -19,11 +19,12 @@ def median_of_means(losses: torch.Tensor, blocks: int) -> torch.Tensor:
     if blocks < 1:
         raise ValueError(f"median-of-means needs >= 1 block, got {blocks}")
     if blocks > len(losses):
-        raise ValueError(f"median-of-means: {blocks} blocks for a batch of {len(losses)}; use a smaller --curation.mom-blocks")
+        raise ValueError(
+            f"median-of-means: {blocks} blocks for a batch of {len(losses)}; use a smaller --curation.mom-blocks"
+        )
     sizes = torch.full((blocks,), len(losses) // blocks, device=losses.device)
     sizes[: len(losses) % blocks] += 1  # torch.tensor_split's near-equal blocks, first ones larger
     block_of = torch.repeat_interleave(torch.arange(blocks, device=losses.device), sizes)
     means = losses.new_zeros(blocks).index_add(0, block_of, losses) / sizes  # one kernel, not one per block
     ordered = means.sort().values
     return 0.5 * (ordered[(blocks - 1) // 2] + ordered[blocks // 2])
-

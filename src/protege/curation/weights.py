@@ -82,20 +82,30 @@ def advantage_weights(returns: np.ndarray, values: np.ndarray, beta: float, max_
     return np.minimum(np.exp(np.minimum(advantage / beta, np.log(max_weight))), max_weight)
 
 
-def awr_weights(store: EpisodeStore, beta: float, max_weight: float, discount: float, value_steps: int, seed: int) -> np.ndarray:
+def awr_weights(
+    store: EpisodeStore, beta: float, max_weight: float, discount: float, value_steps: int, seed: int
+) -> np.ndarray:
     """(N,) advantage-weighted BC weights with a value function fitted to Monte-Carlo returns."""
     if store.reward is None:
         raise ValueError("awr curation needs per-step rewards; the dataset has no 'next.reward' column")
     _, states = state_features(store)
     if states is None:
-        raise ValueError(f"awr curation fits its value function on a flat float observation; the dataset has only {sorted(store.obs)}")
+        raise ValueError(
+            "awr curation fits its value function on a flat float observation; "
+            f"the dataset has only {sorted(store.obs)}"
+        )
     returns = returns_to_go(store.reward, store.episode_ends, discount)
     values = fit_value(states.astype(np.float32), returns, value_steps, seed)
     return advantage_weights(returns, values, beta, max_weight)
 
 
-def iw_sft_weights(episode_index: np.ndarray, logp_policy: np.ndarray, logp_reference: np.ndarray,
-                   temperature: float, max_weight: float) -> np.ndarray:
+def iw_sft_weights(
+    episode_index: np.ndarray,
+    logp_policy: np.ndarray,
+    logp_reference: np.ndarray,
+    temperature: float,
+    max_weight: float,
+) -> np.ndarray:
     """(N,) iw-SFT weights: per episode, clip(exp(temperature x mean_t[log q - log p_ref]), 0, max_weight).
 
     ``q`` is the policy being trained (its EMA), ``p_ref`` the behaviour-cloned policy on all data
@@ -104,7 +114,9 @@ def iw_sft_weights(episode_index: np.ndarray, logp_policy: np.ndarray, logp_refe
     """
     episode_index = np.asarray(episode_index, dtype=np.int64)
     count = np.bincount(episode_index)
-    log_ratio = np.bincount(episode_index, weights=np.asarray(logp_policy, np.float64) - np.asarray(logp_reference, np.float64))
+    log_ratio = np.bincount(
+        episode_index, weights=np.asarray(logp_policy, np.float64) - np.asarray(logp_reference, np.float64)
+    )
     mean = log_ratio / np.maximum(count, 1)
     per_episode = np.minimum(np.exp(np.minimum(temperature * mean, np.log(max_weight))), max_weight)
     return per_episode[episode_index]

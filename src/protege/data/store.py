@@ -88,11 +88,16 @@ class EpisodeStore:
                 raise DatasetError(f"episode column '{key}' has {len(value)} rows for {len(ends)} episodes")
         for name, ids in self.subsets.items():
             if len(ids) and (ids[0] < 0 or ids[-1] >= len(ends)):
-                raise DatasetError(f"episode subset '{name}' names episodes outside 0..{len(ends) - 1} (e.g. {ids[-1] if ids[-1] >= len(ends) else ids[0]})")
+                raise DatasetError(
+                    f"episode subset '{name}' names episodes outside 0..{len(ends) - 1} "
+                    f"(e.g. {ids[-1] if ids[-1] >= len(ends) else ids[0]})"
+                )
         for key, value in [(ACTION, self.action), *per_frame.items()]:
             if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
                 row = int(np.nonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))[0][0])
-                raise DatasetError(f"'{key}' has NaN/inf values (first in episode {self.episode_of(row)}, frame row {row})")
+                raise DatasetError(
+                    f"'{key}' has NaN/inf values (first in episode {self.episode_of(row)}, frame row {row})"
+                )
 
     @property
     def num_frames(self) -> int:
@@ -161,8 +166,12 @@ class EpisodeStore:
         offsets = np.cumsum([0] + [s.num_frames for s in stores[:-1]])
         episode_offsets = np.cumsum([0] + [s.num_episodes for s in stores[:-1]])
         names = sorted({name for s in stores for name in s.subsets})
-        subsets = {name: np.concatenate([s.subsets.get(name, np.zeros(0, np.int64)) + o for s, o in zip(stores, episode_offsets)])
-                   for name in names}
+        subsets = {
+            name: np.concatenate(
+                [s.subsets.get(name, np.zeros(0, np.int64)) + o for s, o in zip(stores, episode_offsets)]
+            )
+            for name in names
+        }
         rewards = [s.reward for s in stores]
         return EpisodeStore(
             obs={k: np.concatenate([s.obs[k] for s in stores]) for k in first.obs},
@@ -174,4 +183,3 @@ class EpisodeStore:
             task=first.task,
             subsets=subsets,
         )
-

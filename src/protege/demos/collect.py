@@ -17,9 +17,9 @@ import numpy as np
 
 from protege.config import CollectConfig
 from protege.data.store import EpisodeStore
+from protege.demos.demonstrators import ActionNoise, assign_operators, corrupt_actions, make_operator, parse_mixture
 from protege.formats import write_dataset
 from protege.runner import rollout
-from protege.demos.demonstrators import ActionNoise, assign_operators, corrupt_actions, make_operator, parse_mixture
 from protege.tasks import make_task
 from protege.tasks.base import Actor, Perturbation, Task
 
@@ -55,7 +55,9 @@ def _collect_mixture(task: Task, seeds: np.ndarray, cfg: CollectConfig) -> Episo
     fractions = parse_mixture(cfg.mixture)
     assigned = assign_operators(fractions, cfg.episodes, cfg.seed)  # (E,) operator per seed
     expert = task.make_expert()
-    operators = {name: make_operator(name, expert, task.spec, cfg) for name in fractions}  # validate all before simulating
+    operators = {
+        name: make_operator(name, expert, task.spec, cfg) for name in fractions
+    }  # validate all before simulating
     stores = []
     for name, (actor, source) in operators.items():
         if not (assigned == name).any():
@@ -66,7 +68,18 @@ def _collect_mixture(task: Task, seeds: np.ndarray, cfg: CollectConfig) -> Episo
     return store.select(np.argsort(store.episodes["seed"]))
 
 
-def _record(task: Task, actor: Actor, seeds: np.ndarray, source: str, cfg: CollectConfig,
-            perturb: Perturbation | None = None) -> EpisodeStore:
-    return rollout(task, actor, seeds, num_envs=cfg.num_envs, record=True, source=source, progress=cfg.progress,
-                   desc=f"collect {cfg.task} {source}", perturb=perturb, asynchronous=cfg.async_envs).store
+def _record(
+    task: Task, actor: Actor, seeds: np.ndarray, source: str, cfg: CollectConfig, perturb: Perturbation | None = None
+) -> EpisodeStore:
+    return rollout(
+        task,
+        actor,
+        seeds,
+        num_envs=cfg.num_envs,
+        record=True,
+        source=source,
+        progress=cfg.progress,
+        desc=f"collect {cfg.task} {source}",
+        perturb=perturb,
+        asynchronous=cfg.async_envs,
+    ).store

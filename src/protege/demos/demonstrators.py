@@ -49,7 +49,9 @@ class ActionNoise:
         self.rngs = [np.random.default_rng([int(s), 3]) for s in seeds]
 
     def __call__(self, actions: np.ndarray) -> np.ndarray:
-        draws = np.stack([np.concatenate([rng.standard_normal(self.dim), rng.random(self.dim + 1)]) for rng in self.rngs])
+        draws = np.stack(
+            [np.concatenate([rng.standard_normal(self.dim), rng.random(self.dim + 1)]) for rng in self.rngs]
+        )
         half = (self.high - self.low) / 2
         noisy = actions + self.noise * half * draws[:, : self.dim]
         uniform = self.low + (self.high - self.low) * draws[:, self.dim : 2 * self.dim]
@@ -111,17 +113,21 @@ def make_operator(name: str, expert: Actor, spec: TaskSpec, cfg: CollectConfig) 
             raise ValueError(f"--sluggish must be in [0, 1), got {cfg.sluggish}")
         return SluggishActor(expert, cfg.sluggish), f"sluggish{cfg.sluggish:g}"
     if name == "corrupted" and not cfg.corrupt_scale >= 2:
-        raise ValueError(f"--corrupt-scale must be >= 2 (outliers lie 2 to corrupt_scale half-ranges out), got {cfg.corrupt_scale}")
+        raise ValueError(
+            f"--corrupt-scale must be >= 2 (outliers lie 2 to corrupt_scale half-ranges out), got {cfg.corrupt_scale}"
+        )
     return expert, name
 
 
 def corrupt_actions(store: EpisodeStore, spec: TaskSpec, scale: float) -> EpisodeStore:
     """Replace every recorded action by ``center +- half_range * U(2, scale)``, a random sign per
     element; drawn from each episode's seed, so an episode's corruption does not depend on the batch."""
-    draws = np.concatenate([
-        np.random.default_rng([int(seed), CORRUPT_STREAM]).random((length, 2, store.action_dim))
-        for seed, length in zip(store.episodes["seed"], store.episode_lengths)
-    ])  # (N, 2, A): magnitude, sign
+    draws = np.concatenate(
+        [
+            np.random.default_rng([int(seed), CORRUPT_STREAM]).random((length, 2, store.action_dim))
+            for seed, length in zip(store.episodes["seed"], store.episode_lengths)
+        ]
+    )  # (N, 2, A): magnitude, sign
     center, half = (spec.action_high + spec.action_low) / 2, (spec.action_high - spec.action_low) / 2
     magnitude = 2 + (scale - 2) * draws[:, 0]
     sign = np.where(draws[:, 1] < 0.5, -1.0, 1.0)

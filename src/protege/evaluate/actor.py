@@ -57,9 +57,16 @@ class PolicyActor:
     ``seed`` at every reset, so an evaluation is reproducible.
     """
 
-    def __init__(self, policy: Policy, n_action_steps: int | None = None, seed: int = 0,
-                 execution: str = "receding", ensemble_decay: float = 0.01,
-                 replan_threshold: float = 0.1, check_every: int = 1):
+    def __init__(
+        self,
+        policy: Policy,
+        n_action_steps: int | None = None,
+        seed: int = 0,
+        execution: str = "receding",
+        ensemble_decay: float = 0.01,
+        replan_threshold: float = 0.1,
+        check_every: int = 1,
+    ):
         self.policy = policy
         if execution not in EXECUTIONS:
             raise ValueError(f"execution must be one of {', '.join(EXECUTIONS)}, got '{execution}'")
@@ -68,11 +75,15 @@ class PolicyActor:
         self.execution = execution
         self.n_action_steps = n_action_steps or policy.config.n_action_steps
         if not 1 <= self.n_action_steps <= policy.config.horizon:
-            raise ValueError(f"n_action_steps must be in [1, horizon={policy.config.horizon}], got {self.n_action_steps}")
+            raise ValueError(
+                f"n_action_steps must be in [1, horizon={policy.config.horizon}], got {self.n_action_steps}"
+            )
         if not math.isfinite(ensemble_decay):
             raise ValueError(f"ensemble_decay must be a finite number, got {ensemble_decay}")
         if not replan_threshold >= 0:
-            raise ValueError(f"replan_threshold must be >= 0 (inf: replan only when a chunk runs out), got {replan_threshold}")
+            raise ValueError(
+                f"replan_threshold must be >= 0 (inf: replan only when a chunk runs out), got {replan_threshold}"
+            )
         if check_every < 1:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.ensemble_decay, self.replan_threshold, self.check_every = ensemble_decay, replan_threshold, check_every
@@ -167,7 +178,9 @@ class PolicyActor:
         else:
             replanned = False
         action = self.queue[:, 0]
-        self.queue = torch.cat([self.queue[:, 1:], self.queue[:, -1:]], dim=1)  # queue[:, j] stays the action for step t + j
+        self.queue = torch.cat(
+            [self.queue[:, 1:], self.queue[:, -1:]], dim=1
+        )  # queue[:, j] stays the action for step t + j
         self.remaining = self.remaining - 1
         self._log(called, replanned, action.shape[0])
         return action

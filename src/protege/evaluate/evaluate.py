@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.atomic import atomic_file, write_json_atomic
 from protege.config import EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor
-from protege.runner import rollout
 from protege.evaluate.stats import mcnemar_exact, summarize
-from protege.tasks import make_task
 from protege.policies.storage import load_policy, resolve_checkpoint
-from protege.atomic import atomic_file, write_json_atomic
+from protege.runner import rollout
+from protege.tables import text_table
+from protege.tasks import make_task
 
 EPISODE_FIELDS = ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
 
@@ -60,7 +61,9 @@ def evaluate(cfg: EvalConfig) -> dict:
     if not task_name:
         raise ValueError(f"checkpoint '{cfg.checkpoints[0]}' records no task; pass --task")
     if cfg.labels and (len(cfg.labels) != len(cfg.checkpoints) or len(set(cfg.labels)) != len(cfg.labels)):
-        raise ValueError(f"--labels needs {len(cfg.checkpoints)} distinct names, one per checkpoint; got {list(cfg.labels)}")
+        raise ValueError(
+            f"--labels needs {len(cfg.checkpoints)} distinct names, one per checkpoint; got {list(cfg.labels)}"
+        )
     task = make_task(task_name)
     seeds = cfg.seed + np.arange(cfg.episodes)
     device = resolve_device(cfg.device)
@@ -68,29 +71,55 @@ def evaluate(cfg: EvalConfig) -> dict:
     for i, path in enumerate(cfg.checkpoints):
         policy = load_policy(path, ema=cfg.ema, device=device)
         label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
-        actor = PolicyActor(policy, n_action_steps=cfg.n_action_steps or None, seed=0, execution=cfg.execution,
-                            ensemble_decay=cfg.ensemble_decay, replan_threshold=cfg.replan_threshold,
-                            check_every=cfg.check_every)
-        out = rollout(task, actor, seeds, num_envs=cfg.num_envs, progress=cfg.progress, desc=f"eval {label}",
-                      asynchronous=cfg.async_envs)
+        actor = PolicyActor(
+            policy,
+            n_action_steps=cfg.n_action_steps or None,
+            seed=0,
+            execution=cfg.execution,
+            ensemble_decay=cfg.ensemble_decay,
+            replan_threshold=cfg.replan_threshold,
+            check_every=cfg.check_every,
+        )
+        out = rollout(
+            task,
+            actor,
+            seeds,
+            num_envs=cfg.num_envs,
+            progress=cfg.progress,
+            desc=f"eval {label}",
+            asynchronous=cfg.async_envs,
+        )
         calls, replans = actor.take_counts(out.lengths)
         rows = [
-            {"task": task_name, "policy": label, "checkpoint": str(resolve_checkpoint(path)), "seed": int(s),
-             "success": bool(ok), "return": float(r), "length": int(n), "wall_time_s": float(w)}
+            {
+                "task": task_name,
+                "policy": label,
+                "checkpoint": str(resolve_checkpoint(path)),
+                "seed": int(s),
+                "success": bool(ok),
+                "return": float(r),
+                "length": int(n),
+                "wall_time_s": float(w),
+            }
             for s, ok, r, n, w in zip(out.seeds, out.success, out.returns, out.lengths, out.wall_time)
         ]
         steps = max(int(out.lengths.sum()), 1)
-        summary = {**summarize(out.success, out.returns, out.lengths),
-                   "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
-                   "policy_calls_per_step": int(calls.sum()) / steps, "replans_per_step": int(replans.sum()) / steps}
+        summary = {
+            **summarize(out.success, out.returns, out.lengths),
+            "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
+            "policy_calls_per_step": int(calls.sum()) / steps,
+            "replans_per_step": int(replans.sum()) / steps,
+        }
         results.append(PolicyResult(label, summary, rows))
     report = {
-        "task": task_name, "seeds": {"first": int(seeds[0]), "count": len(seeds)},
+        "task": task_name,
+        "seeds": {"first": int(seeds[0]), "count": len(seeds)},
         "execution": execution_settings(cfg),
         "policies": {r.label: r.summary for r in results},
         "paired": [
             {"a": a.label, "b": b.label, **mcnemar_exact(a.success, b.success)}
-            for i, a in enumerate(results) for b in results[i + 1:]
+            for i, a in enumerate(results)
+            for b in results[i + 1 :]
         ],
     }
     out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
@@ -107,7 +136,9 @@ def execution_settings(cfg: EvalConfig) -> dict:
     elif cfg.execution == "ensemble":
         settings["ensemble_decay"] = cfg.ensemble_decay
     else:
-        threshold = cfg.replan_threshold if math.isfinite(cfg.replan_threshold) else str(cfg.replan_threshold)  # strict JSON
+        threshold = (
+            cfg.replan_threshold if math.isfinite(cfg.replan_threshold) else str(cfg.replan_threshold)
+        )  # strict JSON
         settings.update(replan_threshold=threshold, check_every=cfg.check_every)
     return settings
 
@@ -123,19 +154,30 @@ def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> N
 
 def format_report(report: dict) -> str:
     """Plain-text table: success with 95% interval per policy, then paired McNemar tests."""
-    lines = [f"task {report['task']}: {report['seeds']['count']} episodes per policy, seeds "
-             f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}"]
+    lines = [
+        f"task {report['task']}: {report['seeds']['count']} episodes per policy, seeds "
+        f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}"
+    ]
     if "execution" in report:
         settings = ", ".join(f"{k} {v}" for k, v in report["execution"].items() if k != "strategy")
         lines.append(f"execution: {report['execution']['strategy']} ({settings})")
     lines.append("")
-    lines.append(f"{'policy':<24}{'success':>9}  {'95% CI':<15}{'return':>8}{'length':>8}{'calls/step':>12}")
-    for label, s in report["policies"].items():
-        lo, hi = s["success_ci95"]
-        calls = f"{s['policy_calls_per_step']:>12.3f}" if "policy_calls_per_step" in s else ""
-        lines.append(f"{label:<24}{s['success_rate']:>9.2f}  [{lo:.2f}, {hi:.2f}]   {s['mean_return']:>8.2f}{s['mean_length']:>8.1f}{calls}")
+    rows = [
+        [
+            label,
+            f"{s['success_rate']:.2f}",
+            "[{:.2f}, {:.2f}]".format(*s["success_ci95"]),
+            f"{s['mean_return']:.2f}",
+            f"{s['mean_length']:.1f}",
+            f"{s['policy_calls_per_step']:.3f}" if "policy_calls_per_step" in s else "-",
+        ]
+        for label, s in report["policies"].items()
+    ]
+    lines.append(text_table(["policy", "success", "95% CI", "return", "length", "calls/step"], rows))
     for p in report["paired"]:
         lines.append("")
-        lines.append(f"paired {p['a']} vs {p['b']}: difference {p['difference']:+.2f}, "
-                     f"{p['a']} only {p['a_only']}, {p['b']} only {p['b_only']}, exact McNemar p = {p['p_value']:.3g}")
+        lines.append(
+            f"paired {p['a']} vs {p['b']}: difference {p['difference']:+.2f}, "
+            f"{p['a']} only {p['a_only']}, {p['b']} only {p['b_only']}, exact McNemar p = {p['p_value']:.3g}"
+        )
     return "\n".join(lines)

@@ -43,16 +43,49 @@ def summarize(success: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> 
     lo, hi = wilson_interval(k, n)
     sem = float(np.std(returns, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     return {
-        "episodes": n, "successes": k, "success_rate": k / n if n else float("nan"),
-        "success_ci95": [lo, hi], "mean_return": float(np.mean(returns)),
+        "episodes": n,
+        "successes": k,
+        "success_rate": k / n if n else float("nan"),
+        "success_ci95": [lo, hi],
+        "mean_return": float(np.mean(returns)),
         "return_ci95": [float(np.mean(returns)) - 1.96 * sem, float(np.mean(returns)) + 1.96 * sem],
         "mean_length": float(np.mean(lengths)),
     }
 
 
 #: Two-sided 95% Student-t quantiles for 1..30 degrees of freedom; larger ones use an expansion.
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+_T975 = (
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+)
 
 
 def t_quantile_975(df: int) -> float:

@@ -10,8 +10,11 @@ import torch
 from protege.policies.base import Policy
 
 
-def predict_ms(policy: Policy, obs: dict[str, torch.Tensor], noise: torch.Tensor | None = None, repeats: int = 20) -> float:
+def predict_ms(
+    policy: Policy, obs: dict[str, torch.Tensor], noise: torch.Tensor | None = None, repeats: int = 20
+) -> float:
     """Median milliseconds of one batched ``predict`` after a warm-up call, synchronized on CUDA."""
+
     def call() -> None:
         policy.predict(obs, noise=noise)
         if policy.device.type == "cuda":

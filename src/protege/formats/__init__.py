@@ -64,15 +64,26 @@ def detect_format(path: str | Path) -> str:
     raise ValueError(f"cannot tell the format of '{path}'; pass --format ({', '.join(FORMATS)})")
 
 
-def read_dataset(path: str | Path, format: str = "auto", obs_keys: Sequence[str] | None = None, images: bool = True,
-                 progress: bool = False) -> EpisodeStore:
+def read_dataset(
+    path: str | Path,
+    format: str = "auto",
+    obs_keys: Sequence[str] | None = None,
+    images: bool = True,
+    progress: bool = False,
+) -> EpisodeStore:
     """Read any supported dataset; ``obs_keys``/``images`` limit what is read (and decoded) from disk."""
     name = detect_format(path) if format == "auto" else format
     return _function(name, "read")(Path(path), obs_keys=obs_keys, images=images, progress=progress)
 
 
-def write_dataset(store: EpisodeStore, path: str | Path, format: str = "lerobot", overwrite: bool = False, progress: bool = False,
-                  **options) -> Path:
+def write_dataset(
+    store: EpisodeStore,
+    path: str | Path,
+    format: str = "lerobot",
+    overwrite: bool = False,
+    progress: bool = False,
+    **options,
+) -> Path:
     """Write ``store`` in ``format`` (protege's own: a LeRobotDataset v3 folder); ``options`` go to
     its writer, e.g. lerobot's ``video``. Read-only formats say which ones can be written."""
     if format in FORMATS and not FORMATS[format].writable:

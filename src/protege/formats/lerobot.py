@@ -56,10 +56,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore
 from protege.atomic import staged_folder
-from protege.formats.files import read_json_object, stored_dtype, write_json
+from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore
 from protege.extras import require
+from protege.formats.files import read_json_object, stored_dtype, write_json
 
 CODEBASE_VERSION = "v3.0"
 V21 = "v2.1"
@@ -87,7 +87,9 @@ INFO_DEFAULTS = {"chunks_size": 1000, "data_files_size_in_mb": 100, "video_files
 # ----------------------------------------------------------------------------------------- writing
 
 
-def write_lerobot(store: EpisodeStore, root: Path, *, overwrite: bool = False, progress: bool = False, video: bool = True) -> Path:
+def write_lerobot(
+    store: EpisodeStore, root: Path, *, overwrite: bool = False, progress: bool = False, video: bool = True
+) -> Path:
     """Write ``store`` as a LeRobotDataset v3.0 folder at ``root`` so LeRobot can load it as is.
 
     ``video``: (N, H, W, 3) uint8 observations are encoded to one MP4 per camera (AV1 in yuv420p,
@@ -117,12 +119,18 @@ def _check_writable(store: EpisodeStore) -> None:
         if name in EPISODE_BOOKKEEPING or name.startswith(EPISODE_BOOKKEEPING_PREFIXES):
             raise DatasetError(f"episode column '{name}' clashes with a LeRobot episodes column")
         if np.ndim(values) != 1:
-            raise DatasetError(f"episode column '{name}' must hold one scalar per episode, got shape {np.shape(values)}")
+            raise DatasetError(
+                f"episode column '{name}' must hold one scalar per episode, got shape {np.shape(values)}"
+            )
 
 
 def _video_keys(store: EpisodeStore) -> list[str]:
     """Observations that are RGB camera images: (N, H, W, 3) uint8."""
-    return [key for key, values in store.obs.items() if values.dtype == np.uint8 and values.ndim == 4 and values.shape[-1] == 3]
+    return [
+        key
+        for key, values in store.obs.items()
+        if values.dtype == np.uint8 and values.ndim == 4 and values.shape[-1] == 3
+    ]
 
 
 def _write_folder(store: EpisodeStore, folder: Path, video_keys: list[str], progress: bool) -> None:
@@ -134,7 +142,9 @@ def _write_folder(store: EpisodeStore, folder: Path, video_keys: list[str], prog
     write_json(folder / SUBSETS_PATH, {name: ids.tolist() for name, ids in store.subsets.items()})
     _write_parquet(folder / TASKS_PATH, _tasks_table(store.task))
     _write_parquet(folder / EPISODES_PATH.format(**first_file), _episodes_table(store, frames, video_keys))
-    _write_parquet(folder / DATA_PATH.format(**first_file), _data_table({k: v for k, v in frames.items() if k not in video_keys}))
+    _write_parquet(
+        folder / DATA_PATH.format(**first_file), _data_table({k: v for k, v in frames.items() if k not in video_keys})
+    )
 
 
 def _video_module() -> ModuleType:
@@ -152,14 +162,27 @@ def _write_videos(store: EpisodeStore, folder: Path, keys: list[str], progress: 
                 encoder = video.pick_encoder()
                 video.encode_segments(path, store.obs[key], store.episode_ends, int(store.fps), encoder, bar.update)
             except video.VideoError as error:
-                raise DatasetError(f"'{key}': {error}; write_lerobot(..., video=False) stores images as uint8 arrays instead") from error
-    return {key: _video_info(store.obs[key].shape[1:], int(store.fps), video.codec_name(encoder), video.PIX_FMT) for key in keys}
+                raise DatasetError(
+                    f"'{key}': {error}; write_lerobot(..., video=False) stores images as uint8 arrays instead"
+                ) from error
+    return {
+        key: _video_info(store.obs[key].shape[1:], int(store.fps), video.codec_name(encoder), video.PIX_FMT)
+        for key in keys
+    }
 
 
 def _video_info(shape: tuple[int, ...], fps: int, codec: str, pix_fmt: str) -> dict:
     height, width, channels = (int(size) for size in shape)
-    return {"video.height": height, "video.width": width, "video.codec": codec, "video.pix_fmt": pix_fmt,
-            "video.is_depth_map": False, "video.fps": fps, "video.channels": channels, "has_audio": False}
+    return {
+        "video.height": height,
+        "video.width": width,
+        "video.codec": codec,
+        "video.pix_fmt": pix_fmt,
+        "video.is_depth_map": False,
+        "video.fps": fps,
+        "video.channels": channels,
+        "has_audio": False,
+    }
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
@@ -196,7 +219,12 @@ def _frame_features(store: EpisodeStore) -> dict[str, np.ndarray]:
 def _info(store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[str, dict]) -> dict:
     def feature(key: str, values: np.ndarray) -> dict:
         if key in video_info:
-            return {"dtype": "video", "shape": list(values.shape[1:]), "names": ["height", "width", "channels"], "info": video_info[key]}
+            return {
+                "dtype": "video",
+                "shape": list(values.shape[1:]),
+                "names": ["height", "width", "channels"],
+                "info": video_info[key],
+            }
         return {"dtype": values.dtype.name, "shape": list(values.shape[1:]), "names": None}
 
     return {
@@ -217,7 +245,11 @@ def _info(store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[s
 def _splits(store: EpisodeStore) -> dict[str, str]:
     """LeRobot's "start:end" form of each subset that is a contiguous episode range; "train" is
     every episode unless the store has its own."""
-    ranges = {name: f"{ids[0]}:{ids[-1] + 1}" for name, ids in store.subsets.items() if len(ids) and ids[-1] - ids[0] + 1 == len(ids)}
+    ranges = {
+        name: f"{ids[0]}:{ids[-1] + 1}"
+        for name, ids in store.subsets.items()
+        if len(ids) and ids[-1] - ids[0] + 1 == len(ids)
+    }
     return ({} if "train" in store.subsets else {"train": f"0:{store.num_episodes}"}) | ranges
 
 
@@ -231,7 +263,9 @@ def _feature_stats(values: np.ndarray) -> dict[str, np.ndarray]:
         sampled = values[:: max(1, len(values) // 500)]
         channels = sampled.reshape(-1, values.shape[-1]).astype(np.float32) / 255.0
         stats = _feature_stats(channels)
-        return {name: (v if name == "count" else v[:, None, None]) for name, v in stats.items()} | {"count": np.array([len(values)])}
+        return {name: (v if name == "count" else v[:, None, None]) for name, v in stats.items()} | {
+            "count": np.array([len(values)])
+        }
     as_float = values.astype(np.float64)
     quantiles = np.quantile(as_float, list(QUANTILES.values()), axis=0)
     return {
@@ -253,11 +287,29 @@ def _tasks_table(task: str) -> pa.Table:
     pandas_metadata = {
         "index_columns": ["__index_level_0__"],
         "column_indexes": [
-            {"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object", "metadata": {"encoding": "UTF-8"}}
+            {
+                "name": None,
+                "field_name": None,
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": {"encoding": "UTF-8"},
+            }
         ],
         "columns": [
-            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64", "metadata": None},
-            {"name": None, "field_name": "__index_level_0__", "pandas_type": "unicode", "numpy_type": "object", "metadata": None},
+            {
+                "name": "task_index",
+                "field_name": "task_index",
+                "pandas_type": "int64",
+                "numpy_type": "int64",
+                "metadata": None,
+            },
+            {
+                "name": None,
+                "field_name": "__index_level_0__",
+                "pandas_type": "unicode",
+                "numpy_type": "object",
+                "metadata": None,
+            },
         ],
         "attributes": {},
     }
@@ -331,7 +383,6 @@ def _data_table(frames: dict[str, np.ndarray]) -> pa.Table:
     return table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
-
 # ----------------------------------------------------------------------------------------- reading
 
 
@@ -344,7 +395,9 @@ def looks_like_lerobot(path: Path) -> bool:
     return isinstance(info, dict) and "codebase_version" in info
 
 
-def read_lerobot(root: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False) -> EpisodeStore:
+def read_lerobot(
+    root: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False
+) -> EpisodeStore:
     """Load a LeRobotDataset folder (v3.0 or v2.1), written by protege or by LeRobot, into an EpisodeStore.
 
     ``obs_keys=None`` loads every observation feature, except images and videos when ``images`` is
@@ -395,8 +448,10 @@ class _Layout:
 
 def _v3_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
     video_columns = [f"videos/{key}/{name}" for key in video_keys for name in VIDEO_COLUMNS]
-    tables = _read_tables(_glob(root, "meta/episodes/chunk-*/file-*.parquet"),
-                          lambda schema: [*EPISODE_RANGE, *video_columns, *_protege_columns(schema)])
+    tables = _read_tables(
+        _glob(root, "meta/episodes/chunk-*/file-*.parquet"),
+        lambda schema: [*EPISODE_RANGE, *video_columns, *_protege_columns(schema)],
+    )
     episodes = _concat(tables, root / "meta" / "episodes").sort_by("episode_index")
     videos = {key: _v3_segments(root, info, episodes, key) for key in video_keys}
     data_files = _glob(root, "data/chunk-*/file-*.parquet")
@@ -409,7 +464,10 @@ def _v3_segments(root: Path, info: dict, episodes: pa.Table, key: str) -> list[t
         _column_as_array(episodes, f"videos/{key}/{name}", (1,), dtype, where)[:, 0]
         for name, dtype in zip(VIDEO_COLUMNS, (np.int64, np.int64, np.float64, np.float64))
     )
-    paths = [root / _format_path(info, "video_path", root, video_key=key, chunk_index=c, file_index=f) for c, f in zip(chunks, files)]
+    paths = [
+        root / _format_path(info, "video_path", root, video_key=key, chunk_index=c, file_index=f)
+        for c, f in zip(chunks, files)
+    ]
     return list(zip(paths, starts, ends))
 
 
@@ -426,15 +484,27 @@ def _v21_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
     episodes = pa.table({"episode_index": ids, "dataset_from_index": ends - lengths, "dataset_to_index": ends})
     chunks_size = info.get("chunks_size")
     if not isinstance(chunks_size, int) or chunks_size <= 0:
-        raise DatasetError(f"{root / INFO_PATH}: 'chunks_size' must be a positive integer in a {V21} dataset, got {chunks_size!r}")
+        raise DatasetError(
+            f"{root / INFO_PATH}: 'chunks_size' must be a positive integer in a {V21} dataset, got {chunks_size!r}"
+        )
     chunks = ids // chunks_size
-    data_files = [root / _format_path(info, "data_path", root, episode_chunk=c, episode_index=e) for c, e in zip(chunks, ids)]
+    data_files = [
+        root / _format_path(info, "data_path", root, episode_chunk=c, episode_index=e) for c, e in zip(chunks, ids)
+    ]
     videos = {
-        key: [(root / _format_path(info, "video_path", root, episode_chunk=c, video_key=key, episode_index=e), 0.0, n / info["fps"])
-              for c, e, n in zip(chunks, ids, lengths)]
+        key: [
+            (
+                root / _format_path(info, "video_path", root, episode_chunk=c, video_key=key, episode_index=e),
+                0.0,
+                n / info["fps"],
+            )
+            for c, e, n in zip(chunks, ids, lengths)
+        ]
         for key in video_keys
     }
-    task = _single_task([row.get("task") for row in _read_jsonl(root / V21_TASKS_PATH, "lists its tasks")], root / V21_TASKS_PATH)
+    task = _single_task(
+        [row.get("task") for row in _read_jsonl(root / V21_TASKS_PATH, "lists its tasks")], root / V21_TASKS_PATH
+    )
     return _Layout(root, info, episodes, path, data_files, task, videos)
 
 
@@ -449,7 +519,9 @@ def _read_frames(layout: _Layout, keys: list[str], progress: bool) -> tuple[dict
     # the indexing copy also makes the arrays writable (pyarrow hands out read-only buffers)
     order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
     arrays = {
-        key: _column_as_array(data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where)[order]
+        key: _column_as_array(
+            data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where
+        )[order]
         for key in keys
     }
     return arrays, _column_as_array(data, "episode_index", (1,), np.int64, where)[order, 0]
@@ -460,18 +532,24 @@ def _check_episode_files(layout: _Layout, tables: list[pa.Table]) -> None:
     ids, starts, ends = (layout.episodes.column(name).to_pylist() for name in EPISODE_RANGE)
     for path, table, episode, start, end in zip(layout.data_files, tables, ids, starts, ends):
         if table.num_rows != end - start:
-            raise DatasetError(f"{path}: {table.num_rows} rows, but {V21_EPISODES_PATH} gives episode {episode} length {end - start}")
+            raise DatasetError(
+                f"{path}: {table.num_rows} rows, but {V21_EPISODES_PATH} gives episode {episode} length {end - start}"
+            )
 
 
 def _read_video(layout: _Layout, key: str, progress: bool) -> np.ndarray:
     """(N, H, W, 3) uint8 frames of one video feature, each episode decoded from its time range."""
     video = _video_module()
     ids, starts, ends = (layout.episodes.column(name).to_numpy() for name in EPISODE_RANGE)
-    segments = [video.Segment(path, from_s, to_s, end - start, f"episode {episode}")
-                for (path, from_s, to_s), episode, start, end in zip(layout.videos[key], ids, starts, ends)]
+    segments = [
+        video.Segment(path, from_s, to_s, end - start, f"episode {episode}")
+        for (path, from_s, to_s), episode, start, end in zip(layout.videos[key], ids, starts, ends)
+    ]
     with tqdm(total=len(ids), desc=f"decode {key}", unit="ep", disable=not progress, leave=False) as bar:
         try:
-            return video.decode_segments(segments, _image_shape(layout.info, key, layout.root), layout.info["fps"], bar.update)
+            return video.decode_segments(
+                segments, _image_shape(layout.info, key, layout.root), layout.info["fps"], bar.update
+            )
         except video.VideoError as error:
             raise DatasetError(f"{error} (video feature '{key}')") from error
 
@@ -503,7 +581,8 @@ def _read_info(root: Path) -> dict:
     version = info.get("codebase_version")
     if version not in (CODEBASE_VERSION, V21):
         raise DatasetError(
-            f"{path}: codebase_version {version!r} is not supported; protege reads LeRobot {CODEBASE_VERSION} and {V21} "
+            f"{path}: codebase_version {version!r} is not supported; "
+            f"protege reads LeRobot {CODEBASE_VERSION} and {V21} "
             "datasets (LeRobot's convert_dataset_v21_to_v30 script takes older ones forward from v2.1)"
         )
     for key in ("fps", "features"):
@@ -525,13 +604,17 @@ def _format_path(info: dict, template: str, root: Path, **fields: object) -> str
     try:
         return info[template].format(**fields)
     except (KeyError, IndexError, ValueError, AttributeError) as error:
-        raise DatasetError(f"{root / INFO_PATH}: '{template}' is missing or is not a template of {sorted(fields)} ({error!r})") from error
+        raise DatasetError(
+            f"{root / INFO_PATH}: '{template}' is missing or is not a template of {sorted(fields)} ({error!r})"
+        ) from error
 
 
 def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: bool, where: Path) -> list[str]:
     """Observation features to load, in info.json's order unless ``obs_keys`` gives one."""
     features = info["features"]
-    available = [key for key, feature in features.items() if key.startswith(OBSERVATION_PREFIX) and _is_loadable(feature)]
+    available = [
+        key for key, feature in features.items() if key.startswith(OBSERVATION_PREFIX) and _is_loadable(feature)
+    ]
     if obs_keys is None:
         return [key for key in available if images or not _is_image(features[key])]
     unknown = [key for key in obs_keys if key not in available]
@@ -565,7 +648,9 @@ def _image_shape(info: dict, key: str, root: Path) -> tuple[int, int, int]:
     if len(shape) == 3 and str(names[0]).startswith("channel"):
         shape = (*shape[1:], shape[0])
     if len(shape) != 3 or shape[2] != 3:
-        raise DatasetError(f"{root / INFO_PATH}: video feature '{key}' has shape {list(shape)}; protege reads RGB videos, (H, W, 3)")
+        raise DatasetError(
+            f"{root / INFO_PATH}: video feature '{key}' has shape {list(shape)}; protege reads RGB videos, (H, W, 3)"
+        )
     return shape
 
 
@@ -577,9 +662,14 @@ def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | No
         parquet = pq.ParquetFile(path)
         wanted = None if columns is None else list(columns(parquet.schema_arrow))
         missing = [column for column in wanted or [] if column not in parquet.schema_arrow.names]
-        table = None if missing else pa.concat_tables(
-            [parquet.read_row_group(i, columns=wanted) for i in range(parquet.num_row_groups)]
-            or [parquet.schema_arrow.empty_table().select(wanted or parquet.schema_arrow.names)])
+        table = (
+            None
+            if missing
+            else pa.concat_tables(
+                [parquet.read_row_group(i, columns=wanted) for i in range(parquet.num_row_groups)]
+                or [parquet.schema_arrow.empty_table().select(wanted or parquet.schema_arrow.names)]
+            )
+        )
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(f"{path}: cannot read parquet file, it may be truncated or corrupt ({error})") from error
     if missing:
@@ -595,7 +685,9 @@ def _glob(root: Path, pattern: str) -> list[Path]:
     return paths
 
 
-def _read_tables(paths: list[Path], columns: Callable[[pa.Schema], Sequence[str]], progress: bool = False) -> list[pa.Table]:
+def _read_tables(
+    paths: list[Path], columns: Callable[[pa.Schema], Sequence[str]], progress: bool = False
+) -> list[pa.Table]:
     bar = tqdm(paths, desc="read parquet", unit="file", disable=not progress or len(paths) < 2, leave=False)
     return [_read_parquet(path, columns) for path in bar]
 
@@ -643,15 +735,19 @@ def _episode_ends(episodes: pa.Table, frame_episodes: np.ndarray, where: Path) -
         row = int(mismatch[0])
         raise DatasetError(
             f"{where}: dataset_from_index/dataset_to_index put frame {row} in episode "
-            f"{ids[np.searchsorted(ends, row, side='right')]} but the data's episode_index column says {frame_episodes[row]}"
+            f"{ids[np.searchsorted(ends, row, side='right')]} "
+            f"but the data's episode_index column says {frame_episodes[row]}"
         )
     return ends
 
 
 def _is_protege_column(field: pa.Field) -> bool:
     """Scalar per-episode columns that are not LeRobot's own: success, return, source, seed, ..."""
-    return (field.name not in EPISODE_BOOKKEEPING and not field.name.startswith(EPISODE_BOOKKEEPING_PREFIXES)
-            and not pa.types.is_nested(field.type))
+    return (
+        field.name not in EPISODE_BOOKKEEPING
+        and not field.name.startswith(EPISODE_BOOKKEEPING_PREFIXES)
+        and not pa.types.is_nested(field.type)
+    )
 
 
 def _protege_columns(schema: pa.Schema) -> list[str]:
@@ -674,7 +770,9 @@ def _read_task(path: Path) -> str:
 
 def _single_task(tasks: list, path: Path) -> str:
     if len(tasks) != 1 or not isinstance(tasks[0], str):
-        raise DatasetError(f"{path}: holds {len(tasks)} tasks {tasks[:3]}; protege datasets have exactly one task string")
+        raise DatasetError(
+            f"{path}: holds {len(tasks)} tasks {tasks[:3]}; protege datasets have exactly one task string"
+        )
     return tasks[0]
 
 

@@ -91,8 +91,8 @@ from minari.serialization import serialize_space
 from PIL import Image
 from tqdm.auto import tqdm
 
-from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
 from protege.atomic import staged_folder
+from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
 from protege.formats.files import read_json_object, stored_dtype, write_json
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
@@ -179,8 +179,9 @@ def _datasets_path(root: Path) -> Iterator[None]:
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_minari(path: Path, obs_keys: Sequence[str] | None = None, images: bool = True,
-                progress: bool = False) -> EpisodeStore:
+def read_minari(
+    path: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False
+) -> EpisodeStore:
     """Read a Minari HDF5 dataset (a folder, or an id under MINARI_DATASETS_PATH) into an EpisodeStore.
 
     ``obs_keys`` (protege names) limits the observations read; ``images=False`` skips image keys
@@ -200,7 +201,9 @@ def read_minari(path: Path, obs_keys: Sequence[str] | None = None, images: bool 
     if len(dataset.episode_indices) == 0:
         raise DatasetError(f"{main}: the dataset has no episodes")
     attributes = _episode_attributes(dataset, main)
-    episodes = _read_episodes(main, dataset.episode_indices, leaves, action_shape, dataset.storage.jpeg_encoding, progress)
+    episodes = _read_episodes(
+        main, dataset.episode_indices, leaves, action_shape, dataset.storage.jpeg_encoding, progress
+    )
     extras = _protege_metadata(metadata, data_path / METADATA_FILE)
     try:
         return EpisodeStore(
@@ -225,7 +228,9 @@ def _read_metadata(path: Path) -> dict:
             why = " (protege does not rebuild spaces from env_spec: that would run the environment's code)"
             raise DatasetError(f"{path}: no '{key}' entry{why if 'space' in key else ''}")
     if metadata["data_format"] != "hdf5":
-        raise DatasetError(f"{path}: data_format {metadata['data_format']!r} is not supported; protege reads 'hdf5' storage")
+        raise DatasetError(
+            f"{path}: data_format {metadata['data_format']!r} is not supported; protege reads 'hdf5' storage"
+        )
     return metadata
 
 
@@ -246,8 +251,10 @@ def _protege_metadata(metadata: dict, path: Path) -> dict:
         "task": lambda value: isinstance(value, str),
         "fps": lambda value: isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
         "reward": lambda value: isinstance(value, bool),
-        "subsets": lambda value: isinstance(value, dict)
-        and all(isinstance(ids, list) and all(isinstance(i, int) for i in ids) for ids in value.values()),
+        "subsets": lambda value: (
+            isinstance(value, dict)
+            and all(isinstance(ids, list) and all(isinstance(i, int) for i in ids) for ids in value.values())
+        ),
     }
     if not isinstance(extras, dict):
         raise DatasetError(f"{path}: '{PROTEGE}' must be an object, got {type(extras).__name__}")
@@ -303,7 +310,9 @@ def _chosen_leaves(leaves: dict[str, Leaf], obs_keys: Sequence[str] | None, imag
 
 def _action_shape(space: spaces.Space, main: Path) -> tuple[int, ...]:
     if not isinstance(space, ARRAY_SPACES):
-        raise DatasetError(f"{main}: the action space is a {type(space).__name__}; protege needs array actions (Box, Discrete)")
+        raise DatasetError(
+            f"{main}: the action space is a {type(space).__name__}; protege needs array actions (Box, Discrete)"
+        )
     return tuple(space.shape)
 
 
@@ -318,8 +327,9 @@ def _episode_attributes(dataset: minari.MinariDataset, main: Path) -> list[dict]
         ) from error
 
 
-def _read_episodes(main: Path, indices: np.ndarray, leaves: list[Leaf], action_shape: tuple[int, ...], jpeg: bool,
-                   progress: bool) -> list[Episode]:
+def _read_episodes(
+    main: Path, indices: np.ndarray, leaves: list[Leaf], action_shape: tuple[int, ...], jpeg: bool, progress: bool
+) -> list[Episode]:
     try:
         with h5py.File(main, "r") as file:
             bar = tqdm(indices, desc="reading Minari episodes", unit="episode", disable=not progress)
@@ -328,8 +338,9 @@ def _read_episodes(main: Path, indices: np.ndarray, leaves: list[Leaf], action_s
         raise DatasetError(f"{main}: cannot read HDF5 file, it may be truncated or corrupt ({error})") from error
 
 
-def _read_episode(file: h5py.File, index: int, leaves: list[Leaf], action_shape: tuple[int, ...], jpeg: bool,
-                  main: Path) -> Episode:
+def _read_episode(
+    file: h5py.File, index: int, leaves: list[Leaf], action_shape: tuple[int, ...], jpeg: bool, main: Path
+) -> Episode:
     where = f"{main}: episode {index}"
     try:
         group = _node(file, (f"episode_{index}",), f"{main}")
@@ -342,7 +353,9 @@ def _read_episode(file: h5py.File, index: int, leaves: list[Leaf], action_shape:
         reward, terminations = (_per_step(group, name, steps, where) for name in ("rewards", "terminations"))
         success = _info_success(group, where)
     except (OSError, KeyError) as error:
-        raise DatasetError(f"{where}: cannot be read, the file may be corrupt ({type(error).__name__}: {error})") from error
+        raise DatasetError(
+            f"{where}: cannot be read, the file may be corrupt ({type(error).__name__}: {error})"
+        ) from error
     return Episode(
         obs=obs,
         action=action.reshape(steps, -1).astype(np.float32),
@@ -390,18 +403,24 @@ def _observation(group: h5py.Group, leaf: Leaf, jpeg: bool, steps: int, where: s
             f"Minari stores one more observation than actions ({steps + 1})"
         )
     if values.shape[1:] != leaf.shape:
-        raise DatasetError(f"{where}: '{name}' has frames of shape {values.shape[1:]}; the observation space says {leaf.shape}")
+        raise DatasetError(
+            f"{where}: '{name}' has frames of shape {values.shape[1:]}; the observation space says {leaf.shape}"
+        )
     return values[:-1].astype(stored_dtype(values.dtype), copy=False)
 
 
 def _decode_jpeg(node: h5py.Group | h5py.Dataset, where: str) -> np.ndarray:
     """Frames Minari stored as JPEG bytes: rows of a uint8 array, or variable-length uint8 rows."""
-    if not isinstance(node, h5py.Dataset) or not (node.dtype == np.uint8 or h5py.check_vlen_dtype(node.dtype) == np.uint8):
+    if not isinstance(node, h5py.Dataset) or not (
+        node.dtype == np.uint8 or h5py.check_vlen_dtype(node.dtype) == np.uint8
+    ):
         raise DatasetError(f"{where} should hold JPEG bytes (uint8 rows) but holds {getattr(node, 'dtype', 'a group')}")
     frames = []
     for row, encoded in enumerate(node[()]):
         try:
-            frames.append(np.asarray(Image.open(io.BytesIO(np.asarray(encoded, dtype=np.uint8).tobytes())), dtype=np.uint8))
+            frames.append(
+                np.asarray(Image.open(io.BytesIO(np.asarray(encoded, dtype=np.uint8).tobytes())), dtype=np.uint8)
+            )
         except (OSError, ValueError) as error:
             raise DatasetError(f"{where}: frame {row} is not a readable JPEG image ({error})") from error
     try:
@@ -476,7 +495,7 @@ def _observation_layout(store: EpisodeStore) -> dict[str, tuple[str, ...]]:
     for key, values in store.obs.items():
         frame_shape = values.shape[1:]
         prefix = IMAGE_PREFIX if len(frame_shape) == 3 and key.startswith(IMAGE_PREFIX) else OBSERVATION_PREFIX
-        parts = (STATE_NAME,) if key == STATE else tuple(key[len(prefix):].split("."))
+        parts = (STATE_NAME,) if key == STATE else tuple(key[len(prefix) :].split("."))
         if not key.startswith(prefix) or not all(parts) or any("/" in part for part in parts):
             rule = f"it must be '{prefix}<name>' with no '/' or empty parts"
             raise DatasetError(f"observation key '{key}' cannot be a Minari key: {rule}")
@@ -485,7 +504,9 @@ def _observation_layout(store: EpisodeStore) -> dict[str, tuple[str, ...]]:
                 f"observation key '{key}' would read back from Minari as '{_store_key(parts, frame_shape)}' "
                 f"(3-D frames are images, named '{IMAGE_PREFIX}<camera>'); rename it"
             )
-        clash = next((other for other, taken in layout.items() if _is_prefix(taken, parts) or _is_prefix(parts, taken)), None)
+        clash = next(
+            (other for other, taken in layout.items() if _is_prefix(taken, parts) or _is_prefix(parts, taken)), None
+        )
         if clash is not None:
             why = "one would be a group holding the other"
             raise DatasetError(f"observation keys '{clash}' and '{key}' cannot both be Minari keys: {why}")
@@ -502,7 +523,9 @@ def _check_episode_columns(store: EpisodeStore) -> None:
         if "/" in name or np.ndim(values) != 1:
             raise DatasetError(f"episode column '{name}' must hold one scalar per episode and have no '/' in its name")
         if values.dtype == object and not all(isinstance(value, str) for value in values):
-            raise DatasetError(f"episode column '{name}' holds Python objects; Minari attributes take numbers or strings")
+            raise DatasetError(
+                f"episode column '{name}' holds Python objects; Minari attributes take numbers or strings"
+            )
 
 
 def _nested(items: dict[tuple[str, ...], spaces.Space]) -> spaces.Dict:
@@ -554,7 +577,9 @@ def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], mai
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
     bounds = list(zip(store.episode_starts, store.episode_ends))
     with h5py.File(main, "w") as file:
-        for index, (start, end) in enumerate(tqdm(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)):
+        for index, (start, end) in enumerate(
+            tqdm(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)
+        ):
             group = file.create_group(f"episode_{index}")
             group.attrs.update(_episode_attributes_to_write(store, index, end - start))
             for key, parts in layout.items():

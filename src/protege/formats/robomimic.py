@@ -69,8 +69,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore
 from protege.atomic import atomic_file
+from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore
 from protege.formats.files import stored_dtype
 
 OBSERVATION_PREFIX = "observation."
@@ -99,7 +99,9 @@ def looks_like_robomimic(path: Path) -> bool:
             return False
         with h5py.File(path, "r") as file:
             data = file.get("data")
-            return isinstance(data, h5py.Group) and ("env_args" in data.attrs or any(name.startswith(DEMO_PREFIX) for name in data))
+            return isinstance(data, h5py.Group) and (
+                "env_args" in data.attrs or any(name.startswith(DEMO_PREFIX) for name in data)
+            )
     except Exception:  # detection never raises: anything unreadable is just not robomimic
         return False
 
@@ -118,19 +120,20 @@ def _store_key(name: str) -> str:
 
 
 def _robomimic_name(key: str) -> str:
-    """protege observation key -> dataset path in a demo (``obs/<key>`` or ``states``)."""
+    """Protege observation key -> dataset path in a demo (``obs/<key>`` or ``states``)."""
     if key == SIM_STATE:
         return STATES
     if key.startswith(IMAGE_PREFIX) and len(key) > len(IMAGE_PREFIX):
-        return f"obs/{key[len(IMAGE_PREFIX):]}{IMAGE_SUFFIX}"
+        return f"obs/{key[len(IMAGE_PREFIX) :]}{IMAGE_SUFFIX}"
     return f"obs/{key.removeprefix(OBSERVATION_PREFIX)}"
 
 
 # ----------------------------------------------------------------------------------------- reading
 
 
-def read_robomimic(path: Path, obs_keys: Sequence[str] | None = None, images: bool = True,
-                   progress: bool = False) -> EpisodeStore:
+def read_robomimic(
+    path: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False
+) -> EpisodeStore:
     """Read a robomimic HDF5 file into an EpisodeStore.
 
     ``obs_keys`` (protege names) picks the observations; ``images=False`` skips image keys when
@@ -155,8 +158,9 @@ def read_robomimic(path: Path, obs_keys: Sequence[str] | None = None, images: bo
         raise DatasetError(f"{path}: {error}") from error
 
 
-def _read_file(file: h5py.File, path: Path, obs_keys: Sequence[str] | None, images: bool,
-               progress: bool) -> tuple[dict, int | None]:
+def _read_file(
+    file: h5py.File, path: Path, obs_keys: Sequence[str] | None, images: bool, progress: bool
+) -> tuple[dict, int | None]:
     """EpisodeStore arguments (and the control rate) from an open file."""
     data = _group(file, "data", path)
     demos = _sorted_demos(data, path)
@@ -181,34 +185,42 @@ def _read_file(file: h5py.File, path: Path, obs_keys: Sequence[str] | None, imag
 def _group(parent: h5py.Group, name: str, path: Path) -> h5py.Group:
     node = parent.get(name)
     if not isinstance(node, h5py.Group):
-        raise DatasetError(f"{path}: no '{parent.name.rstrip('/')}/{name}' group; robomimic files keep their demos under 'data/'")
+        raise DatasetError(
+            f"{path}: no '{parent.name.rstrip('/')}/{name}' group; robomimic files keep their demos under 'data/'"
+        )
     return node
 
 
 def _sorted_demos(data: h5py.Group, path: Path) -> list[str]:
     """Demo names in robomimic's order, by integer suffix."""
     names = list(data)
-    bad = [name for name in names if not (name.startswith(DEMO_PREFIX) and name[len(DEMO_PREFIX):].isdigit())]
+    bad = [name for name in names if not (name.startswith(DEMO_PREFIX) and name[len(DEMO_PREFIX) :].isdigit())]
     if bad:
-        raise DatasetError(f"{path}: 'data/{bad[0]}' is not named demo_<number>; robomimic needs every group in data/ to be")
+        raise DatasetError(
+            f"{path}: 'data/{bad[0]}' is not named demo_<number>; robomimic needs every group in data/ to be"
+        )
     if not names:
         raise DatasetError(f"{path}: 'data/' holds no demos")
     not_groups = [name for name in names if not isinstance(data[name], h5py.Group)]
     if not_groups:
         raise DatasetError(f"{path}: 'data/{not_groups[0]}' is not a group; each demo is a group of datasets")
-    return sorted(names, key=lambda name: int(name[len(DEMO_PREFIX):]))
+    return sorted(names, key=lambda name: int(name[len(DEMO_PREFIX) :]))
 
 
 def _env_args(data: h5py.Group, path: Path) -> dict:
     if "env_args" not in data.attrs:
-        raise DatasetError(f"{path}: data has no 'env_args' attribute (robomimic's environment metadata, a JSON string)")
+        raise DatasetError(
+            f"{path}: data has no 'env_args' attribute (robomimic's environment metadata, a JSON string)"
+        )
     raw = data.attrs["env_args"]
     try:
         env_args = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
     except (TypeError, ValueError) as error:
         raise DatasetError(f"{path}: data attribute 'env_args' is not valid JSON ({error})") from error
     if not isinstance(env_args, dict) or not isinstance(env_args.get("env_name"), str):
-        raise DatasetError(f"{path}: data attribute 'env_args' must be a JSON object with a string 'env_name', got {str(raw)[:80]!r}")
+        raise DatasetError(
+            f"{path}: data attribute 'env_args' must be a JSON object with a string 'env_name', got {str(raw)[:80]!r}"
+        )
     if not isinstance(env_args.get("env_kwargs", {}), dict):
         raise DatasetError(f"{path}: 'env_kwargs' in data attribute 'env_args' must be a JSON object")
     return env_args
@@ -220,12 +232,15 @@ def _fps(data: h5py.Group, env_args: dict, path: Path) -> int | None:
     if fps is None:
         return None
     if not isinstance(fps, (int, float, np.number)) or fps <= 0 or int(fps) != fps:
-        raise DatasetError(f"{path}: the control rate (data attribute 'fps' or env_kwargs 'control_freq') must be a positive integer, got {fps!r}")
+        raise DatasetError(
+            f"{path}: the control rate (data attribute 'fps' or env_kwargs 'control_freq') "
+            f"must be a positive integer, got {fps!r}"
+        )
     return int(fps)
 
 
 def _available_sources(demo: h5py.Group, where: str) -> dict[str, tuple[str, bool]]:
-    """protege key -> (dataset path in a demo, is an image), from the first demo."""
+    """Protege key -> (dataset path in a demo, is an image), from the first demo."""
     if not isinstance(demo.get("obs"), h5py.Group):
         raise DatasetError(
             f"{where}: no 'obs' group; a raw robosuite file (states and actions only) needs its observations "
@@ -244,9 +259,10 @@ def _available_sources(demo: h5py.Group, where: str) -> dict[str, tuple[str, boo
     return sources
 
 
-def _chosen_sources(sources: dict[str, tuple[str, bool]], obs_keys: Sequence[str] | None, images: bool,
-                    path: Path) -> dict[str, str]:
-    """protege key -> dataset path in a demo, for the keys to read."""
+def _chosen_sources(
+    sources: dict[str, tuple[str, bool]], obs_keys: Sequence[str] | None, images: bool, path: Path
+) -> dict[str, str]:
+    """Protege key -> dataset path in a demo, for the keys to read."""
     if obs_keys is None:
         return {key: name for key, (name, image) in sources.items() if images or not image}
     unknown = [key for key in obs_keys if key not in sources]
@@ -270,7 +286,9 @@ def _check_demo(demo: h5py.Group, names: list[str], where: str) -> int:
     """The demo's length, after checking the shape of every dataset to be read (no data is read)."""
     steps = _dataset(demo, "actions", where).shape[0]
     if "num_samples" in demo.attrs and demo.attrs["num_samples"] != steps:
-        raise DatasetError(f"{where}: attribute num_samples={demo.attrs['num_samples']} but 'actions' has {steps} steps")
+        raise DatasetError(
+            f"{where}: attribute num_samples={demo.attrs['num_samples']} but 'actions' has {steps} steps"
+        )
     if steps == 0:
         raise DatasetError(f"{where}: the demo has no steps")
     for name in names:
@@ -282,11 +300,14 @@ def _check_demo(demo: h5py.Group, names: list[str], where: str) -> int:
     return steps
 
 
-def _read_demos(data: h5py.Group, demos: list[str], names: list[str], lengths: np.ndarray, path: Path,
-                progress: bool) -> dict[str, np.ndarray]:
+def _read_demos(
+    data: h5py.Group, demos: list[str], names: list[str], lengths: np.ndarray, path: Path, progress: bool
+) -> dict[str, np.ndarray]:
     """Dataset path -> (N, ...) array over all demos, filled demo by demo into preallocated arrays."""
     first = data[demos[0]]
-    arrays = {name: np.empty((lengths.sum(), *first[name].shape[1:]), stored_dtype(first[name].dtype)) for name in names}
+    arrays = {
+        name: np.empty((lengths.sum(), *first[name].shape[1:]), stored_dtype(first[name].dtype)) for name in names
+    }
     ends = np.cumsum(lengths)
     bar = tqdm(demos, desc=f"reading {path.name}", unit="demo", disable=not progress)
     for demo, start, end in zip(bar, ends - lengths, ends):
@@ -299,7 +320,9 @@ def _fill(target: np.ndarray, demo: h5py.Group, name: str, where: str) -> None:
     """Read one demo's dataset into ``target`` (cast to its dtype), refusing NaN/inf and odd shapes."""
     source = _dataset(demo, name, where)
     if source.shape[1:] != target.shape[1:]:
-        raise DatasetError(f"{where}: '{name}' has frames of shape {source.shape[1:]}, the first demo's have {target.shape[1:]}")
+        raise DatasetError(
+            f"{where}: '{name}' has frames of shape {source.shape[1:]}, the first demo's have {target.shape[1:]}"
+        )
     try:
         values = source[()]
     except OSError as error:
@@ -308,15 +331,21 @@ def _fill(target: np.ndarray, demo: h5py.Group, name: str, where: str) -> None:
         target[...] = values
     if target.dtype.kind == "f" and not np.isfinite(target).all():
         step = int(np.nonzero(~np.isfinite(target.reshape(len(target), -1)).all(axis=1))[0][0])
-        raise DatasetError(f"{where}: '{name}' has NaN/inf values (first at step {step}) or values beyond float32's range")
+        raise DatasetError(
+            f"{where}: '{name}' has NaN/inf values (first at step {step}) or values beyond float32's range"
+        )
 
 
-def _episode_columns(data: h5py.Group, demos: list[str], rewards: np.ndarray | None, lengths: np.ndarray,
-                     path: Path) -> dict[str, np.ndarray]:
+def _episode_columns(
+    data: h5py.Group, demos: list[str], rewards: np.ndarray | None, lengths: np.ndarray, path: Path
+) -> dict[str, np.ndarray]:
     """Per-episode columns from demo attributes; ``return`` defaults to the sum of the rewards."""
     names = _written_column_names(data, path) or list(EPISODE_COLUMNS)
-    columns = {name: _episode_column(data, demos, name, path) for name in names
-               if all(name in data[demo].attrs for demo in demos)}
+    columns = {
+        name: _episode_column(data, demos, name, path)
+        for name in names
+        if all(name in data[demo].attrs for demo in demos)
+    }
     if "return" not in columns and rewards is not None:
         columns["return"] = np.add.reduceat(rewards.astype(np.float64), np.cumsum(lengths) - lengths)
     return columns
@@ -352,7 +381,11 @@ def _subsets(file: h5py.File, demos: list[str], path: Path) -> dict[str, np.ndar
     index = {demo: i for i, demo in enumerate(demos)}
     subsets = {}
     for name, node in _group(file, "mask", path).items():
-        if not isinstance(node, h5py.Dataset) or node.ndim != 1 or not (node.dtype.kind == "S" or h5py.check_string_dtype(node.dtype)):
+        if (
+            not isinstance(node, h5py.Dataset)
+            or node.ndim != 1
+            or not (node.dtype.kind == "S" or h5py.check_string_dtype(node.dtype))
+        ):
             raise DatasetError(f"{path}: 'mask/{name}' must be a 1-D dataset of demo names (bytes)")
         members = [member.decode() if isinstance(member, bytes) else member for member in node[()]]
         missing = [member for member in members if member not in index]
@@ -391,7 +424,7 @@ def _refuse_existing_file(path: Path, overwrite: bool) -> None:
 
 
 def _targets(store: EpisodeStore) -> dict[str, str]:
-    """protege key -> dataset path in a demo, after checking the store reads back as it is."""
+    """Protege key -> dataset path in a demo, after checking the store reads back as it is."""
     if store.fps <= 0 or int(store.fps) != store.fps:
         raise DatasetError(f"fps must be a positive integer, got {store.fps}")
     targets = {key: _robomimic_name(key) for key in store.obs}
@@ -400,15 +433,21 @@ def _targets(store: EpisodeStore) -> dict[str, str]:
         if not key.startswith(OBSERVATION_PREFIX) or not short or "/" in short:
             raise DatasetError(f"observation key '{key}' must be '{OBSERVATION_PREFIX}<name>' with no '/' in the name")
         if _store_key(name) != key:
-            raise DatasetError(f"observation key '{key}' would be written as '{name}' and read back as '{_store_key(name)}'; rename it")
+            raise DatasetError(
+                f"observation key '{key}' would be written as '{name}' and read back as '{_store_key(name)}'; rename it"
+            )
         if key == SIM_STATE and store.obs[key].ndim != 2:
-            raise DatasetError(f"'{SIM_STATE}' becomes robomimic's 'states' and must have shape (N, S), got {store.obs[key].shape}")
+            raise DatasetError(
+                f"'{SIM_STATE}' becomes robomimic's 'states' and must have shape (N, S), got {store.obs[key].shape}"
+            )
     for name in store.subsets:
         if not name or "/" in name:
             raise DatasetError(f"episode subset name {name!r} cannot be a robomimic filter key (empty or with '/')")
     for name, values in store.episodes.items():
         if np.ndim(values) != 1 or name in ROBOMIMIC_DEMO_ATTRS:
-            raise DatasetError(f"episode column '{name}' must hold one scalar per episode and not be one of {ROBOMIMIC_DEMO_ATTRS}")
+            raise DatasetError(
+                f"episode column '{name}' must hold one scalar per episode and not be one of {ROBOMIMIC_DEMO_ATTRS}"
+            )
     return targets
 
 
@@ -428,8 +467,9 @@ def _write_file(store: EpisodeStore, file: h5py.File, targets: dict[str, str], p
         file.create_dataset(f"mask/{name}", data=np.array([f"{DEMO_PREFIX}{i}" for i in ids], dtype="S"))
 
 
-def _write_demo(demo: h5py.Group, store: EpisodeStore, targets: dict[str, str], reward: np.ndarray, episode: int,
-                rows: slice) -> None:
+def _write_demo(
+    demo: h5py.Group, store: EpisodeStore, targets: dict[str, str], reward: np.ndarray, episode: int, rows: slice
+) -> None:
     steps = rows.stop - rows.start
     demo.attrs["num_samples"] = steps
     for name, values in store.episodes.items():

@@ -70,8 +70,9 @@ class Segment:
     label: str
 
 
-def encode_segments(path: Path, frames: np.ndarray, ends: np.ndarray, fps: int, encoder: str,
-                    done: Callable[[], object] = lambda: None) -> None:
+def encode_segments(
+    path: Path, frames: np.ndarray, ends: np.ndarray, fps: int, encoder: str, done: Callable[[], object] = lambda: None
+) -> None:
     """Write (N, H, W, 3) uint8 ``frames`` to one MP4, segment by segment (rows up to each of ``ends``)."""
     with VideoWriter(path, *frames.shape[1:3], fps, encoder) as writer:
         for start, end in zip([0, *ends[:-1]], ends):
@@ -79,8 +80,9 @@ def encode_segments(path: Path, frames: np.ndarray, ends: np.ndarray, fps: int, 
             done()
 
 
-def decode_segments(segments: Sequence[Segment], shape: tuple[int, int, int], fps: int,
-                    done: Callable[[], object] = lambda: None) -> np.ndarray:
+def decode_segments(
+    segments: Sequence[Segment], shape: tuple[int, int, int], fps: int, done: Callable[[], object] = lambda: None
+) -> np.ndarray:
     """(total count, H, W, 3) uint8 frames of ``segments`` in order; one open file per run of segments."""
     frames = np.empty((sum(segment.count for segment in segments), *shape), dtype=np.uint8)
     start = 0
@@ -132,7 +134,10 @@ class VideoWriter:
                 self._container.mux(self._stream.encode(frame))
                 self._count += 1
         except (av.FFmpegError, ValueError) as error:
-            raise VideoError(f"cannot encode {frames.shape[2]}x{frames.shape[1]} frames with {self._stream.codec_context.name} ({error})") from error
+            raise VideoError(
+                f"cannot encode {frames.shape[2]}x{frames.shape[1]} frames "
+                f"with {self._stream.codec_context.name} ({error})"
+            ) from error
 
     def close(self) -> None:
         """Flush the encoder and finish the file (an unflushed MP4 has no index and cannot be read)."""
@@ -188,11 +193,15 @@ class VideoReader:
                     images.append(frame.to_ndarray(format="rgb24"))
                     times.append(shown)
         except av.FFmpegError as error:
-            raise VideoError(f"cannot decode [{start_s:.3f}, {end_s:.3f}) s, the file may be truncated or corrupt ({error})") from error
+            raise VideoError(
+                f"cannot decode [{start_s:.3f}, {end_s:.3f}) s, the file may be truncated or corrupt ({error})"
+            ) from error
         offsets = np.rint((np.asarray(times) - start_s) * fps).astype(np.int64)
         if len(offsets) != count or (offsets != np.arange(count)).any():
             found = f"{len(times)} frames" + (f" at {times[0]:.3f}..{times[-1]:.3f} s" if times else "")
-            raise VideoError(f"expected {count} frames at {start_s:.3f} s + k/{fps} s before {end_s:.3f} s, decoded {found}")
+            raise VideoError(
+                f"expected {count} frames at {start_s:.3f} s + k/{fps} s before {end_s:.3f} s, decoded {found}"
+            )
         return np.stack(images) if images else np.zeros((0, self._stream.height, self._stream.width, 3), np.uint8)
 
     def close(self) -> None:

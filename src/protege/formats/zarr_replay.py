@@ -84,8 +84,9 @@ def looks_like_zarr_replay(path: Path) -> bool:
         return False
 
 
-def read_zarr_replay(path: Path, obs_keys: Sequence[str] | None = None, images: bool = True,
-                     progress: bool = False) -> EpisodeStore:
+def read_zarr_replay(
+    path: Path, obs_keys: Sequence[str] | None = None, images: bool = True, progress: bool = False
+) -> EpisodeStore:
     """Read a diffusion_policy replay buffer (``.zarr`` folder or ``.zarr.zip``) into an EpisodeStore.
 
     ``obs_keys`` (protege names) picks the observations; ``images=False`` skips image keys when
@@ -103,13 +104,21 @@ def read_zarr_replay(path: Path, obs_keys: Sequence[str] | None = None, images: 
         chosen = {ACTION: action, **_chosen(root, names, obs_keys, images, path)}
         for array in chosen.values():
             if array.shape[0] != frames:
-                raise DatasetError(f"{path}: '{array.path}' has {array.shape[0]} frames but 'data/{ACTION_NAME}' has {frames}")
+                raise DatasetError(
+                    f"{path}: '{array.path}' has {array.shape[0]} frames but 'data/{ACTION_NAME}' has {frames}"
+                )
         with tqdm(total=frames * len(chosen), desc=f"reading {path.name}", unit="frame", disable=not progress) as bar:
             values = {key: _read(array, ends, path, bar) for key, array in chosen.items()}
-    flat = {key: value if key.startswith(IMAGE_PREFIX) else value.reshape(len(value), -1) for key, value in values.items()}
+    flat = {
+        key: value if key.startswith(IMAGE_PREFIX) else value.reshape(len(value), -1) for key, value in values.items()
+    }
     try:
-        return EpisodeStore(obs={key: flat[key] for key in chosen if key != ACTION}, action=flat[ACTION], episode_ends=ends,
-                            task=_task_name(path))
+        return EpisodeStore(
+            obs={key: flat[key] for key in chosen if key != ACTION},
+            action=flat[ACTION],
+            episode_ends=ends,
+            task=_task_name(path),
+        )
     except DatasetError as error:
         raise DatasetError(f"{path}: {error}") from error
 
@@ -129,7 +138,9 @@ def _data_names(path: Path) -> list[str]:
         with zipfile.ZipFile(path) as archive:
             parts = [name.split("/") for name in archive.namelist()]
     except (OSError, zipfile.BadZipFile) as error:
-        raise DatasetError(f"{path}: not a zarr folder or a readable zip file, it may be truncated or corrupt ({error})") from error
+        raise DatasetError(
+            f"{path}: not a zarr folder or a readable zip file, it may be truncated or corrupt ({error})"
+        ) from error
     return sorted({p[1] for p in parts if len(p) == 3 and p[0] == "data" and p[2] in NODE_METADATA})
 
 
@@ -141,7 +152,9 @@ def _opened(path: Path) -> Iterator[zarr.Group]:
         zip_store = zarr.storage.ZipStore(path, mode="r") if path.is_file() else None
         root = zarr.open_group(store=zip_store or str(path), mode="r", use_consolidated=False)
     except ZARR_ERRORS as error:
-        raise DatasetError(f"{path}: cannot open as a zarr group, it may be truncated or corrupt ({type(error).__name__}: {error})") from error
+        raise DatasetError(
+            f"{path}: cannot open as a zarr group, it may be truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
     try:
         yield root
     finally:
@@ -157,11 +170,14 @@ def _array(root: zarr.Group, name: str, path: Path) -> zarr.Array:
         raise DatasetError(f"{path}: no '{name}' array") from error
     except UnknownCodecError as error:
         raise DatasetError(
-            f"{path}: '{name}' is compressed with a codec this numcodecs does not know ({error}); diffusion_policy's image "
-            "caches use imagecodecs' Jpeg2k: call imagecodecs.numcodecs.register_codecs() first, or leave the key out with obs_keys"
+            f"{path}: '{name}' is compressed with a codec this numcodecs does not know ({error}); "
+            "diffusion_policy's image caches use imagecodecs' Jpeg2k: "
+            "call imagecodecs.numcodecs.register_codecs() first, or leave the key out with obs_keys"
         ) from error
     except ZARR_ERRORS as error:
-        raise DatasetError(f"{path}: cannot open '{name}', zarr cannot parse its metadata ({type(error).__name__}: {error})") from error
+        raise DatasetError(
+            f"{path}: cannot open '{name}', zarr cannot parse its metadata ({type(error).__name__}: {error})"
+        ) from error
     if not isinstance(array, zarr.Array):
         raise DatasetError(f"{path}: '{name}' is a group; expected an array")
     if np.dtype(array.dtype).kind not in NUMERIC_KINDS:
@@ -178,11 +194,15 @@ def _episode_ends(root: zarr.Group, frames: int, path: Path) -> np.ndarray:
     except ZARR_ERRORS as error:
         raise DatasetError(f"{path}: cannot read '{EPISODE_ENDS}' ({type(error).__name__}: {error})") from error
     if ends.ndim != 1 or len(ends) == 0 or ends.dtype.kind not in "iu":
-        raise DatasetError(f"{path}: '{EPISODE_ENDS}' must be a non-empty 1-D integer array, got {ends.dtype} {ends.shape}")
+        raise DatasetError(
+            f"{path}: '{EPISODE_ENDS}' must be a non-empty 1-D integer array, got {ends.dtype} {ends.shape}"
+        )
     empty = np.flatnonzero(np.diff(ends, prepend=0) <= 0)
     if len(empty):
-        raise DatasetError(f"{path}: '{EPISODE_ENDS}' must be strictly increasing from above 0; episode {empty[0]} ends at "
-                           f"{ends[empty[0]]}, where the one before it ends")
+        raise DatasetError(
+            f"{path}: '{EPISODE_ENDS}' must be strictly increasing from above 0; episode {empty[0]} ends at "
+            f"{ends[empty[0]]}, where the one before it ends"
+        )
     if ends[-1] != frames:
         raise DatasetError(f"{path}: '{EPISODE_ENDS}' ends at {ends[-1]} but 'data/{ACTION_NAME}' has {frames} frames")
     return ends.astype(np.int64)
@@ -200,9 +220,10 @@ def _source_name(key: str) -> str:
     return STATE_NAME if key == STATE else key.removeprefix(IMAGE_PREFIX).removeprefix(OBSERVATION_PREFIX)
 
 
-def _chosen(root: zarr.Group, names: list[str], obs_keys: Sequence[str] | None, images: bool,
-            path: Path) -> dict[str, zarr.Array]:
-    """protege key -> opened array, for the observations to read."""
+def _chosen(
+    root: zarr.Group, names: list[str], obs_keys: Sequence[str] | None, images: bool, path: Path
+) -> dict[str, zarr.Array]:
+    """Protege key -> opened array, for the observations to read."""
     if obs_keys is None:
         opened = {name: _array(root, f"data/{name}", path) for name in names if name != ACTION_NAME}
         keys = {_store_key(name, array): array for name, array in opened.items()}
@@ -231,16 +252,20 @@ def _read(array: zarr.Array, ends: np.ndarray, path: Path, bar: tqdm) -> np.ndar
     rows = _block_rows(array)
     for start in range(0, len(out), rows):
         try:
-            block = array[start:start + rows]
+            block = array[start : start + rows]
         except ZARR_ERRORS as error:
-            raise DatasetError(f"{path}: cannot read '{array.path}' rows {start}..{start + rows - 1}, a chunk may be truncated "
-                               f"or corrupt ({type(error).__name__}: {error})") from error
+            raise DatasetError(
+                f"{path}: cannot read '{array.path}' rows {start}..{start + rows - 1}, a chunk may be truncated "
+                f"or corrupt ({type(error).__name__}: {error})"
+            ) from error
         with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32's range becomes inf, refused below
-            out[start:start + len(block)] = block
+            out[start : start + len(block)] = block
         bar.update(len(block))
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         row = int(np.flatnonzero(~np.isfinite(out.reshape(len(out), -1)).all(axis=1))[0])
         episode = int(np.searchsorted(ends, row, side="right"))
-        raise DatasetError(f"{path}: '{array.path}' has NaN/inf values or values beyond float32's range "
-                           f"(first in episode {episode}, frame row {row})")
+        raise DatasetError(
+            f"{path}: '{array.path}' has NaN/inf values or values beyond float32's range "
+            f"(first in episode {episode}, frame row {row})"
+        )
     return out

@@ -115,11 +115,15 @@ class Policy(nn.Module):
         parts = []
         for key, shape in self.spec.obs_shapes.items():
             if key not in obs:
-                raise KeyError(f"observation is missing '{key}'; the policy was trained on {list(self.spec.obs_shapes)}")
+                raise KeyError(
+                    f"observation is missing '{key}'; the policy was trained on {list(self.spec.obs_shapes)}"
+                )
             x = torch.as_tensor(obs[key], dtype=torch.float32, device=self.device)
             expected = (self.config.n_obs, *shape)
             if tuple(x.shape[1:]) != expected:
-                raise ValueError(f"observation '{key}' must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
+                raise ValueError(
+                    f"observation '{key}' must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
+                )
             parts.append(self.normalizer.normalize(key, x).flatten(2))
         return torch.cat(parts, dim=-1).flatten(1)
 
@@ -127,7 +131,9 @@ class Policy(nn.Module):
         """Target chunk (B, horizon, A) in normalized units; checks the action size."""
         action = batch[ACTION]
         if action.shape[-1] != self.spec.action_dim:
-            raise ValueError(f"batch actions have dimension {action.shape[-1]} but the policy expects {self.spec.action_dim}")
+            raise ValueError(
+                f"batch actions have dimension {action.shape[-1]} but the policy expects {self.spec.action_dim}"
+            )
         return self.normalizer.normalize(ACTION, action)
 
     def loss_steps(self, action_is_pad: torch.Tensor) -> torch.Tensor | None:

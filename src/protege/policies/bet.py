@@ -56,7 +56,9 @@ class BETConfig(PolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_bins < 1 or self.temperature <= 0:
-            raise ValueError(f"need num_bins >= 1 and temperature > 0, got num_bins={self.num_bins}, temperature={self.temperature}")
+            raise ValueError(
+                f"need num_bins >= 1 and temperature > 0, got num_bins={self.num_bins}, temperature={self.temperature}"
+            )
 
 
 class BETPolicy(Policy):

@@ -44,7 +44,9 @@ class DiffusionConfig(DenoiserConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
-            raise ValueError(f"num_inference_steps must be in [1, {self.num_train_timesteps}], got {self.num_inference_steps}")
+            raise ValueError(
+                f"num_inference_steps must be in [1, {self.num_train_timesteps}], got {self.num_inference_steps}"
+            )
         if self.timestep_spacing not in ("leading", "trailing"):
             raise ValueError(f"timestep_spacing must be 'leading' or 'trailing', got '{self.timestep_spacing}'")
 

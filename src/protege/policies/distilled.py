@@ -56,7 +56,8 @@ class DistilledConfig(DenoiserConfig):
     teacher_ema: bool = True
     """Load the teacher's EMA weights when its checkpoint has them."""
     cache_noise: int = 8
-    """Teacher samples (z, chunk) cached per training window in ``fit``; training batches draw from them (0: sample the teacher every step)."""
+    """Teacher samples (z, chunk) cached per training window in ``fit``; training batches draw from them (0: sample the
+    teacher every step)."""
 
     name: ClassVar[str] = "distilled"
 
@@ -65,7 +66,9 @@ class DistilledConfig(DenoiserConfig):
         if not self.teacher:
             raise ValueError("distilled needs a teacher: --policy.teacher RUN (a trained diffusion or flow run folder)")
         if self.teacher_steps < 0 or self.cache_noise < 0:
-            raise ValueError(f"teacher_steps and cache_noise must be >= 0, got {self.teacher_steps}, {self.cache_noise}")
+            raise ValueError(
+                f"teacher_steps and cache_noise must be >= 0, got {self.teacher_steps}, {self.cache_noise}"
+            )
 
 
 class _Shared:
@@ -105,15 +108,21 @@ def check_teacher(teacher: Policy, config: DistilledConfig, spec: FeatureSpec) -
     noise = teacher.sample_noise(1)
     shape = (1, teacher.config.horizon, teacher.spec.action_dim)
     if noise is None or tuple(noise.shape) != shape:
-        raise ValueError(f"{where} is a '{teacher.config.name}' policy, not a generative chunk sampler; "
-                         f"distill from a diffusion or flow run")
+        raise ValueError(
+            f"{where} is a '{teacher.config.name}' policy, not a generative chunk sampler; "
+            f"distill from a diffusion or flow run"
+        )
     if (teacher.config.n_obs, teacher.config.horizon) != (config.n_obs, config.horizon):
-        raise ValueError(f"{where} has n_obs={teacher.config.n_obs}, horizon={teacher.config.horizon} but the student has "
-                         f"n_obs={config.n_obs}, horizon={config.horizon}; they must match "
-                         f"(--policy.n-obs {teacher.config.n_obs} --policy.horizon {teacher.config.horizon})")
+        raise ValueError(
+            f"{where} has n_obs={teacher.config.n_obs}, horizon={teacher.config.horizon} but the student has "
+            f"n_obs={config.n_obs}, horizon={config.horizon}; they must match "
+            f"(--policy.n-obs {teacher.config.n_obs} --policy.horizon {teacher.config.horizon})"
+        )
     if teacher.spec != spec:
-        raise ValueError(f"{where} was trained on features {teacher.spec.to_json()} but the student's are {spec.to_json()}; "
-                         f"use the teacher's dataset and --policy.obs-keys {' '.join(teacher.spec.obs_shapes)}")
+        raise ValueError(
+            f"{where} was trained on features {teacher.spec.to_json()} but the student's are {spec.to_json()}; "
+            f"use the teacher's dataset and --policy.obs-keys {' '.join(teacher.spec.obs_shapes)}"
+        )
 
 
 class DistilledPolicy(Policy):
@@ -134,7 +143,10 @@ class DistilledPolicy(Policy):
             if self.config.teacher_steps:
                 limit = getattr(teacher.config, "num_train_timesteps", self.config.teacher_steps)
                 if self.config.teacher_steps > limit:
-                    raise ValueError(f"teacher_steps must be <= the teacher's num_train_timesteps={limit}, got {self.config.teacher_steps}")
+                    raise ValueError(
+                        f"teacher_steps must be <= the teacher's num_train_timesteps={limit}, "
+                        f"got {self.config.teacher_steps}"
+                    )
                 teacher.config.num_inference_steps = self.config.teacher_steps
             self._teacher = _Shared(teacher.requires_grad_(False).eval())
         teacher = self._teacher.value
@@ -203,7 +215,9 @@ class DistilledPolicy(Policy):
         self.normalized_action(batch)  # checks the action size; the target is the teacher's, not the data's
         cond = self.encode_obs(batch)
         z, target = self.targets(batch, cond)
-        return self.chunk_mse(self.student(z, torch.zeros(len(z), device=z.device), cond), target, batch["action_is_pad"])
+        return self.chunk_mse(
+            self.student(z, torch.zeros(len(z), device=z.device), cond), target, batch["action_is_pad"]
+        )
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self.student(noise, torch.zeros(len(noise), device=noise.device), obs_features)

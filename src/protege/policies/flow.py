@@ -45,13 +45,15 @@ class FlowConfig(DenoiserConfig):
     num_inference_steps: int = 10
     """Euler steps of the fixed schedule (used when adaptive is False)."""
     adaptive: bool = False
-    """Variance-adaptive steps per sample: one big step where the predicted velocity variance is low, small ones where it is high."""
+    """Variance-adaptive steps per sample: one big step where the predicted velocity variance is low, small ones
+    where it is high."""
     min_steps: int = 1
     """Adaptive: fewest steps a sample takes (its largest step is 1 / min_steps)."""
     max_steps: int = 10
     """Adaptive: most steps a sample takes (its smallest step is 1 / max_steps)."""
     threshold: float = 0.2
-    """Adaptive: predicted velocity std (normalized units) up to which the largest step is taken; above it the step is threshold / std."""
+    """Adaptive: predicted velocity std (normalized units) up to which the largest step is taken; above it the step is
+    threshold / std."""
     variance_hidden_dim: int = 128
     """Width of the two-layer velocity-variance head."""
 
@@ -60,8 +62,10 @@ class FlowConfig(DenoiserConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_inference_steps < 1 or not 1 <= self.min_steps <= self.max_steps or self.threshold <= 0:
-            raise ValueError(f"need num_inference_steps >= 1, 1 <= min_steps <= max_steps and threshold > 0, got "
-                             f"{self.num_inference_steps}, {self.min_steps}, {self.max_steps}, {self.threshold}")
+            raise ValueError(
+                f"need num_inference_steps >= 1, 1 <= min_steps <= max_steps and threshold > 0, got "
+                f"{self.num_inference_steps}, {self.min_steps}, {self.max_steps}, {self.threshold}"
+            )
 
 
 class VarianceHead(nn.Module):

@@ -38,14 +38,17 @@ class GMMConfig(PolicyConfig):
     min_std: float = 0.1
     """Floor of every component's std (normalized action units), which keeps the likelihood bounded."""
     sample: bool = True
-    """Sample a component by its weight, then its Gaussian; False: the mean of the most likely component (deterministic)."""
+    """Sample a component by its weight, then its Gaussian; False: the mean of the most likely component
+    (deterministic)."""
 
     name: ClassVar[str] = "gmm"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_modes < 1 or self.min_std <= 0:
-            raise ValueError(f"need num_modes >= 1 and min_std > 0, got num_modes={self.num_modes}, min_std={self.min_std}")
+            raise ValueError(
+                f"need num_modes >= 1 and min_std > 0, got num_modes={self.num_modes}, min_std={self.min_std}"
+            )
 
 
 @dataclass
@@ -63,14 +66,16 @@ class GMMPolicy(Policy):
     def __init__(self, config: GMMConfig, spec: FeatureSpec):
         super().__init__(config, spec)
         self.chunk_dim = config.horizon * spec.action_dim
-        self.net = mlp(config.n_obs * self.obs_dim, config.hidden_dim, config.depth, config.num_modes * (2 * self.chunk_dim + 1))
+        self.net = mlp(
+            config.n_obs * self.obs_dim, config.hidden_dim, config.depth, config.num_modes * (2 * self.chunk_dim + 1)
+        )
 
     def _mixture(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Component means and stds (B, K, D) and log-weights (B, K) for flattened chunks of size D."""
         k, d = self.config.num_modes, self.chunk_dim
         out = self.net(features)
         means, raw_std = out[:, : 2 * k * d].view(-1, k, 2, d).unbind(2)
-        return means, F.softplus(raw_std) + self.config.min_std, out[:, 2 * k * d:].log_softmax(-1)
+        return means, F.softplus(raw_std) + self.config.min_std, out[:, 2 * k * d :].log_softmax(-1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target = self.normalized_action(batch).flatten(1).unsqueeze(1)  # (B, 1, D)
@@ -81,7 +86,9 @@ class GMMPolicy(Policy):
             nll_per_dim = -torch.logsumexp(log_weights + log_gauss.sum(-1), dim=-1) / self.chunk_dim
         else:  # the marginal likelihood of the kept steps: a diagonal Gaussian drops the others' dims
             kept = steps.repeat_interleave(self.spec.action_dim, dim=1).unsqueeze(1)  # (B, 1, D)
-            nll_per_dim = -torch.logsumexp(log_weights + (log_gauss * kept).sum(-1), dim=-1) / kept.sum((1, 2)).clamp(min=1)
+            nll_per_dim = -torch.logsumexp(log_weights + (log_gauss * kept).sum(-1), dim=-1) / kept.sum((1, 2)).clamp(
+                min=1
+            )
         return nll_per_dim - math.log(self.config.min_std)
 
     def noise_shape(self) -> tuple[int, ...] | None:

@@ -52,8 +52,10 @@ class MCNNConfig(PolicyConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_memories < 1 or self.bound < 0 or (self.length_scale is not None and self.length_scale <= 0):
-            raise ValueError(f"need num_memories >= 1, bound >= 0 and length_scale > 0 or None, got num_memories="
-                             f"{self.num_memories}, bound={self.bound}, length_scale={self.length_scale}")
+            raise ValueError(
+                f"need num_memories >= 1, bound >= 0 and length_scale > 0 or None, got num_memories="
+                f"{self.num_memories}, bound={self.bound}, length_scale={self.length_scale}"
+            )
 
 
 class MCNNPolicy(Policy):
@@ -88,7 +90,9 @@ class MCNNPolicy(Policy):
         return anchor + self.config.bound * residual * reach[:, :, None]
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.chunk_mse(self._forward(self.encode_obs(batch)), self.normalized_action(batch), batch["action_is_pad"])
+        return self.chunk_mse(
+            self._forward(self.encode_obs(batch)), self.normalized_action(batch), batch["action_is_pad"]
+        )
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         return self._forward(obs_features)

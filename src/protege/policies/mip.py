@@ -45,8 +45,10 @@ class MIPConfig(DenoiserConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not 0 < self.t_star < 1 or self.inference_noise < 0:
-            raise ValueError(f"need 0 < t_star < 1 and inference_noise >= 0, "
-                             f"got t_star={self.t_star}, inference_noise={self.inference_noise}")
+            raise ValueError(
+                f"need 0 < t_star < 1 and inference_noise >= 0, "
+                f"got t_star={self.t_star}, inference_noise={self.inference_noise}"
+            )
 
 
 class MIPPolicy(Policy):
@@ -66,8 +68,12 @@ class MIPPolicy(Policy):
         noised = a + (1 - t_star) * torch.randn_like(a)
         # both steps in one network call over the doubled batch
         x = torch.cat([torch.zeros_like(a), noised])
-        t = torch.cat([torch.zeros(len(a), device=a.device), torch.full((len(a),), t_star * TIME_SCALE, device=a.device)])
-        errors = self.chunk_mse(self.denoiser(x, t, cond.repeat(2, 1)), a.repeat(2, 1, 1), batch["action_is_pad"].repeat(2, 1))
+        t = torch.cat(
+            [torch.zeros(len(a), device=a.device), torch.full((len(a),), t_star * TIME_SCALE, device=a.device)]
+        )
+        errors = self.chunk_mse(
+            self.denoiser(x, t, cond.repeat(2, 1)), a.repeat(2, 1, 1), batch["action_is_pad"].repeat(2, 1)
+        )
         first, second = errors.chunk(2)
         w1, w2 = 1 / t_star**2, 1 / (1 - t_star) ** 2
         return (w1 * first + w2 * second) / (w1 + w2)

@@ -23,7 +23,9 @@ from protege.policies import POLICIES, FeatureSpec, Policy, PolicyConfig, policy
 #: lacks the field was trained with, so it loads and resumes as it was trained whatever today's
 #: default. (Before ``mask_padding`` existed, bet, knn and mcnn masked padded chunk steps and the
 #: other families fitted them.)
-WRITTEN_BEFORE: dict[str, dict[str, object]] = {family: {"mask_padding": family in ("bet", "knn", "mcnn")} for family in POLICIES}
+WRITTEN_BEFORE: dict[str, dict[str, object]] = {
+    family: {"mask_padding": family in ("bet", "knn", "mcnn")} for family in POLICIES
+}
 
 
 def policy_config_to_json(config: PolicyConfig) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from protege.extras import MissingExtraError
 from protege.tasks import fetch, metaworld, pointmaze, pusht
 from protege.tasks.base import Actor, Task, TaskSpec
-from protege.extras import MissingExtraError
 from protege.tasks.toy import ForkTask, ReachTask
 
 TASKS: dict[str, Callable[..., Task]] = {

@@ -19,8 +19,8 @@ import gymnasium as gym
 import numpy as np
 
 from protege.data.store import STATE
-from protege.tasks.base import Actor
 from protege.extras import require
+from protege.tasks.base import Actor
 from protege.tasks.sim import GoalEnv, SimTask
 
 # The table and the air above it; at 96 px the simulator's own view is mostly floor and robot.
@@ -142,7 +142,9 @@ class FetchEnv(GoalEnv):
     def __init__(self, task: FetchTask):
         super().__init__(task.spec)
         gym.register_envs(require("gymnasium_robotics", "robotics"))
-        pixels = {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
+        pixels = (
+            {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
+        )
         self.env = gym.make(task.env_id, max_episode_steps=-1, disable_env_checker=True, **pixels)
         if task.pixels:
             self.use_mujoco_rendering(self.env.unwrapped.mujoco_renderer, CAMERA)

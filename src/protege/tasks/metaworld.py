@@ -16,14 +16,22 @@ from typing import Any
 import numpy as np
 
 from protege.data.store import STATE
-from protege.tasks.base import Actor
 from protege.extras import require
+from protege.tasks.base import Actor
 from protege.tasks.sim import SimEnv, SimTask
 
 #: The MT10 benchmark set; names are Meta-World's without the version suffix.
 MT10 = (
-    "reach", "push", "pick-place", "door-open", "drawer-open",
-    "drawer-close", "button-press-topdown", "peg-insert-side", "window-open", "window-close",
+    "reach",
+    "push",
+    "pick-place",
+    "door-open",
+    "drawer-open",
+    "drawer-close",
+    "button-press-topdown",
+    "peg-insert-side",
+    "window-open",
+    "window-close",
 )
 VERSION = "v3"
 
@@ -36,7 +44,12 @@ class MetaWorldEnv(SimEnv):
         require("metaworld", "metaworld")
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-        render = {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size, "camera_name": "corner"}
+        render = {
+            "render_mode": "rgb_array",
+            "width": task.image_size,
+            "height": task.image_size,
+            "camera_name": "corner",
+        }
         env = ALL_V3_ENVIRONMENTS[task.env_name](**(render if task.pixels else {}))
         # What Meta-World's goal-observable classes do, but with seeded (not frozen) placements.
         env._partially_observable = False

@@ -20,8 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 from protege.data.store import STATE
-from protege.tasks.base import Actor
 from protege.extras import require
+from protege.tasks.base import Actor
 from protege.tasks.sim import GoalEnv, SimTask
 
 STEPS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # grid moves: (row, column)
@@ -132,9 +132,17 @@ class PointMazeEnv(GoalEnv):
     def __init__(self, task: PointMazeTask):
         super().__init__(task.spec)
         _simulator()
-        pixels = {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
-        self.env = gym.make(task.env_id, continuing_task=False, reset_target=False, max_episode_steps=-1,
-                            disable_env_checker=True, **pixels)
+        pixels = (
+            {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
+        )
+        self.env = gym.make(
+            task.env_id,
+            continuing_task=False,
+            reset_target=False,
+            max_episode_steps=-1,
+            disable_env_checker=True,
+            **pixels,
+        )
         if task.pixels:
             point_env = self.env.unwrapped.point_env
             camera = top_down_camera(maze_map(task.env_id), point_env.model.vis.global_.fovy)
@@ -183,4 +191,6 @@ class OpenMazeTask(PointMazeTask):
     description = "Steer a ball across an open 3x5 room to a goal."
 
 
-TASKS: dict[str, type[PointMazeTask]] = {task.name: task for task in (UMazeTask, MediumMazeTask, LargeMazeTask, OpenMazeTask)}
+TASKS: dict[str, type[PointMazeTask]] = {
+    task.name: task for task in (UMazeTask, MediumMazeTask, LargeMazeTask, OpenMazeTask)
+}

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from protege.data.store import STATE
-from protege.tasks.base import Actor
 from protege.extras import require
+from protege.tasks.base import Actor
 from protege.tasks.sim import SimEnv, SimTask
 
 GOAL_POSE = np.array([256.0, 256.0, np.pi / 4])  # body origin (x, y) and angle of the goal T
@@ -181,8 +181,9 @@ class PushTExpert:
         turn = (GOAL_POSE[2] - angle + np.pi) % (2 * np.pi) - np.pi
         return np.column_stack([offset, ANGLE_SCALE * turn])
 
-    def _choose_contact(self, error: np.ndarray, q: np.ndarray, ring_ok: np.ndarray, standoff_ok: np.ndarray
-                        ) -> np.ndarray:
+    def _choose_contact(
+        self, error: np.ndarray, q: np.ndarray, ring_ok: np.ndarray, standoff_ok: np.ndarray
+    ) -> np.ndarray:
         """(B,) contact with the best error cut per step spent walking there and pushing.
 
         A contact counts only if its standoff is in the arena and can be walked to: in plain sight
@@ -291,8 +292,12 @@ class PushTEnv(SimEnv):
     def __init__(self, task: PushTTask):
         super().__init__(task.spec)
         envs = require("gym_pusht.envs", "pusht")
-        self.env = envs.PushTEnv(obs_type="state", render_mode="rgb_array",
-                                 observation_width=task.image_size, observation_height=task.image_size)
+        self.env = envs.PushTEnv(
+            obs_type="state",
+            render_mode="rgb_array",
+            observation_width=task.image_size,
+            observation_height=task.image_size,
+        )
 
     def state(self, native_obs: np.ndarray) -> np.ndarray:
         agent_x, agent_y, block_x, block_y, angle = native_obs

@@ -66,7 +66,9 @@ class SimEnv(gym.Env):
         if IMAGE in shapes:
             spaces[IMAGE] = gym.spaces.Box(0, 255, shape=shapes[IMAGE], dtype=np.uint8)
         self.observation_space = gym.spaces.Dict(spaces)
-        self.action_space = gym.spaces.Box(spec.action_low, spec.action_high, shape=(spec.action_dim,), dtype=np.float32)
+        self.action_space = gym.spaces.Box(
+            spec.action_low, spec.action_high, shape=(spec.action_dim,), dtype=np.float32
+        )
         self._steps, self._done, self._last = 0, True, {}
 
     @abstractmethod
@@ -150,8 +152,15 @@ class SimTask(Task):
         shapes = {STATE: (self.state_dim,)}
         if pixels:
             shapes[IMAGE] = (image_size, image_size, 3)
-        self.spec = TaskSpec(obs_shapes=shapes, action_dim=self.action_dim, max_steps=self.max_steps, fps=self.fps,
-                             action_low=self.action_low, action_high=self.action_high, description=self.description)
+        self.spec = TaskSpec(
+            obs_shapes=shapes,
+            action_dim=self.action_dim,
+            max_steps=self.max_steps,
+            fps=self.fps,
+            action_low=self.action_low,
+            action_high=self.action_high,
+            description=self.description,
+        )
 
     state_dim: int
     action_dim: int

@@ -113,7 +113,9 @@ class WaypointExpert:
 
     def __init__(self, layout: PointLayout, routes: tuple[tuple[tuple[float, float], ...], ...] = ()):
         self.layout = layout
-        self.routes = np.asarray(routes, dtype=np.float64).reshape(len(routes), -1, 2) if routes else np.zeros((0, 1, 2))  # (R, P, 2)
+        self.routes = (
+            np.asarray(routes, dtype=np.float64).reshape(len(routes), -1, 2) if routes else np.zeros((0, 1, 2))
+        )  # (R, P, 2)
         self.route = np.zeros((0, self.routes.shape[1], 2))
 
     def reset(self, seeds: np.ndarray) -> None:
@@ -163,9 +165,14 @@ class ForkTask(PointTask):
 
     name = "toy/fork"
     layout = PointLayout(
-        start_low=(-0.2, -0.9), start_high=(0.2, -0.8),
-        goal_low=(0.0, 0.8), goal_high=(0.0, 0.8),
-        obstacles=((0.0, 0.0, 0.35),), speed=0.05, goal_tolerance=0.05, max_steps=80,
+        start_low=(-0.2, -0.9),
+        start_high=(0.2, -0.8),
+        goal_low=(0.0, 0.8),
+        goal_high=(0.0, 0.8),
+        obstacles=((0.0, 0.0, 0.35),),
+        speed=0.05,
+        goal_tolerance=0.05,
+        max_steps=80,
     )
     routes = (((0.0, -0.62), (-0.62, 0.0)), ((0.0, -0.62), (0.62, 0.0)))
 
@@ -175,7 +182,11 @@ class ReachTask(PointTask):
 
     name = "toy/reach"
     layout = PointLayout(
-        start_low=(-0.8, -0.8), start_high=(0.8, 0.8),
-        goal_low=(-0.8, -0.8), goal_high=(0.8, 0.8),
-        speed=0.1, goal_tolerance=0.05, max_steps=50,
+        start_low=(-0.8, -0.8),
+        start_high=(0.8, 0.8),
+        goal_low=(-0.8, -0.8),
+        goal_high=(0.8, 0.8),
+        speed=0.1,
+        goal_tolerance=0.05,
+        max_steps=50,
     )

@@ -72,7 +72,9 @@ def save_checkpoint(
         if ema_model is not None:
             save_file(weights(ema_model.state_dict()), tmp / "ema.safetensors")
         optim_tensors, optim_rest = _optimizer_split(optimizer.state_dict())
-        save_file(weights({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors")
+        save_file(
+            weights({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors"
+        )
         (tmp / "train_state.json").write_text(json.dumps({"step": step, "optimizer": optim_rest}))
         (tmp / "config.json").write_text(json.dumps(config_json, indent=2, default=str))
     write_json_atomic(ckpt_root / "latest.json", {"step": step, "dir": name})
@@ -82,11 +84,13 @@ def save_checkpoint(
     return final
 
 
-def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+def load_train_state(
+    ckpt: Path,
+) -> tuple[int, dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
     """(step, optimizer state, rng tensors, model weights, ema weights) of a checkpoint."""
     meta = json.loads((ckpt / "train_state.json").read_text())
     tensors = load_file(ckpt / "train_state.safetensors")
-    rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
+    rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     ema_path = ckpt / "ema.safetensors"
     ema = load_file(ema_path) if ema_path.exists() else None
     return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng, load_file(ckpt / "model.safetensors"), ema

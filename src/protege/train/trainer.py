@@ -83,15 +83,27 @@ def _check_resumable(ckpt: Path, config_json: dict) -> None:
     """Resuming needs the checkpoint's policy and features; name what differs instead of a state-dict error."""
     saved = json.loads((ckpt / "config.json").read_text())
     now = json.loads(json.dumps(config_json, default=str))
-    if saved["policy"]["name"] == now["policy"]["name"]:  # a field added since the checkpoint reads as its default, as in load_policy
-        saved["policy"] = json.loads(json.dumps(policy_config_to_json(policy_config_from_json(saved["policy"])), default=str))
-    keys = [("policy", "name")] if saved["policy"]["name"] != now["policy"]["name"] else [
-        (part, key) for part in ("policy", "spec") for key in sorted(saved[part].keys() | now[part].keys())]
-    diffs = [f"{part}.{key}: {saved[part].get(key)!r} in the checkpoint, {now[part].get(key)!r} now"
-             for part, key in keys if saved[part].get(key) != now[part].get(key)]
+    if (
+        saved["policy"]["name"] == now["policy"]["name"]
+    ):  # a field added since the checkpoint reads as its default, as in load_policy
+        saved["policy"] = json.loads(
+            json.dumps(policy_config_to_json(policy_config_from_json(saved["policy"])), default=str)
+        )
+    keys = (
+        [("policy", "name")]
+        if saved["policy"]["name"] != now["policy"]["name"]
+        else [(part, key) for part in ("policy", "spec") for key in sorted(saved[part].keys() | now[part].keys())]
+    )
+    diffs = [
+        f"{part}.{key}: {saved[part].get(key)!r} in the checkpoint, {now[part].get(key)!r} now"
+        for part, key in keys
+        if saved[part].get(key) != now[part].get(key)
+    ]
     if diffs:
-        raise ValueError(f"cannot resume from {ckpt}: {'; '.join(diffs)} (repeat the run's options, "
-                         f"or use --config {ckpt.parents[1] / 'config.json'} --resume)")
+        raise ValueError(
+            f"cannot resume from {ckpt}: {'; '.join(diffs)} (repeat the run's options, "
+            f"or use --config {ckpt.parents[1] / 'config.json'} --resume)"
+        )
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -103,11 +115,13 @@ def train(cfg: TrainConfig) -> Path:
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
     if has_checkpoint and not cfg.resume:
-        raise FileExistsError(f"run folder '{run_dir}' already has checkpoints; pass --resume to continue it or --out for a new run")
+        raise FileExistsError(
+            f"run folder '{run_dir}' already has checkpoints; pass --resume to continue it or --out for a new run"
+        )
     torch.manual_seed(cfg.seed)
     store = read_dataset(cfg.dataset, obs_keys=cfg.policy.obs_keys or None, images=False)  # never decodes unused images
-    if cfg.episodes:
-        store = store.subset(cfg.episodes)
+    if cfg.subset:
+        store = store.subset(cfg.subset)
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     curation = Curation(cfg.curation, train_store, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
@@ -124,7 +138,12 @@ def train(cfg: TrainConfig) -> Path:
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
     run_config = cfg.to_json()
-    config_json = {"train": run_config, "policy": run_config["policy"], "spec": spec.to_json(), "task": eval_task or store.task}
+    config_json = {
+        "train": run_config,
+        "policy": run_config["policy"],
+        "spec": spec.to_json(),
+        "task": eval_task or store.task,
+    }
 
     start = 0
     if cfg.resume and has_checkpoint:
@@ -148,7 +167,9 @@ def train(cfg: TrainConfig) -> Path:
             f.write(json.dumps(row) + "\n")
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device))
+        save_checkpoint(
+            run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device)
+        )
 
     eval_policy = ema.model if ema else policy
     curation.start(sampler, cfg.batch_size, total_steps, run_dir)
@@ -163,7 +184,13 @@ def train(cfg: TrainConfig) -> Path:
         log(row)
         policy.train()
 
-    bar = tqdm(range(start, total_steps), initial=start, total=total_steps, desc=f"train {cfg.policy.name}", disable=not cfg.progress)
+    bar = tqdm(
+        range(start, total_steps),
+        initial=start,
+        total=total_steps,
+        desc=f"train {cfg.policy.name}",
+        disable=not cfg.progress,
+    )
     window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
     policy.train()
     for step in bar:
@@ -177,7 +204,9 @@ def train(cfg: TrainConfig) -> Path:
         loss = curation.reduce(policy.loss(batch), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+        )
         optimizer.step()
         if ema is not None:
             ema.update(policy, step)
@@ -192,9 +221,16 @@ def train(cfg: TrainConfig) -> Path:
         done = step + 1
         if done % cfg.log_every == 0 or done == total_steps:
             n, elapsed = window["n"], window["data_s"] + window["update_s"]
-            row = {"step": done, "loss": window["loss"] / n, "grad_norm": window["grad_norm"] / n, "lr": lr,
-                   "samples_per_s": n * cfg.batch_size / elapsed, "steps_per_s": n / elapsed,
-                   "data_s_per_step": window["data_s"] / n, "update_s_per_step": window["update_s"] / n}
+            row = {
+                "step": done,
+                "loss": window["loss"] / n,
+                "grad_norm": window["grad_norm"] / n,
+                "lr": lr,
+                "samples_per_s": n * cfg.batch_size / elapsed,
+                "steps_per_s": n / elapsed,
+                "data_s_per_step": window["data_s"] / n,
+                "update_s_per_step": window["update_s"] / n,
+            }
             log(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
             window = {k: 0.0 if k != "n" else 0 for k in window}

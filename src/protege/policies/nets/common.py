@@ -25,7 +25,9 @@ class SinusoidalEmbedding(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         half = dim // 2
-        self.register_buffer("freqs", torch.exp(-math.log(10_000) * torch.arange(half) / max(half - 1, 1)), persistent=False)
+        self.register_buffer(
+            "freqs", torch.exp(-math.log(10_000) * torch.arange(half) / max(half - 1, 1)), persistent=False
+        )
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t.float()[:, None] * self.freqs[None, :]

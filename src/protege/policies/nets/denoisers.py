@@ -26,7 +26,8 @@ class DenoiserConfig(PolicyConfig):
     """Settings of the chunk network; families that refine chunks subclass this."""
 
     denoiser: Literal["mlp", "unet", "transformer"] = "mlp"
-    """Network: residual FiLM MLP over the flat chunk (fast on CPU), 1-D temporal U-Net, or a transformer with one token per step."""
+    """Network: residual FiLM MLP over the flat chunk (fast on CPU), 1-D temporal U-Net, or a transformer with one token
+    per step."""
     hidden_dim: int = 256
     """Width of the MLP denoiser."""
     depth: int = 4
@@ -50,6 +51,12 @@ def make_denoiser(config: DenoiserConfig, action_dim: int, cond_dim: int) -> nn.
     if config.denoiser == "unet":
         return UNet1DDenoiser(action_dim, config.horizon, cond_dim, tuple(config.unet_dims), config.kernel_size)
     if config.denoiser == "transformer":
-        return TransformerDenoiser(action_dim, config.horizon, cond_dim, config.transformer_dim, config.transformer_depth,
-                                   config.transformer_heads)
+        return TransformerDenoiser(
+            action_dim,
+            config.horizon,
+            cond_dim,
+            config.transformer_dim,
+            config.transformer_depth,
+            config.transformer_heads,
+        )
     raise ValueError(f"unknown denoiser '{config.denoiser}'; choose mlp, unet or transformer")

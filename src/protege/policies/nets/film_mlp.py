@@ -32,7 +32,9 @@ class FiLMResidualBlock(nn.Module):
 class FiLMMLPDenoiser(nn.Module):
     """Predicts noise (or the clean chunk) for x (B, H, A) at timesteps t (B,) given cond (B, C)."""
 
-    def __init__(self, action_dim: int, horizon: int, cond_dim: int, hidden_dim: int = 256, depth: int = 4, time_dim: int = 64):
+    def __init__(
+        self, action_dim: int, horizon: int, cond_dim: int, hidden_dim: int = 256, depth: int = 4, time_dim: int = 64
+    ):
         super().__init__()
         self.time_embed = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim), nn.Mish())
         self.cond = nn.Sequential(nn.Linear(time_dim + cond_dim, hidden_dim), nn.Mish())

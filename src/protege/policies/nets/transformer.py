@@ -26,7 +26,9 @@ class AdaLNBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
-        self.mlp = nn.Sequential(nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"), nn.Linear(mlp_ratio * dim, dim))
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_ratio * dim), nn.GELU(approximate="tanh"), nn.Linear(mlp_ratio * dim, dim)
+        )
         self.modulation = nn.Linear(cond_dim, 6 * dim)
         nn.init.zeros_(self.modulation.weight)
         nn.init.zeros_(self.modulation.bias)
@@ -42,8 +44,16 @@ class AdaLNBlock(nn.Module):
 class TransformerDenoiser(nn.Module):
     """Same interface as FiLMMLPDenoiser: x (B, H, A), t (B,), cond (B, C) -> (B, H, A)."""
 
-    def __init__(self, action_dim: int, horizon: int, cond_dim: int, dim: int = 128, depth: int = 4, heads: int = 4,
-                 time_dim: int = 64):
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        cond_dim: int,
+        dim: int = 128,
+        depth: int = 4,
+        heads: int = 4,
+        time_dim: int = 64,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"transformer width {dim} must divide by its number of heads {heads}")

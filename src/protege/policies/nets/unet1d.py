@@ -13,7 +13,9 @@ from protege.policies.nets.common import SinusoidalEmbedding
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(min(8, c_out), c_out), nn.Mish())
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(min(8, c_out), c_out), nn.Mish()
+    )
 
 
 class FiLMConvBlock(nn.Module):
@@ -37,23 +39,47 @@ class UNet1DDenoiser(nn.Module):
     ``dims`` are channel widths per resolution; the horizon must divide by 2**(len(dims) - 1).
     """
 
-    def __init__(self, action_dim: int, horizon: int, cond_dim: int, dims: tuple[int, ...] = (64, 128, 256), kernel: int = 5, time_dim: int = 64):
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        cond_dim: int,
+        dims: tuple[int, ...] = (64, 128, 256),
+        kernel: int = 5,
+        time_dim: int = 64,
+    ):
         super().__init__()
         if horizon % 2 ** (len(dims) - 1):
-            raise ValueError(f"U-Net with {len(dims)} levels needs horizon divisible by {2 ** (len(dims) - 1)}, got {horizon}")
+            raise ValueError(
+                f"U-Net with {len(dims)} levels needs horizon divisible by {2 ** (len(dims) - 1)}, got {horizon}"
+            )
         self.time_embed = nn.Sequential(SinusoidalEmbedding(time_dim), nn.Linear(time_dim, time_dim), nn.Mish())
         c = time_dim + cond_dim
         widths = (action_dim, *dims)
         self.down = nn.ModuleList()
         for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             last = i == len(dims) - 1
-            self.down.append(nn.ModuleList([FiLMConvBlock(a, b, c, kernel), FiLMConvBlock(b, b, c, kernel),
-                                            nn.Identity() if last else nn.Conv1d(b, b, 3, stride=2, padding=1)]))
+            self.down.append(
+                nn.ModuleList(
+                    [
+                        FiLMConvBlock(a, b, c, kernel),
+                        FiLMConvBlock(b, b, c, kernel),
+                        nn.Identity() if last else nn.Conv1d(b, b, 3, stride=2, padding=1),
+                    ]
+                )
+            )
         self.mid = nn.ModuleList([FiLMConvBlock(dims[-1], dims[-1], c, kernel) for _ in range(2)])
         self.up = nn.ModuleList()
         for b, a in zip(reversed(dims[1:]), reversed(dims[:-1])):
-            self.up.append(nn.ModuleList([FiLMConvBlock(2 * b, a, c, kernel), FiLMConvBlock(a, a, c, kernel),
-                                          nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
+            self.up.append(
+                nn.ModuleList(
+                    [
+                        FiLMConvBlock(2 * b, a, c, kernel),
+                        FiLMConvBlock(a, a, c, kernel),
+                        nn.ConvTranspose1d(a, a, 4, stride=2, padding=1),
+                    ]
+                )
+            )
         self.out = nn.Sequential(_conv_block(dims[0], dims[0], kernel), nn.Conv1d(dims[0], action_dim, 1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
