@@ -18,12 +18,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from protege.formats import read_dataset
 from protege.cli import main
 from protege.config import BenchConfig
-from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.evaluate import EPISODE_FIELDS
+from protege.formats import read_dataset
 from protege.policies import POLICIES, policy_class
 from protege.policies.storage import load_policy
 
@@ -31,8 +30,6 @@ from protege.policies.storage import load_policy
 TRAIN = ["--steps", "20", "--batch-size", "32", "--eval-every", "0", "--device", "cpu", "--no-progress"]
 STEP_FILES = ("model.safetensors", "ema.safetensors", "config.json", "train_state.safetensors", "train_state.json")
 METRIC_KEYS = {"step", "loss", "lr", "samples_per_s", "data_s_per_step", "update_s_per_step"}
-
-
 
 
 def policy_args(name: str, teacher: Path | None = None) -> list[str]:
@@ -199,13 +196,29 @@ def test_train_help_lists_options_and_policies(capsys: pytest.CaptureFixture[str
 def test_eval_two_runs_pairs_them_on_one_seed_list(runs: dict[str, Path], work: Path) -> None:
     names = list(POLICIES)[:2]
     out = work / "eval"
-    main(["eval", *(str(runs[n]) for n in names), "--episodes", "10", "--num-envs", "10", "--device", "cpu",
-          "--out", str(out), "--no-progress"])
+    main(
+        [
+            "eval",
+            *(str(runs[n]) for n in names),
+            "--episodes",
+            "10",
+            "--num-envs",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
 
     with (out / "episodes.csv").open(newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == EPISODE_FIELDS == ["task", "policy", "checkpoint", "seed", "success", "return",
-                                                       "length", "wall_time_s"]
+        assert (
+            reader.fieldnames
+            == EPISODE_FIELDS
+            == ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
+        )
         rows = list(reader)
     assert len(rows) == 10 * len(names)
     seeds = {n: [int(r["seed"]) for r in rows if r["policy"] == n] for n in names}
@@ -232,8 +245,24 @@ def test_eval_two_runs_pairs_them_on_one_seed_list(runs: dict[str, Path], work: 
 
 def test_bench_tiny(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = work / "bench"
-    main(["bench", "--episodes", "20", "--steps", "20", "--batch-size", "32", "--eval-episodes", "10",
-          "--device", "cpu", "--out", str(out), "--no-progress"])
+    main(
+        [
+            "bench",
+            "--episodes",
+            "20",
+            "--steps",
+            "20",
+            "--batch-size",
+            "32",
+            "--eval-episodes",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert "samples/s" in capsys.readouterr().out
     assert (out / "data" / "meta" / "info.json").is_file()
     policies = BenchConfig().families()
@@ -251,7 +280,9 @@ def test_bench_tiny(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("name", list(POLICIES))
-def test_train_is_bit_reproducible_and_config_replays_it(fork_data: Path, work: Path, runs: dict[str, Path], name: str) -> None:
+def test_train_is_bit_reproducible_and_config_replays_it(
+    fork_data: Path, work: Path, runs: dict[str, Path], name: str
+) -> None:
     first, second, replay = (work / f"repro-{name}-{i}" for i in range(3))
     for out in (first, second):
         main(["train", str(fork_data), *TRAIN, "--seed", "3", "--out", str(out), *policy_args(name, runs["flow"])])
@@ -259,12 +290,30 @@ def test_train_is_bit_reproducible_and_config_replays_it(fork_data: Path, work: 
 
     assert json.loads((replay / "config.json").read_text())["seed"] == 3
     for other in (second, replay):
-        for weights in ("model.safetensors", "ema.safetensors")[: 1 + (latest_step_dir(first) / "ema.safetensors").exists()]:
-            assert state_dicts_equal(latest_step_dir(first) / weights, latest_step_dir(other) / weights), (other, weights)
+        for weights in ("model.safetensors", "ema.safetensors")[
+            : 1 + (latest_step_dir(first) / "ema.safetensors").exists()
+        ]:
+            assert state_dicts_equal(latest_step_dir(first) / weights, latest_step_dir(other) / weights), (
+                other,
+                weights,
+            )
     # a different seed really is a different run, so the equality above means something
-    main(["train", str(fork_data), *TRAIN, "--seed", "4", "--out", str(work / f"repro-{name}-seed4"), *policy_args(name, runs["flow"])])
-    assert not state_dicts_equal(latest_step_dir(first) / "model.safetensors",
-                                 latest_step_dir(work / f"repro-{name}-seed4") / "model.safetensors")
+    main(
+        [
+            "train",
+            str(fork_data),
+            *TRAIN,
+            "--seed",
+            "4",
+            "--out",
+            str(work / f"repro-{name}-seed4"),
+            *policy_args(name, runs["flow"]),
+        ]
+    )
+    assert not state_dicts_equal(
+        latest_step_dir(first) / "model.safetensors",
+        latest_step_dir(work / f"repro-{name}-seed4") / "model.safetensors",
+    )
 
 
 # ----------------------------------------------------------------------------- clear errors
@@ -305,7 +354,9 @@ def malformed_datasets(root: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize("command", ["train", "inspect"])
 @pytest.mark.parametrize("case", ["empty", "garbage", "not-object", "nonexistent"])
-def test_malformed_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, case: str) -> None:
+def test_malformed_dataset_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, case: str
+) -> None:
     folder, fragment = malformed_datasets(tmp_path)[case]
     extra = [*TRAIN, "--out", str(tmp_path / "run"), *policy_args("mlp")] if command == "train" else []
     with pytest.raises(SystemExit) as err:
@@ -315,8 +366,9 @@ def test_malformed_dataset_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert not (tmp_path / "run").exists()
 
 
-def test_train_refuses_a_run_folder_with_checkpoints(runs: dict[str, Path], fork_data: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_refuses_a_run_folder_with_checkpoints(
+    runs: dict[str, Path], fork_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = runs["mlp"]
     before = (latest_step_dir(run) / "model.safetensors").read_bytes()
     with pytest.raises(SystemExit) as err:
@@ -332,8 +384,9 @@ def test_eval_without_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert_clean_error(err, capsys.readouterr(), "no checkpoint found", str(tmp_path))
 
 
-def test_bad_numbers_and_config(runs: dict[str, Path], fork_data: Path, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_numbers_and_config(
+    runs: dict[str, Path], fork_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as err:
         main(["eval", str(runs["mlp"]), "--episodes", "0", "--out", str(tmp_path / "e"), "--no-progress"])
     assert_clean_error(err, capsys.readouterr(), "--episodes must be >= 1")
@@ -378,9 +431,34 @@ def test_policy_rejects_wrong_action_and_observation_shapes(runs: dict[str, Path
 
 def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = work / "matrix"
-    args = ["bench", "--suite", "policies", "--tasks", "toy/fork", "toy/reach", "--policies", "mlp", "knn", "flow", "distilled",
-            "--num-seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32", "--eval-episodes", "10",
-            "--device", "cpu", "--out", str(out), "--no-progress"]
+    args = [
+        "bench",
+        "--suite",
+        "policies",
+        "--tasks",
+        "toy/fork",
+        "toy/reach",
+        "--policies",
+        "mlp",
+        "knn",
+        "flow",
+        "distilled",
+        "--num-seeds",
+        "2",
+        "--episodes",
+        "20",
+        "--steps",
+        "20",
+        "--batch-size",
+        "32",
+        "--eval-episodes",
+        "10",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     main(args)
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
@@ -405,10 +483,26 @@ def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.Capt
     stamp = (out / "toy-fork" / "seed0" / "mlp" / "checkpoints" / "latest.json").stat().st_mtime_ns
     main(args)  # a finished matrix is reused, not retrained
     assert (out / "toy-fork" / "seed0" / "mlp" / "checkpoints" / "latest.json").stat().st_mtime_ns == stamp
-    assert json.loads((out / "summary.json").read_text())["tasks"]["toy/fork"]["mlp"]["per_seed"] == summary["tasks"]["toy/fork"]["mlp"]["per_seed"]
+    assert (
+        json.loads((out / "summary.json").read_text())["tasks"]["toy/fork"]["mlp"]["per_seed"]
+        == summary["tasks"]["toy/fork"]["mlp"]["per_seed"]
+    )
 
 
 def test_bench_policies_student_needs_its_teacher(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as err:
-        main(["bench", "--suite", "policies", "--tasks", "toy/fork", "--policies", "distilled", "--out", str(work / "nt"), "--no-progress"])
+        main(
+            [
+                "bench",
+                "--suite",
+                "policies",
+                "--tasks",
+                "toy/fork",
+                "--policies",
+                "distilled",
+                "--out",
+                str(work / "nt"),
+                "--no-progress",
+            ]
+        )
     assert_clean_error(err, capsys.readouterr(), "distils a 'flow' teacher")

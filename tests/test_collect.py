@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protege.formats import read_dataset
 from protege.cli import main
-from protege.demos.collect import collect
 from protege.config import CollectConfig
 from protege.data.store import STATE, EpisodeStore
+from protege.demos.collect import collect
+from protege.formats import read_dataset
 from protege.tasks import make_task
 
 
@@ -28,7 +28,9 @@ def test_dart_records_the_experts_label_not_the_executed_action(tmp_path: Path) 
     expert = make_task("toy/reach").make_expert()  # stateless: its action is a function of the state
     np.testing.assert_allclose(noisy.action, expert.act({STATE: noisy.obs[STATE]}), atol=1e-6)
     # the executed actions were perturbed: the visited states leave the clean trajectories
-    assert not np.array_equal(noisy.episode_lengths, clean.episode_lengths) or not np.allclose(noisy.obs[STATE], clean.obs[STATE])
+    assert not np.array_equal(noisy.episode_lengths, clean.episode_lengths) or not np.allclose(
+        noisy.obs[STATE], clean.obs[STATE]
+    )
     assert set(noisy.episodes["source"]) == {"expert-dart0.5"}
     np.testing.assert_array_equal(noisy.obs[STATE][noisy.episode_starts], clean.obs[STATE][clean.episode_starts])
 
@@ -55,7 +57,19 @@ def test_epsilon_failures_are_kept_or_dropped(tmp_path: Path) -> None:
 def test_bad_exploration_settings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict) -> None:
     flag, value = next(iter(bad.items()))
     with pytest.raises(SystemExit) as err:
-        main(["collect", "toy/reach", "--episodes", "2", f"--{flag}", str(value), "--out", str(tmp_path / "x"), "--no-progress"])
+        main(
+            [
+                "collect",
+                "toy/reach",
+                "--episodes",
+                "2",
+                f"--{flag}",
+                str(value),
+                "--out",
+                str(tmp_path / "x"),
+                "--no-progress",
+            ]
+        )
     assert "need noise >= 0 and 0 <= epsilon <= 1" in str(err.value.code)
 
 
@@ -75,8 +89,11 @@ def test_toy_tasks_have_no_pixels(tmp_path: Path) -> None:
 
 def test_pixel_datasets_keep_uint8_images(tmp_path: Path) -> None:
     pytest.importorskip("gymnasium_robotics")
-    out, store = collect(CollectConfig(task="pointmaze/umaze", episodes=2, pixels=True, image_size=32, out=tmp_path / "px",
-                                       progress=False))
+    out, store = collect(
+        CollectConfig(
+            task="pointmaze/umaze", episodes=2, pixels=True, image_size=32, out=tmp_path / "px", progress=False
+        )
+    )
     loaded = read_dataset(out)
     images = loaded.obs["observation.image"]
     assert images.dtype == np.uint8 and images.shape == (store.num_frames, 32, 32, 3)

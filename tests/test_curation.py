@@ -12,28 +12,43 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from protege.formats import read_dataset
 from protege.cli import main
 from protege.config import TrainConfig
 from protege.curation.curate import Curation, CurationConfig
 from protege.curation.filters import success_only, top_k
 from protege.curation.importance import REFERENCE_FILE
 from protege.curation.robust import median_of_means
-from protege.curation.weights import advantage_weights, awr_weights, iw_sft_weights, normalize_weights, quality_scores, returns_to_go
+from protege.curation.weights import (
+    advantage_weights,
+    awr_weights,
+    iw_sft_weights,
+    normalize_weights,
+    quality_scores,
+    returns_to_go,
+)
 from protege.data.store import STATE, EpisodeStore
 from protege.data.windows import SAMPLE_WEIGHT, WindowSampler
+from protege.formats import read_dataset
 from protege.policies.mlp import MLPConfig
 from protege.policies.storage import load_policy
 
 
-def store_of(lengths: list[int], success: list[bool], returns: list[float], actions: np.ndarray | None = None,
-             reward: np.ndarray | None = None) -> EpisodeStore:
+def store_of(
+    lengths: list[int],
+    success: list[bool],
+    returns: list[float],
+    actions: np.ndarray | None = None,
+    reward: np.ndarray | None = None,
+) -> EpisodeStore:
     n = sum(lengths)
     rng = np.random.default_rng(0)
-    return EpisodeStore(obs={STATE: rng.normal(size=(n, 3)).astype(np.float32)},
-                        action=np.zeros((n, 2), np.float32) if actions is None else actions,
-                        episode_ends=np.cumsum(lengths), reward=reward,
-                        episodes={"success": np.array(success), "return": np.array(returns, dtype=float)})
+    return EpisodeStore(
+        obs={STATE: rng.normal(size=(n, 3)).astype(np.float32)},
+        action=np.zeros((n, 2), np.float32) if actions is None else actions,
+        episode_ends=np.cumsum(lengths),
+        reward=reward,
+        episodes={"success": np.array(success), "return": np.array(returns, dtype=float)},
+    )
 
 
 def test_success_only_and_top_k_masks() -> None:
@@ -74,7 +89,9 @@ def test_advantage_weights_by_hand() -> None:
     # advantages -1, 1, 0, 0 with std sqrt(0.5): standardized -1.414, 1.414, 0, 0
     a = np.array([-1, 1, 0, 0]) / np.sqrt(0.5)
     np.testing.assert_allclose(advantage_weights(returns, values, beta=2.0, max_weight=20), np.exp(a / 2))
-    np.testing.assert_allclose(advantage_weights(returns, values, beta=0.1, max_weight=3.0), [np.exp(-a[1] / 0.1), 3, 1, 1])
+    np.testing.assert_allclose(
+        advantage_weights(returns, values, beta=0.1, max_weight=3.0), [np.exp(-a[1] / 0.1), 3, 1, 1]
+    )
     with pytest.raises(ValueError, match="beta > 0"):
         advantage_weights(returns, values, beta=0, max_weight=1)
 
@@ -96,15 +113,21 @@ def test_iw_sft_weights_by_hand() -> None:
     logq, logref = np.array([0.2, 0.4, -0.5, 10.0]), np.zeros(4)
     got = iw_sft_weights(index, logq, logref, temperature=1.0, max_weight=16.0)
     np.testing.assert_allclose(got, [np.exp(0.3), np.exp(0.3), np.exp(-0.5), 16.0])
-    np.testing.assert_allclose(iw_sft_weights(index, logq, logref, temperature=2.0, max_weight=16.0)[:3],
-                               [np.exp(0.6), np.exp(0.6), np.exp(-1.0)])
+    np.testing.assert_allclose(
+        iw_sft_weights(index, logq, logref, temperature=2.0, max_weight=16.0)[:3],
+        [np.exp(0.6), np.exp(0.6), np.exp(-1.0)],
+    )
 
 
 def test_quality_scores_return_times_smoothness() -> None:
     smooth = np.zeros((4, 2), np.float32)
     jumpy = np.tile(np.array([[5, -5], [-5, 5]], np.float32), (2, 1))
-    store = store_of([4, 4, 4, 4], [False, True, True, True], [0.0, 1.0, 1.0, 0.5],
-                     actions=np.concatenate([smooth, smooth + 0.1, jumpy, smooth]))
+    store = store_of(
+        [4, 4, 4, 4],
+        [False, True, True, True],
+        [0.0, 1.0, 1.0, 0.5],
+        actions=np.concatenate([smooth, smooth + 0.1, jumpy, smooth]),
+    )
     scores = quality_scores(store)
     assert scores[0] == 0.0  # the lowest return
     assert scores[1] == pytest.approx(1.0)  # best return, smooth (median roughness is 0: return only)
@@ -171,16 +194,53 @@ def test_sampler_draws_only_kept_samples_with_their_weights() -> None:
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("curation") / "fork-mix"
-    main(["collect", "toy/fork", "--episodes", "30", "--out", str(out), "--no-progress",
-          "--mixture", "expert=0.4", "random=0.4", "corrupted=0.2"])
+    main(
+        [
+            "collect",
+            "toy/fork",
+            "--episodes",
+            "30",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--mixture",
+            "expert=0.4",
+            "random=0.4",
+            "corrupted=0.2",
+        ]
+    )
     return out
 
 
 def train_args(data: Path, out: Path, methods: list[str], policy: str = "mlp", steps: int = 40) -> list[str]:
-    return ["train", str(data), "--out", str(out), "--steps", str(steps), "--batch-size", "32", "--eval-every", "0",
-            "--save-every", "20", "--log-every", "10", "--device", "cpu", "--no-progress",
-            "--curation.methods", *methods, "--curation.value-steps", "50", "--curation.iw-every", "5",
-            "--curation.iw-warmup", "0.5", f"policy:{policy}"]
+    return [
+        "train",
+        str(data),
+        "--out",
+        str(out),
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "32",
+        "--eval-every",
+        "0",
+        "--save-every",
+        "20",
+        "--log-every",
+        "10",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--curation.methods",
+        *methods,
+        "--curation.value-steps",
+        "50",
+        "--curation.iw-every",
+        "5",
+        "--curation.iw-warmup",
+        "0.5",
+        f"policy:{policy}",
+    ]
 
 
 @pytest.mark.parametrize("policy", ["mlp", "diffusion", "flow", "gmm"])
@@ -196,7 +256,7 @@ def test_every_curation_trains_every_family(mixed: Path, tmp_path: Path, policy:
 
 
 def test_filters_decide_what_the_policy_is_fitted_on(mixed: Path, tmp_path: Path) -> None:
-    """knn's memory is exactly the frames it was fitted on: with success-only, the successful
+    """Knn's memory is exactly the frames it was fitted on: with success-only, the successful
     training episodes' frames and nothing else."""
     main(train_args(mixed, tmp_path / "knn", ["success-only"], policy="knn"))
     policy = load_policy(tmp_path / "knn")
@@ -215,12 +275,17 @@ def test_iw_sft_run_resumes_bit_identically(mixed: Path, tmp_path: Path) -> None
     (cut / REFERENCE_FILE).unlink()  # saved at the warm-up's end (step 20): the resumed run makes it again
     main([*train_args(mixed, cut, ["iw-sft", "awr"]), "--resume"])
     for name in ("model.safetensors", "ema.safetensors"):
-        a, b = load_file(full / "checkpoints" / "step-0000040" / name), load_file(cut / "checkpoints" / "step-0000040" / name)
+        a, b = (
+            load_file(full / "checkpoints" / "step-0000040" / name),
+            load_file(cut / "checkpoints" / "step-0000040" / name),
+        )
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_config_round_trip_and_cli_error(mixed: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    cfg = TrainConfig(dataset=mixed, policy=MLPConfig(), curation=CurationConfig(methods=("awr", "median-of-means"), awr_beta=0.5))
+    cfg = TrainConfig(
+        dataset=mixed, policy=MLPConfig(), curation=CurationConfig(methods=("awr", "median-of-means"), awr_beta=0.5)
+    )
     assert TrainConfig.from_json(json.loads(json.dumps(cfg.to_json(), default=str))) == cfg
     with pytest.raises(SystemExit, match="unknown curation method"):
         main(train_args(mixed, tmp_path / "bad", ["filtered"]))
@@ -228,9 +293,37 @@ def test_config_round_trip_and_cli_error(mixed: Path, tmp_path: Path, capsys: py
 
 def test_bench_curation_suite_pairs_every_curation_with_uniform(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "curation"
-    main(["bench", "--suite", "curation", "--tasks", "toy/reach", "--curations", "uniform", "success-only", "awr+median-of-means",
-          "--mixture", "expert=0.5", "random=0.5", "--num-seeds", "2", "--episodes", "20", "--steps", "20", "--batch-size", "32",
-          "--eval-episodes", "10", "--device", "cpu", "--out", str(out), "--no-progress"])
+    main(
+        [
+            "bench",
+            "--suite",
+            "curation",
+            "--tasks",
+            "toy/reach",
+            "--curations",
+            "uniform",
+            "success-only",
+            "awr+median-of-means",
+            "--mixture",
+            "expert=0.5",
+            "random=0.5",
+            "--num-seeds",
+            "2",
+            "--episodes",
+            "20",
+            "--steps",
+            "20",
+            "--batch-size",
+            "32",
+            "--eval-episodes",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     arms = summary["tasks"]["toy/reach"]

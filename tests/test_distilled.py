@@ -10,18 +10,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from protege.formats import read_dataset
-from protege.demos.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
-from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
+from protege.demos.collect import collect
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.evaluate import evaluate
-from protege.runner import rollout
-from protege.policies import POLICIES, FeatureSpec, make_policy, policy_class
-from protege.policies.distilled import DistilledConfig, DistilledPolicy
-from protege.tasks import make_task
+from protege.formats import read_dataset
+from protege.policies import FeatureSpec, make_policy, policy_class
+from protege.policies.distilled import DistilledConfig
 from protege.policies.storage import load_policy, resolve_checkpoint, save_policy
+from protege.runner import rollout
+from protege.tasks import make_task
 from protege.train.trainer import train
 
 TINY = {"n_obs": 2, "horizon": 8, "n_action_steps": 4, "hidden_dim": 32, "depth": 2}
@@ -35,8 +34,19 @@ def data(tmp_path_factory):
 
 
 def train_run(data, config, out, steps=5):
-    return train(TrainConfig(dataset=data, policy=config, out=out, steps=steps, batch_size=32, eval_every=0,
-                             save_every=steps, device="cpu", progress=False))
+    return train(
+        TrainConfig(
+            dataset=data,
+            policy=config,
+            out=out,
+            steps=steps,
+            batch_size=32,
+            eval_every=0,
+            save_every=steps,
+            device="cpu",
+            progress=False,
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +97,9 @@ def test_student_contract_and_independence_from_teacher(family, teachers, data, 
     assert a.shape == (6, 8, 2)
     torch.testing.assert_close(a, student.predict(observations(batch), noise=noise), rtol=0, atol=0)
     torch.testing.assert_close(a, loaded.predict(observations(batch), noise=noise), rtol=0, atol=0)
-    assert not torch.equal(a, loaded.predict(observations(batch), noise=loaded.sample_noise(6, torch.Generator().manual_seed(2))))
+    assert not torch.equal(
+        a, loaded.predict(observations(batch), noise=loaded.sample_noise(6, torch.Generator().manual_seed(2)))
+    )
 
 
 @pytest.mark.parametrize("cache_noise", [0, 3])
@@ -140,10 +152,30 @@ def test_student_of_flow_solves_fork_in_one_call_per_chunk(tmp_path):
     """Flow teacher 1000 steps, student 1000 steps (cached targets): 1.00 and 0.98 on seeds 100000..100099;
     ~70 s on one CPU thread."""
     data, _ = collect(CollectConfig(task="toy/fork", episodes=200, out=tmp_path / "data", progress=False))
-    teacher = train(TrainConfig(dataset=data, policy=policy_class("flow").config_class(), out=tmp_path / "flow", steps=1000,
-                                eval_every=0, save_every=1000, device="cpu", progress=False))
-    run = train(TrainConfig(dataset=data, policy=DistilledConfig(teacher=str(teacher)), out=tmp_path / "student", steps=1000,
-                            eval_every=0, save_every=1000, device="cpu", progress=False))
+    teacher = train(
+        TrainConfig(
+            dataset=data,
+            policy=policy_class("flow").config_class(),
+            out=tmp_path / "flow",
+            steps=1000,
+            eval_every=0,
+            save_every=1000,
+            device="cpu",
+            progress=False,
+        )
+    )
+    run = train(
+        TrainConfig(
+            dataset=data,
+            policy=DistilledConfig(teacher=str(teacher)),
+            out=tmp_path / "student",
+            steps=1000,
+            eval_every=0,
+            save_every=1000,
+            device="cpu",
+            progress=False,
+        )
+    )
     report = evaluate(EvalConfig(checkpoints=(run,), task="toy/fork", episodes=50, device="cpu", progress=False))
     assert report["policies"]["distilled"]["success_rate"] >= 0.8, report
 

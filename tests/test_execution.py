@@ -53,9 +53,11 @@ def run_actor(actor: PolicyActor, steps: int, batch: int = 3) -> np.ndarray:
 
 def tagged(batch: int, horizon: int):
     """Chunk of call s: action j of env b is (s, j + 10 b) - says which call and offset was executed."""
+
     def fn(s, state):
         j = np.arange(horizon)
         return np.stack([np.full((batch, horizon), s), j[None] + 10 * np.arange(batch)[:, None]], -1)
+
     return fn
 
 
@@ -109,7 +111,9 @@ def test_ensemble_is_the_weighted_mean_of_overlapping_predictions(decay: float) 
         expected = sum(w * table[s, :, t - s] for w, s in zip(weights, sources)) / weights.sum()
         np.testing.assert_allclose(actions[t], expected, rtol=1e-5, atol=1e-6)
         if decay == 0:
-            np.testing.assert_allclose(actions[t], np.mean([table[s, :, t - s] for s in sources], axis=0), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(
+                actions[t], np.mean([table[s, :, t - s] for s in sources], axis=0), rtol=1e-5, atol=1e-6
+            )
     calls, replans = actor.take_counts(np.full(batch, steps))
     assert (calls == steps).all() and (replans == steps).all()  # one policy call per step
 
@@ -187,11 +191,16 @@ def test_disagreement_is_the_mean_l2_over_the_overlap() -> None:
 @pytest.fixture(scope="module")
 def diffusion():
     rng = np.random.default_rng(0)
-    store = EpisodeStore(obs={STATE: rng.normal(size=(40, 1)).astype(np.float32)},
-                         action=rng.uniform(-1, 1, size=(40, 2)).astype(np.float32), episode_ends=np.array([20, 40]))
+    store = EpisodeStore(
+        obs={STATE: rng.normal(size=(40, 1)).astype(np.float32)},
+        action=rng.uniform(-1, 1, size=(40, 2)).astype(np.float32),
+        episode_ends=np.array([20, 40]),
+    )
     torch.manual_seed(0)
-    policy = make_policy(DiffusionConfig(n_obs=2, horizon=6, n_action_steps=3, hidden_dim=16, depth=1, num_inference_steps=3),
-                         FeatureSpec.from_store(store))
+    policy = make_policy(
+        DiffusionConfig(n_obs=2, horizon=6, n_action_steps=3, hidden_dim=16, depth=1, num_inference_steps=3),
+        FeatureSpec.from_store(store),
+    )
     policy.fit(store)
     return policy.eval()
 
@@ -226,13 +235,40 @@ def test_bad_settings_are_refused(diffusion) -> None:
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("execution")
     main(["collect", "toy/fork", "--episodes", "20", "--num-envs", "20", "--out", str(work / "fork"), "--no-progress"])
-    main(["train", str(work / "fork"), *TRAIN, "--out", str(work / "run"), "policy:diffusion", "--policy.hidden-dim", "32",
-          "--policy.num-inference-steps", "3"])
+    main(
+        [
+            "train",
+            str(work / "fork"),
+            *TRAIN,
+            "--out",
+            str(work / "run"),
+            "policy:diffusion",
+            "--policy.hidden-dim",
+            "32",
+            "--policy.num-inference-steps",
+            "3",
+        ]
+    )
     return work / "run"
 
 
 def evaluate_cli(run: Path, out: Path, *args: str) -> tuple[dict, list[dict]]:
-    main(["eval", str(run), "--episodes", "10", "--num-envs", "10", "--device", "cpu", "--out", str(out), "--no-progress", *args])
+    main(
+        [
+            "eval",
+            str(run),
+            "--episodes",
+            "10",
+            "--num-envs",
+            "10",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--no-progress",
+            *args,
+        ]
+    )
     with (out / "episodes.csv").open(newline="") as f:
         return json.loads((out / "summary.json").read_text()), list(csv.DictReader(f))
 
@@ -255,7 +291,9 @@ def test_eval_receding_counts_one_call_per_k_steps(run: Path, tmp_path: Path) ->
 
 
 def test_eval_adaptive_records_its_settings(run: Path, tmp_path: Path) -> None:
-    summary, rows = evaluate_cli(run, tmp_path / "ada", "--execution", "adaptive", "--replan-threshold", "inf", "--check-every", "2")
+    summary, rows = evaluate_cli(
+        run, tmp_path / "ada", "--execution", "adaptive", "--replan-threshold", "inf", "--check-every", "2"
+    )
     assert summary["execution"] == {"strategy": "adaptive", "replan_threshold": "inf", "check_every": 2}
     (s,) = summary["policies"].values()
     lengths = [int(r["length"]) for r in rows]
@@ -265,6 +303,19 @@ def test_eval_adaptive_records_its_settings(run: Path, tmp_path: Path) -> None:
 
 def test_eval_refuses_n_action_steps_with_ensemble(run: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as err:
-        main(["eval", str(run), "--execution", "ensemble", "--n-action-steps", "4", "--episodes", "2",
-              "--out", str(tmp_path / "e"), "--no-progress"])
+        main(
+            [
+                "eval",
+                str(run),
+                "--execution",
+                "ensemble",
+                "--n-action-steps",
+                "4",
+                "--episodes",
+                "2",
+                "--out",
+                str(tmp_path / "e"),
+                "--no-progress",
+            ]
+        )
     assert "receding execution only" in str(err.value.code) and "\n" not in str(err.value.code).strip()

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 
 av = pytest.importorskip("av")
 
-from protege.formats import read_dataset
 from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
+from protege.formats import read_dataset  # noqa: E402
 from protege.formats import video as video_module  # noqa: E402
 from protege.formats.lerobot import looks_like_lerobot, read_lerobot, write_lerobot  # noqa: E402
 
@@ -113,7 +113,9 @@ def camera_store(lengths: tuple[int, ...] = (30, 25, 40), seed: int = 0, fps: in
     n, e = sum(lengths), len(lengths)
     starts = np.repeat(np.cumsum([0, *lengths[:-1]]), lengths)
     x = 4 + np.abs(np.cumsum(rng.integers(-1, 3, n))) % 50
-    state = np.stack([np.repeat(np.arange(e), lengths), np.arange(n) - starts, x, np.ones(n)], axis=1).astype(np.float32)
+    state = np.stack([np.repeat(np.arange(e), lengths), np.arange(n) - starts, x, np.ones(n)], axis=1).astype(
+        np.float32
+    )
     return EpisodeStore(
         obs={STATE: state, CAMERA: slide_pictures(state)},
         action=rng.standard_normal((n, 2)).astype(np.float32),
@@ -134,7 +136,9 @@ def camera_store(lengths: tuple[int, ...] = (30, 25, 40), seed: int = 0, fps: in
 # ------------------------------------------------------------------------------ LeRobot's own files
 
 
-def test_video_fixture_loads_with_the_pictures_it_was_made_from(video_fixture: Path, fixture_store: EpisodeStore) -> None:
+def test_video_fixture_loads_with_the_pictures_it_was_made_from(
+    video_fixture: Path, fixture_store: EpisodeStore
+) -> None:
     store = fixture_store
     assert list(store.obs) == [STATE, CAMERA]
     assert store.episode_lengths.tolist() == FIXTURE_LENGTHS
@@ -168,7 +172,9 @@ def test_state_only_reads_never_open_a_video(video_fixture: Path, tmp_path: Path
         read_lerobot(root)
 
 
-def test_a_video_only_read_reads_no_state_column(fixture_store: EpisodeStore, video_fixture: Path, tmp_path: Path) -> None:
+def test_a_video_only_read_reads_no_state_column(
+    fixture_store: EpisodeStore, video_fixture: Path, tmp_path: Path
+) -> None:
     root = Path(shutil.copytree(video_fixture, tmp_path / "ds"))
     pq.write_table(pq.read_table(root / DATA).drop_columns([STATE]), root / DATA)
     store = read_lerobot(root, obs_keys=[CAMERA], progress=True)
@@ -176,19 +182,27 @@ def test_a_video_only_read_reads_no_state_column(fixture_store: EpisodeStore, vi
     assert_bit_equal(store.obs[CAMERA], fixture_store.obs[CAMERA], CAMERA)
 
 
-def test_written_video_folder_has_lerobots_layout(video_fixture: Path, fixture_store: EpisodeStore, tmp_path: Path) -> None:
+def test_written_video_folder_has_lerobots_layout(
+    video_fixture: Path, fixture_store: EpisodeStore, tmp_path: Path
+) -> None:
     ours = write_lerobot(fixture_store, tmp_path / "copy")
     info, lerobot_info = (json.loads((root / INFO).read_text()) for root in (ours, video_fixture))
     assert info == lerobot_info
     assert pq.read_schema(ours / DATA).remove_metadata() == pq.read_schema(video_fixture / DATA).remove_metadata()
-    hf_features = [json.loads(pq.read_schema(root / DATA).metadata[b"huggingface"])["info"]["features"] for root in (ours, video_fixture)]
+    hf_features = [
+        json.loads(pq.read_schema(root / DATA).metadata[b"huggingface"])["info"]["features"]
+        for root in (ours, video_fixture)
+    ]
     assert hf_features[0] == hf_features[1]
     lerobot_episodes, our_episodes = pq.read_schema(video_fixture / EPISODES), pq.read_schema(ours / EPISODES)
     for field in lerobot_episodes:
         assert our_episodes.field(field.name).type == field.type, field.name
     for name in ("from_timestamp", "to_timestamp"):
         column = f"videos/{CAMERA}/{name}"
-        assert pq.read_table(ours / EPISODES).column(column).to_pylist() == pq.read_table(video_fixture / EPISODES).column(column).to_pylist()
+        assert (
+            pq.read_table(ours / EPISODES).column(column).to_pylist()
+            == pq.read_table(video_fixture / EPISODES).column(column).to_pylist()
+        )
     stats, lerobot_stats = (json.loads((root / "meta/stats.json").read_text()) for root in (ours, video_fixture))
     assert np.asarray(stats[CAMERA]["mean"]).shape == np.asarray(lerobot_stats[CAMERA]["mean"]).shape == (3, 1, 1)
     np.testing.assert_allclose(stats[CAMERA]["mean"], lerobot_stats[CAMERA]["mean"], atol=0.01)
@@ -243,9 +257,18 @@ def inline_stores(draw: st.DrawFn) -> EpisodeStore:
     if draw(st.booleans()):
         height, width, channels = draw(st.tuples(st.integers(1, 6), st.integers(1, 6), st.sampled_from([1, 3])))
         obs["observation.images.cam"] = rng.integers(0, 256, (n, height, width, channels), dtype=np.uint8)
-    subsets = {name: np.flatnonzero(rng.random(e) < 0.5) for name in draw(st.lists(st.sampled_from(["train", "valid", "better"]), unique=True))}
-    return EpisodeStore(obs=obs, action=rng.standard_normal((n, draw(st.integers(1, 3)))).astype(np.float32),
-                        episode_ends=np.cumsum(lengths), fps=draw(st.integers(1, 60)), task="t", subsets=subsets)
+    subsets = {
+        name: np.flatnonzero(rng.random(e) < 0.5)
+        for name in draw(st.lists(st.sampled_from(["train", "valid", "better"]), unique=True))
+    }
+    return EpisodeStore(
+        obs=obs,
+        action=rng.standard_normal((n, draw(st.integers(1, 3)))).astype(np.float32),
+        episode_ends=np.cumsum(lengths),
+        fps=draw(st.integers(1, 60)),
+        task="t",
+        subsets=subsets,
+    )
 
 
 @settings(max_examples=15, deadline=None)
@@ -263,10 +286,20 @@ def test_inline_layout_round_trip_is_bit_exact_over_random_shapes(store: Episode
 
 def test_subsets_round_trip_and_contiguous_ones_become_lerobot_splits(tmp_path: Path) -> None:
     store = camera_store((3, 3, 3))
-    store.subsets = {"train": np.array([0, 1]), "val": np.array([2]), "better": np.array([0, 2]), "none": np.zeros(0, np.int64)}
+    store.subsets = {
+        "train": np.array([0, 1]),
+        "val": np.array([2]),
+        "better": np.array([0, 2]),
+        "none": np.zeros(0, np.int64),
+    }
     root = write_lerobot(store, tmp_path / "ds", video=False)
     assert json.loads((root / INFO).read_text())["splits"] == {"train": "0:2", "val": "2:3"}
-    assert json.loads((root / "meta/subsets.json").read_text()) == {"train": [0, 1], "val": [2], "better": [0, 2], "none": []}
+    assert json.loads((root / "meta/subsets.json").read_text()) == {
+        "train": [0, 1],
+        "val": [2],
+        "better": [0, 2],
+        "none": [],
+    }
     assert_same_except_pictures(read_lerobot(root), store)
     (root / "meta/subsets.json").unlink()  # as LeRobot would leave it: only the splits remain
     assert {k: v.tolist() for k, v in read_lerobot(root).subsets.items()} == {"train": [0, 1], "val": [2]}
@@ -297,9 +330,14 @@ def encode_h264(path: Path, pictures: np.ndarray, fps: int) -> None:
 def write_v21(video_fixture: Path, pictures: np.ndarray, root: Path, chunks_size: int = 2) -> Path:
     """The fixture's content in LeRobot's v2.1 layout: one parquet and one MP4 per episode."""
     data, info = pq.read_table(video_fixture / DATA), json.loads((video_fixture / INFO).read_text())
-    info |= {"codebase_version": "v2.1", "chunks_size": chunks_size, "total_chunks": -(-5 // chunks_size), "total_videos": 5,
-             "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
-             "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"}
+    info |= {
+        "codebase_version": "v2.1",
+        "chunks_size": chunks_size,
+        "total_chunks": -(-5 // chunks_size),
+        "total_videos": 5,
+        "data_path": "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet",
+        "video_path": "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4",
+    }
     (root / "meta").mkdir(parents=True)
     (root / INFO).write_text(json.dumps(info, indent=4))
     lines = {"episodes": [], "tasks": [{"task_index": 0, "task": "slide"}], "episodes_stats": []}
@@ -419,7 +457,8 @@ def subset_beyond_the_episodes(root: Path) -> list[str]:
 
 
 def assert_corruption_named(corrupt: Callable[[Path], list[str]], valid: Path, tmp_path: Path) -> str:
-    """Corrupt a copy (tmp_path/ds) of a valid dataset; reading it raises one DatasetError naming every expected part."""
+    """Corrupt a copy (tmp_path/ds) of a valid dataset; reading it raises one DatasetError naming every expected
+    part."""
     root = Path(shutil.copytree(valid, tmp_path / "ds"))
     expected = corrupt(root)
     with pytest.raises(DatasetError) as error:
@@ -431,8 +470,19 @@ def assert_corruption_named(corrupt: Callable[[Path], list[str]], valid: Path, t
 
 @pytest.mark.parametrize(
     "corrupt",
-    [truncated_video, missing_video, episode_shorter_in_time_than_in_rows, unsupported_version, no_video_path, no_fps,
-     video_columns_missing, data_column_missing, video_not_rgb, malformed_splits, subset_beyond_the_episodes],
+    [
+        truncated_video,
+        missing_video,
+        episode_shorter_in_time_than_in_rows,
+        unsupported_version,
+        no_video_path,
+        no_fps,
+        video_columns_missing,
+        data_column_missing,
+        video_not_rgb,
+        malformed_splits,
+        subset_beyond_the_episodes,
+    ],
 )
 def test_bad_video_dataset_raises_one_dataset_error_naming_the_fault(
     corrupt: Callable[[Path], list[str]], valid_video_folder: Path, tmp_path: Path
@@ -475,8 +525,16 @@ def v21_episodes_line_broken(root: Path) -> list[str]:
     return [str(root / "meta/episodes.jsonl"), "line 6"]
 
 
-@pytest.mark.parametrize("corrupt", [v21_episode_file_too_short, v21_video_missing, v21_no_episodes_jsonl, v21_no_chunks_size,
-                                     v21_episodes_line_broken])
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        v21_episode_file_too_short,
+        v21_video_missing,
+        v21_no_episodes_jsonl,
+        v21_no_chunks_size,
+        v21_episodes_line_broken,
+    ],
+)
 def test_bad_v21_dataset_raises_one_dataset_error_naming_the_fault(
     corrupt: Callable[[Path], list[str]], v21_folder: Path, tmp_path: Path
 ) -> None:

@@ -21,17 +21,19 @@ h5py = pytest.importorskip("h5py")
 minari = pytest.importorskip("minari")
 
 from minari.data_collector import EpisodeBuffer  # noqa: E402
-from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
-from protege.formats import minari as minari_format  # noqa: E402
-from protege.formats import detect_format, read_dataset, write_dataset  # noqa: E402
-from protege.formats.minari import looks_like_minari, read_minari, write_minari  # noqa: E402
 from store_checks import assert_bit_equal  # noqa: E402
 from store_checks import assert_stores_equal as assert_stores_equal_in_order  # noqa: E402
+
+from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
+from protege.formats import detect_format, read_dataset, write_dataset  # noqa: E402
+from protege.formats import minari as minari_format  # noqa: E402
+from protege.formats.minari import looks_like_minari, read_minari, write_minari  # noqa: E402
 
 
 def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore) -> None:
     """Minari puts observation.state first and sorts the other keys."""
     assert_stores_equal_in_order(actual, expected, key_order=False)
+
 
 FIXTURES = Path(__file__).parent / "fixtures" / "minari"
 FETCH_ID = "fetch/pickplace/expert-v0"
@@ -55,7 +57,9 @@ def no_minari_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return root
 
 
-def small_store(lengths: tuple[int, ...] = (4, 5, 3), seed: int = 0, image: bool = True, reward: bool = True) -> EpisodeStore:
+def small_store(
+    lengths: tuple[int, ...] = (4, 5, 3), seed: int = 0, image: bool = True, reward: bool = True
+) -> EpisodeStore:
     rng = np.random.default_rng(seed)
     n, e = sum(lengths), len(lengths)
     obs = {
@@ -89,15 +93,22 @@ def test_fetch_fixture_has_the_right_shapes_and_values(fetch: Path) -> None:
     assert store.num_episodes == 20 and store.num_frames == 1000
     np.testing.assert_array_equal(store.episode_lengths, np.full(20, 50))
     shapes = {key: values.shape for key, values in store.obs.items()}
-    assert shapes == {"observation.state": (1000, 25), "observation.achieved_goal": (1000, 3), "observation.desired_goal": (1000, 3)}
+    assert shapes == {
+        "observation.state": (1000, 25),
+        "observation.achieved_goal": (1000, 3),
+        "observation.desired_goal": (1000, 3),
+    }
     assert list(store.obs)[0] == "observation.state"
     assert store.action.shape == (1000, 4) and store.action.dtype == np.float32
     assert (store.task, store.fps) == (FETCH_ID, 10)
     with h5py.File(fetch / "data" / "main_data.hdf5", "r") as file:
         for index in (0, 7, 19):
             episode, rows = file[f"episode_{index}"], slice(50 * index, 50 * index + 50)
-            for name, key in [("observation", "observation.state"), ("achieved_goal", "observation.achieved_goal"),
-                              ("desired_goal", "observation.desired_goal")]:
+            for name, key in [
+                ("observation", "observation.state"),
+                ("achieved_goal", "observation.achieved_goal"),
+                ("desired_goal", "observation.desired_goal"),
+            ]:
                 assert_bit_equal(store.obs[key][rows], episode["observations"][name][:-1].astype(np.float32), key)
             assert_bit_equal(store.action[rows], episode["actions"][()].astype(np.float32), "action")
             assert_bit_equal(store.reward[rows], episode["rewards"][()], "reward")
@@ -107,7 +118,9 @@ def test_fetch_fixture_has_the_right_shapes_and_values(fetch: Path) -> None:
             assert store.episodes["success"][index] == episode["terminations"][-1]
 
 
-def test_fetch_fixture_loads_by_dataset_id_and_leaves_the_environment_alone(fetch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_fixture_loads_by_dataset_id_and_leaves_the_environment_alone(
+    fetch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(VARIABLE, raising=False)
     by_path = read_minari(fetch, obs_keys=["observation.desired_goal"])
     assert VARIABLE not in os.environ
@@ -126,42 +139,65 @@ def test_looks_like_minari_says_no_without_raising(tmp_path: Path, no_minari_roo
     assert not looks_like_minari(Path(FETCH_ID))
 
 
-def minari_written(root: Path, dataset_id: str, observation_space: spaces.Space, action_space: spaces.Space,
-                   buffers: list[EpisodeBuffer], jpeg: bool) -> Path:
+def minari_written(
+    root: Path,
+    dataset_id: str,
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    buffers: list[EpisodeBuffer],
+    jpeg: bool,
+) -> Path:
     """A dataset written by Minari's own writer (which needs no jax when given whole episodes)."""
     with warnings.catch_warnings():  # Minari's advice to name an author, an env spec, ...
         warnings.simplefilter("ignore", UserWarning)
-        minari.create_dataset_from_buffers(dataset_id, buffers, observation_space=observation_space,
-                                           action_space=action_space, jpeg_encoding=jpeg)
+        minari.create_dataset_from_buffers(
+            dataset_id, buffers, observation_space=observation_space, action_space=action_space, jpeg_encoding=jpeg
+        )
     return root / dataset_id
 
 
 @pytest.mark.parametrize("jpeg", [True, False])
 def test_reads_minari_written_dict_observations_with_images_and_infos(no_minari_root: Path, jpeg: bool) -> None:
     rng = np.random.default_rng(1)
-    observation_space = spaces.Dict({
-        "pixels": spaces.Box(0, 255, (32, 32, 3), np.uint8),
-        "arm": spaces.Dict({"joints": spaces.Box(-1, 1, (3,), np.float64)}),
-        "mission": spaces.Text(10),
-    })
+    observation_space = spaces.Dict(
+        {
+            "pixels": spaces.Box(0, 255, (32, 32, 3), np.uint8),
+            "arm": spaces.Dict({"joints": spaces.Box(-1, 1, (3,), np.float64)}),
+            "mission": spaces.Text(10),
+        }
+    )
     action_space = spaces.Discrete(4)
     lengths, buffers = (3, 4), []
     for index, steps in enumerate(lengths):
-        buffers.append(EpisodeBuffer(
-            seed=100 + index,
-            observations={"pixels": np.repeat(rng.integers(0, 256, (steps + 1, 4, 4, 3), dtype=np.uint8), 8, axis=1).repeat(8, axis=2),
-                          "arm": {"joints": rng.uniform(-1, 1, (steps + 1, 3))}, "mission": ["go"] * (steps + 1)},
-            actions=rng.integers(0, 4, steps), rewards=rng.standard_normal(steps),
-            terminations=np.zeros(steps, bool), truncations=np.arange(steps) == steps - 1,
-            infos={"success": np.arange(steps + 1) == 2 * index},  # episode 0: true only at reset; 1: at step 2
-        ))
+        buffers.append(
+            EpisodeBuffer(
+                seed=100 + index,
+                observations={
+                    "pixels": np.repeat(rng.integers(0, 256, (steps + 1, 4, 4, 3), dtype=np.uint8), 8, axis=1).repeat(
+                        8, axis=2
+                    ),
+                    "arm": {"joints": rng.uniform(-1, 1, (steps + 1, 3))},
+                    "mission": ["go"] * (steps + 1),
+                },
+                actions=rng.integers(0, 4, steps),
+                rewards=rng.standard_normal(steps),
+                terminations=np.zeros(steps, bool),
+                truncations=np.arange(steps) == steps - 1,
+                infos={"success": np.arange(steps + 1) == 2 * index},  # episode 0: true only at reset; 1: at step 2
+            )
+        )
     folder = minari_written(no_minari_root, "robot/toy-v1", observation_space, action_space, buffers, jpeg)
     store = read_minari(folder)
     assert list(store.obs) == ["observation.arm.joints", "observation.images.pixels"]  # Text is skipped
     own = list(minari.load_dataset("robot/toy-v1").iterate_episodes())
-    assert_bit_equal(store.obs["observation.images.pixels"], np.concatenate([e.observations["pixels"][:-1] for e in own]), "pixels")
-    assert_bit_equal(store.obs["observation.arm.joints"],
-                     np.concatenate([e.observations["arm"]["joints"][:-1] for e in own]).astype(np.float32), "joints")
+    assert_bit_equal(
+        store.obs["observation.images.pixels"], np.concatenate([e.observations["pixels"][:-1] for e in own]), "pixels"
+    )
+    assert_bit_equal(
+        store.obs["observation.arm.joints"],
+        np.concatenate([e.observations["arm"]["joints"][:-1] for e in own]).astype(np.float32),
+        "joints",
+    )
     assert_bit_equal(store.action, np.concatenate([e.actions for e in own]).astype(np.float32)[:, None], "action")
     assert_bit_equal(store.reward, np.concatenate([e.rewards for e in own]).astype(np.float32), "reward")
     np.testing.assert_array_equal(store.episodes["success"], [True, True])
@@ -172,22 +208,49 @@ def test_reads_minari_written_dict_observations_with_images_and_infos(no_minari_
 
 
 def test_raw_frames_in_a_dataset_without_the_jpeg_flag(no_minari_root: Path) -> None:
-    """Datasets written before Minari 0.5 have no jpeg_encoding entry; Minari 0.5.4 would decode their raw frames as JPEG."""
+    """Datasets written before Minari 0.5 have no jpeg_encoding entry; Minari 0.5.4 would decode their raw frames
+    as JPEG."""
     frames = np.random.default_rng(2).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    buffers = [EpisodeBuffer(observations=frames, actions=np.zeros((3, 1)), rewards=np.zeros(3),
-                             terminations=np.zeros(3, bool), truncations=np.arange(3) == 2)]
-    folder = minari_written(no_minari_root, "old-v0", spaces.Box(0, 255, (32, 32, 3), np.uint8),
-                            spaces.Box(-1, 1, (1,), np.float32), buffers, jpeg=False)
+    buffers = [
+        EpisodeBuffer(
+            observations=frames,
+            actions=np.zeros((3, 1)),
+            rewards=np.zeros(3),
+            terminations=np.zeros(3, bool),
+            truncations=np.arange(3) == 2,
+        )
+    ]
+    folder = minari_written(
+        no_minari_root,
+        "old-v0",
+        spaces.Box(0, 255, (32, 32, 3), np.uint8),
+        spaces.Box(-1, 1, (1,), np.float32),
+        buffers,
+        jpeg=False,
+    )
     edit_metadata(folder, lambda metadata: metadata.pop("jpeg_encoding"))
     assert_bit_equal(read_minari(folder).obs["observation.images.observation"], frames[:-1], "raw frames")
 
 
 def test_reads_an_array_observation_space_as_the_state(no_minari_root: Path) -> None:
     steps = 5
-    buffers = [EpisodeBuffer(observations=np.arange((steps + 1) * 2, dtype=np.float64).reshape(-1, 2), actions=np.ones((steps, 1)),
-                             rewards=np.ones(steps), terminations=np.arange(steps) == steps - 1, truncations=np.zeros(steps, bool))]
-    folder = minari_written(no_minari_root, "flat-v0", spaces.Box(-9, 99, (2,), np.float64), spaces.Box(-1, 1, (1,), np.float32),
-                            buffers, jpeg=True)
+    buffers = [
+        EpisodeBuffer(
+            observations=np.arange((steps + 1) * 2, dtype=np.float64).reshape(-1, 2),
+            actions=np.ones((steps, 1)),
+            rewards=np.ones(steps),
+            terminations=np.arange(steps) == steps - 1,
+            truncations=np.zeros(steps, bool),
+        )
+    ]
+    folder = minari_written(
+        no_minari_root,
+        "flat-v0",
+        spaces.Box(-9, 99, (2,), np.float64),
+        spaces.Box(-1, 1, (1,), np.float32),
+        buffers,
+        jpeg=True,
+    )
     store = read_minari(folder)
     assert list(store.obs) == ["observation.state"] and store.obs["observation.state"].shape == (steps, 2)
     assert store.episodes["success"].tolist() == [True] and store.episodes["return"].tolist() == [5.0]
@@ -240,8 +303,13 @@ def stores(draw: st.DrawFn) -> EpisodeStore:
     n, e = sum(lengths), len(lengths)
     seed = draw(st.integers(0, 2**16))
     rng = np.random.default_rng(seed)
-    names = draw(st.lists(st.sampled_from(["velocity", "goal.xyz", "object.pose.q", "images.wrist", "gripper"]),
-                          unique=True, max_size=3))
+    names = draw(
+        st.lists(
+            st.sampled_from(["velocity", "goal.xyz", "object.pose.q", "images.wrist", "gripper"]),
+            unique=True,
+            max_size=3,
+        )
+    )
     obs = {"observation.state": rng.standard_normal((n, draw(st.integers(1, 4)))).astype(np.float32)}
     for name in names:
         if name.startswith("images."):
@@ -252,8 +320,12 @@ def stores(draw: st.DrawFn) -> EpisodeStore:
         obs=obs,
         action=rng.standard_normal((n, draw(st.integers(1, 3)))).astype(np.float32),
         episode_ends=np.cumsum(lengths),
-        episodes={"success": rng.random(e) < 0.5, "return": rng.standard_normal(e),
-                  "source": np.array(rng.choice(["expert", "noisy", ""], e), dtype=object), "seed": rng.integers(-1, 9, e)},
+        episodes={
+            "success": rng.random(e) < 0.5,
+            "return": rng.standard_normal(e),
+            "source": np.array(rng.choice(["expert", "noisy", ""], e), dtype=object),
+            "seed": rng.integers(-1, 9, e),
+        },
         reward=rng.standard_normal(n).astype(np.float32) if draw(st.booleans()) else None,
         fps=draw(st.integers(1, 60)),
         task=draw(st.text(max_size=8)),
@@ -280,8 +352,11 @@ def test_image_data_not_asked_for_is_never_read(tmp_path: Path) -> None:
 
 
 def test_unknown_observation_key_names_the_key_the_file_and_its_keys(fetch: Path) -> None:
-    with pytest.raises(DatasetError, match=r"main_data\.hdf5: no observation key\(s\) \['observation\.velocity'\]; "
-                                           r"its keys: observation\.state, observation\.achieved_goal"):
+    with pytest.raises(
+        DatasetError,
+        match=r"main_data\.hdf5: no observation key\(s\) \['observation\.velocity'\]; "
+        r"its keys: observation\.state, observation\.achieved_goal",
+    ):
         read_minari(fetch, obs_keys=["observation.velocity"])
 
 
@@ -315,14 +390,27 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("name", "values", "message"), [
-    ("observation.depth", np.zeros((12, 4, 4, 1), np.uint8), "would read back from Minari as 'observation.images.depth'"),
-    ("observation.observation", np.zeros((12, 2), np.float32), "would read back from Minari as 'observation.state'"),
-    ("observation.goal", np.zeros((12, 2), np.float32), "one would be a group holding the other"),
-    ("observation.a..b", np.zeros((12, 2), np.float32), "cannot be a Minari key"),
-    ("action.extra", np.zeros((12, 2), np.float32), "cannot be a Minari key"),
-])
-def test_observation_keys_that_would_not_read_back_are_refused(tmp_path: Path, name: str, values: np.ndarray, message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "values", "message"),
+    [
+        (
+            "observation.depth",
+            np.zeros((12, 4, 4, 1), np.uint8),
+            "would read back from Minari as 'observation.images.depth'",
+        ),
+        (
+            "observation.observation",
+            np.zeros((12, 2), np.float32),
+            "would read back from Minari as 'observation.state'",
+        ),
+        ("observation.goal", np.zeros((12, 2), np.float32), "one would be a group holding the other"),
+        ("observation.a..b", np.zeros((12, 2), np.float32), "cannot be a Minari key"),
+        ("action.extra", np.zeros((12, 2), np.float32), "cannot be a Minari key"),
+    ],
+)
+def test_observation_keys_that_would_not_read_back_are_refused(
+    tmp_path: Path, name: str, values: np.ndarray, message: str
+) -> None:
     store = small_store(image=False)
     store.obs[name] = values
     with pytest.raises(DatasetError, match=re.escape(message)):
@@ -368,14 +456,19 @@ def replace(group: h5py.Group, name: str, data: np.ndarray) -> None:
 
 
 def test_missing_dataset_names_the_datasets_root_variable(tmp_path: Path, no_minari_root: Path) -> None:
-    with pytest.raises(DatasetError, match=rf"no Minari dataset at 'nowhere/gone-v0'.*{VARIABLE} \(now {re.escape(str(no_minari_root))}\)"):
+    with pytest.raises(
+        DatasetError,
+        match=rf"no Minari dataset at 'nowhere/gone-v0'.*{VARIABLE} \(now {re.escape(str(no_minari_root))}\)",
+    ):
         read_minari(Path("nowhere/gone-v0"))
 
 
 def test_corrupt_main_file(written: Path) -> None:
     main = written / "data" / "main_data.hdf5"
     main.write_bytes(main.read_bytes()[:200])
-    with pytest.raises(DatasetError, match=r"main_data\.hdf5: cannot read the episode attributes.*truncated or corrupt"):
+    with pytest.raises(
+        DatasetError, match=r"main_data\.hdf5: cannot read the episode attributes.*truncated or corrupt"
+    ):
         read_minari(written)
 
 
@@ -387,8 +480,11 @@ def test_missing_main_file(written: Path) -> None:
 
 def test_observations_must_be_one_longer_than_actions(written: Path) -> None:
     edit_episode(written, lambda group: replace(group, "observations/observation", np.zeros((5, 3), np.float32)))
-    with pytest.raises(DatasetError, match=r"episode 1: 'observations/observation' has 5 frames but 'actions' has 5 steps; "
-                                           r"Minari stores one more observation than actions \(6\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"episode 1: 'observations/observation' has 5 frames but 'actions' has 5 steps; "
+        r"Minari stores one more observation than actions \(6\)",
+    ):
         read_minari(written)
 
 
@@ -409,7 +505,9 @@ def test_nan_observation_names_the_episode_and_key(written: Path) -> None:
         group["observations/goal/position"][2, 0] = np.nan
 
     edit_episode(written, poison)
-    with pytest.raises(DatasetError, match=r"main_data\.hdf5: 'observation\.goal\.position' has NaN/inf values \(first in episode 1"):
+    with pytest.raises(
+        DatasetError, match=r"main_data\.hdf5: 'observation\.goal\.position' has NaN/inf values \(first in episode 1"
+    ):
         read_minari(written)
 
 
@@ -448,7 +546,9 @@ def test_missing_metadata_entry(written: Path, key: str) -> None:
 
 
 def test_spaces_are_never_rebuilt_from_the_env_spec(written: Path) -> None:
-    edit_metadata(written, lambda metadata: (metadata.pop("action_space"), metadata.update(env_spec='{"id": "Evil-v0"}')))
+    edit_metadata(
+        written, lambda metadata: (metadata.pop("action_space"), metadata.update(env_spec='{"id": "Evil-v0"}'))
+    )
     with pytest.raises(DatasetError, match="does not rebuild spaces from env_spec"):
         read_minari(written)
 
@@ -480,6 +580,9 @@ def test_copy_of_fixture_with_corrupt_observation_chunk(fetch: Path, tmp_path: P
     with h5py.File(folder / "data" / "main_data.hdf5", "a") as file:
         del file["episode_3/observations/desired_goal"]
         file["episode_3/observations"].create_dataset("desired_goal", data=np.zeros((51, 4)))
-    with pytest.raises(DatasetError, match=r"episode 3: 'observations/desired_goal' has frames of shape \(4,\); "
-                                           r"the observation space says \(3,\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"episode 3: 'observations/desired_goal' has frames of shape \(4,\); "
+        r"the observation space says \(3,\)",
+    ):
         read_minari(folder)

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 
 h5py = pytest.importorskip("h5py")
 
+from store_checks import assert_bit_equal, assert_stores_equal  # noqa: E402
+
 from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
 from protege.formats import robomimic  # noqa: E402
 from protege.formats.robomimic import looks_like_robomimic, read_robomimic, write_robomimic  # noqa: E402
-from store_checks import assert_bit_equal, assert_stores_equal  # noqa: E402
 
 #: robomimic's Lift env_args as dataset_states_to_obs.py writes them (env.serialize(), indent=4).
 LIFT_ENV_ARGS = {
@@ -135,8 +136,11 @@ def test_reads_robomimic_layout_in_numeric_demo_order(lift: tuple[Path, dict]) -
     store = read_robomimic(path)
     assert store.task == "Lift" and store.fps == 20  # env_name and robosuite's control_freq
     assert list(store.obs) == [  # h5py's name order, then the simulator states
-        "observation.images.agentview", "observation.object", "observation.robot0_eef_pos",
-        "observation.robot0_gripper_qpos", "observation.sim_state",
+        "observation.images.agentview",
+        "observation.object",
+        "observation.robot0_eef_pos",
+        "observation.robot0_gripper_qpos",
+        "observation.sim_state",
     ]
     assert store.episode_lengths.tolist() == LENGTHS
     for demo, (start, end) in enumerate(zip(store.episode_starts, store.episode_ends)):
@@ -147,7 +151,9 @@ def test_reads_robomimic_layout_in_numeric_demo_order(lift: tuple[Path, dict]) -
         assert_bit_equal(store.obs["observation.object"][start:end], v["obs"]["object"].astype(np.float32))
         assert_bit_equal(store.reward[start:end], v["rewards"].astype(np.float32))
     assert store.action[:, 0].tolist() == np.repeat(np.arange(12), LENGTHS).tolist()  # demo_10 after demo_9
-    assert {name: ids.tolist() for name, ids in store.subsets.items()} == {name: sorted(ids) for name, ids in MASKS.items()}
+    assert {name: ids.tolist() for name, ids in store.subsets.items()} == {
+        name: sorted(ids) for name, ids in MASKS.items()
+    }
     assert store.episodes["return"].tolist() == [1.0] * 12  # the sum of the rewards
     assert store.episodes["success"].tolist() == [False] * 12 and store.episodes["seed"].tolist() == [-1] * 12
     assert store.subset("20_percent").action[:, 0].tolist() == np.repeat([1, 7, 10], [3, 4, 7]).tolist()
@@ -159,7 +165,10 @@ def test_looks_like(lift: tuple[Path, dict], tmp_path: Path) -> None:
     (tmp_path / "notes.hdf5").write_text("not hdf5")
     with h5py.File(tmp_path / "other.hdf5", "w") as f:
         f.create_group("episode_0")
-    assert not any(looks_like_robomimic(p) for p in [tmp_path / "notes.hdf5", tmp_path / "other.hdf5", tmp_path / "absent.hdf5", tmp_path])
+    assert not any(
+        looks_like_robomimic(p)
+        for p in [tmp_path / "notes.hdf5", tmp_path / "other.hdf5", tmp_path / "absent.hdf5", tmp_path]
+    )
 
 
 # -------------------------------------------------------------------------------------- laziness
@@ -168,11 +177,16 @@ def test_looks_like(lift: tuple[Path, dict], tmp_path: Path) -> None:
 def corrupt_image_chunks(path: Path) -> None:
     """Overwrite the compressed bytes of every agentview_image chunk in place, so reading it fails."""
     with h5py.File(path, "r") as f:
-        spans = [(info.byte_offset, info.size) for demo in f["data"].values() for group in ("obs", "next_obs")
-                 for ds in [demo[f"{group}/agentview_image"]] for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))]
+        spans = [
+            (info.byte_offset, info.size)
+            for demo in f["data"].values()
+            for group in ("obs", "next_obs")
+            for ds in [demo[f"{group}/agentview_image"]]
+            for info in map(ds.id.get_chunk_info, range(ds.id.get_num_chunks()))
+        ]
     raw = bytearray(path.read_bytes())
     for offset, size in spans:
-        raw[offset:offset + size] = b"\xff" * size
+        raw[offset : offset + size] = b"\xff" * size
     path.write_bytes(bytes(raw))
 
 
@@ -181,7 +195,9 @@ def test_image_data_not_asked_for_is_never_read(lift: tuple[Path, dict]) -> None
     corrupt_image_chunks(path)
     state_only = read_robomimic(path, obs_keys=["observation.robot0_eef_pos"])
     assert list(state_only.obs) == ["observation.robot0_eef_pos"]
-    assert_bit_equal(state_only.obs["observation.robot0_eef_pos"][:5], values[0]["obs"]["robot0_eef_pos"].astype(np.float32))
+    assert_bit_equal(
+        state_only.obs["observation.robot0_eef_pos"][:5], values[0]["obs"]["robot0_eef_pos"].astype(np.float32)
+    )
     assert "observation.images.agentview" not in read_robomimic(path, images=False).obs
     with pytest.raises(DatasetError, match=r"image\.hdf5 demo_0: cannot read 'obs/agentview_image'"):
         read_robomimic(path)
@@ -189,7 +205,10 @@ def test_image_data_not_asked_for_is_never_read(lift: tuple[Path, dict]) -> None
 
 def test_unknown_obs_key_names_the_file_and_its_keys(lift: tuple[Path, dict]) -> None:
     path, _ = lift
-    with pytest.raises(DatasetError, match=r"image\.hdf5: no observation key\(s\) \['observation\.state'\]; its keys: .*observation\.robot0_eef_pos"):
+    with pytest.raises(
+        DatasetError,
+        match=r"image\.hdf5: no observation key\(s\) \['observation\.state'\]; its keys: .*observation\.robot0_eef_pos",
+    ):
         read_robomimic(path, obs_keys=["observation.state"])
 
 
@@ -240,8 +259,16 @@ def test_robomimic_file_round_trips_through_protege(lift: tuple[Path, dict], tmp
     assert_stores_equal(read_robomimic(write_robomimic(store, tmp_path / "again.hdf5")), store)
 
 
-KEY_NAMES = st.sampled_from(["observation.state", "observation.eef", "observation.images.cam", "observation.images.wrist",
-                             "observation.sim_state", "observation.object_pos"])
+KEY_NAMES = st.sampled_from(
+    [
+        "observation.state",
+        "observation.eef",
+        "observation.images.cam",
+        "observation.images.wrist",
+        "observation.sim_state",
+        "observation.object_pos",
+    ]
+)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -252,7 +279,9 @@ KEY_NAMES = st.sampled_from(["observation.state", "observation.eef", "observatio
     reward=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_round_trip_property(tmp_path: Path, lengths: list[int], keys: list[str], dims: int, reward: bool, seed: int) -> None:
+def test_round_trip_property(
+    tmp_path: Path, lengths: list[int], keys: list[str], dims: int, reward: bool, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     n, e = sum(lengths), len(lengths)
 
@@ -307,14 +336,20 @@ def test_killed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s.obs.update({"observation.foo_image": s.obs["observation.state"]}), "read back as 'observation.images.foo'"),
-    (lambda s: s.obs.update({"state": s.obs["observation.state"]}), "must be 'observation.<name>'"),
-    (lambda s: s.obs.update({"observation.a/b": s.obs["observation.state"]}), "no '/'"),
-    (lambda s: s.subsets.update({"a/b": np.array([0])}), "filter key"),
-    (lambda s: s.episodes.update({"num_samples": np.zeros(2)}), "robomimic's demo attributes|one of"),
-    (lambda s: setattr(s, "fps", 0), "fps must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s: s.obs.update({"observation.foo_image": s.obs["observation.state"]}),
+            "read back as 'observation.images.foo'",
+        ),
+        (lambda s: s.obs.update({"state": s.obs["observation.state"]}), "must be 'observation.<name>'"),
+        (lambda s: s.obs.update({"observation.a/b": s.obs["observation.state"]}), "no '/'"),
+        (lambda s: s.subsets.update({"a/b": np.array([0])}), "filter key"),
+        (lambda s: s.episodes.update({"num_samples": np.zeros(2)}), "robomimic's demo attributes|one of"),
+        (lambda s: setattr(s, "fps", 0), "fps must be a positive integer"),
+    ],
+)
 def test_unwritable_stores_are_refused_before_writing(tmp_path: Path, change, message: str) -> None:
     store = make_store([2, 3])
     change(store)
@@ -339,22 +374,63 @@ def replace(f: h5py.File, name: str, data) -> None:
 BAD_FILES = {
     "missing actions": (lambda f: f.__delitem__("data/demo_3/actions"), r"demo_3: no 'actions' dataset"),
     "missing obs key": (lambda f: f.__delitem__("data/demo_10/obs/object"), r"demo_10: no 'obs/object' dataset"),
-    "obs length": (lambda f: replace(f, "data/demo_2/obs/robot0_eef_pos", np.zeros((3, 3))), r"demo_2: 'obs/robot0_eef_pos' has 3 steps but 'actions' has 4"),
-    "nan obs": (lambda f: f["data/demo_5/obs/object"].__setitem__((2, 1), np.nan), r"demo_5: 'obs/object' has NaN/inf values \(first at step 2\)"),
+    "obs length": (
+        lambda f: replace(f, "data/demo_2/obs/robot0_eef_pos", np.zeros((3, 3))),
+        r"demo_2: 'obs/robot0_eef_pos' has 3 steps but 'actions' has 4",
+    ),
+    "nan obs": (
+        lambda f: f["data/demo_5/obs/object"].__setitem__((2, 1), np.nan),
+        r"demo_5: 'obs/object' has NaN/inf values \(first at step 2\)",
+    ),
     "inf action": (lambda f: f["data/demo_1/actions"].__setitem__((0, 3), np.inf), r"demo_1: 'actions' has NaN/inf"),
-    "float32 overflow": (lambda f: f["data/demo_1/states"].__setitem__((1, 0), 1e300), r"demo_1: 'states' has NaN/inf values \(first at step 1\) or values beyond float32"),
-    "string obs": (lambda f: replace(f, "data/demo_0/obs/object", np.array(["a"] * 5, dtype=h5py.string_dtype())), r"demo_0: 'obs/object' has dtype object"),
-    "bytes actions": (lambda f: replace(f, "data/demo_4/actions", np.array([b"ab"] * 2)), r"demo_4: 'actions' has dtype \|S2"),
-    "frame shape": (lambda f: replace(f, "data/demo_6/obs/object", np.zeros((3, 11))), r"demo_6: 'obs/object' has frames of shape \(11,\)"),
-    "1-D actions": (lambda f: replace(f, "data/demo_7/actions", np.zeros(4)), r"demo_7: 'actions' must have 2 dimensions"),
+    "float32 overflow": (
+        lambda f: f["data/demo_1/states"].__setitem__((1, 0), 1e300),
+        r"demo_1: 'states' has NaN/inf values \(first at step 1\) or values beyond float32",
+    ),
+    "string obs": (
+        lambda f: replace(f, "data/demo_0/obs/object", np.array(["a"] * 5, dtype=h5py.string_dtype())),
+        r"demo_0: 'obs/object' has dtype object",
+    ),
+    "bytes actions": (
+        lambda f: replace(f, "data/demo_4/actions", np.array([b"ab"] * 2)),
+        r"demo_4: 'actions' has dtype \|S2",
+    ),
+    "frame shape": (
+        lambda f: replace(f, "data/demo_6/obs/object", np.zeros((3, 11))),
+        r"demo_6: 'obs/object' has frames of shape \(11,\)",
+    ),
+    "1-D actions": (
+        lambda f: replace(f, "data/demo_7/actions", np.zeros(4)),
+        r"demo_7: 'actions' must have 2 dimensions",
+    ),
     "num_samples": (lambda f: f["data/demo_8"].attrs.__setitem__("num_samples", 9), r"demo_8: attribute num_samples=9"),
-    "mask names missing demo": (lambda f: replace(f, "mask/valid", np.array([b"demo_4", b"demo_12"])), r"'mask/valid' names demo 'demo_12', which is not in data/"),
-    "mask not names": (lambda f: replace(f, "mask/valid", np.arange(3)), r"'mask/valid' must be a 1-D dataset of demo names"),
-    "env_args json": (lambda f: f["data"].attrs.__setitem__("env_args", "{'env_name': 'Lift'"), r"'env_args' is not valid JSON"),
-    "env_args name": (lambda f: f["data"].attrs.__setitem__("env_args", json.dumps({"type": 1})), r"'env_args' must be a JSON object with a string 'env_name'"),
+    "mask names missing demo": (
+        lambda f: replace(f, "mask/valid", np.array([b"demo_4", b"demo_12"])),
+        r"'mask/valid' names demo 'demo_12', which is not in data/",
+    ),
+    "mask not names": (
+        lambda f: replace(f, "mask/valid", np.arange(3)),
+        r"'mask/valid' must be a 1-D dataset of demo names",
+    ),
+    "env_args json": (
+        lambda f: f["data"].attrs.__setitem__("env_args", "{'env_name': 'Lift'"),
+        r"'env_args' is not valid JSON",
+    ),
+    "env_args name": (
+        lambda f: f["data"].attrs.__setitem__("env_args", json.dumps({"type": 1})),
+        r"'env_args' must be a JSON object with a string 'env_name'",
+    ),
     "env_args missing": (lambda f: f["data"].attrs.__delitem__("env_args"), r"data has no 'env_args' attribute"),
-    "control_freq": (lambda f: f["data"].attrs.__setitem__("env_args", json.dumps({"env_name": "x", "env_kwargs": {"control_freq": 0.5}})), r"must be a positive integer, got 0.5"),
-    "demo not a group": (lambda f: f["data"].create_dataset("demo_12", data=np.zeros(3)), r"'data/demo_12' is not a group"),
+    "control_freq": (
+        lambda f: f["data"].attrs.__setitem__(
+            "env_args", json.dumps({"env_name": "x", "env_kwargs": {"control_freq": 0.5}})
+        ),
+        r"must be a positive integer, got 0.5",
+    ),
+    "demo not a group": (
+        lambda f: f["data"].create_dataset("demo_12", data=np.zeros(3)),
+        r"'data/demo_12' is not a group",
+    ),
     "not a demo": (lambda f: f["data"].create_group("extra"), r"'data/extra' is not named demo_<number>"),
     "raw robosuite": (lambda f: f.__delitem__("data/demo_0/obs"), r"demo_0: no 'obs' group; a raw robosuite file"),
     "no data": (lambda f: f.__delitem__("data"), r"no '/data' group"),

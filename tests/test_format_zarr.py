@@ -38,7 +38,9 @@ def pusht_arrays(lengths: list[int], seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def save_replay_buffer(store, arrays: dict[str, np.ndarray], episode_ends: np.ndarray, compressor=DEFAULT_BLOSC) -> None:
+def save_replay_buffer(
+    store, arrays: dict[str, np.ndarray], episode_ends: np.ndarray, compressor=DEFAULT_BLOSC
+) -> None:
     """What ReplayBuffer.save_to_store does with zarr 2: meta arrays unchunked, data arrays chunked
     along time only, Blosc-compressed, every array in zarr format 2."""
     root = zarr.open_group(store=store, mode="w", zarr_format=2)
@@ -47,8 +49,9 @@ def save_replay_buffer(store, arrays: dict[str, np.ndarray], episode_ends: np.nd
     data = root.create_group("data")
     for key, value in arrays.items():
         chunk_length = 4 if value.ndim == 4 else 10  # several chunks, the last one partial
-        array = data.create_array(key, shape=value.shape, dtype=value.dtype, chunks=(chunk_length, *value.shape[1:]),
-                                  compressors=compressor)
+        array = data.create_array(
+            key, shape=value.shape, dtype=value.dtype, chunks=(chunk_length, *value.shape[1:]), compressors=compressor
+        )
         array[:] = value
 
 
@@ -74,11 +77,18 @@ def assert_bit_equal(actual: np.ndarray, expected: np.ndarray, what: str = "") -
 
 def assert_pusht_store(store, arrays: dict[str, np.ndarray], task: str) -> None:
     n = sum(LENGTHS)
-    assert list(store.obs) == ["observation.images.img", "observation.keypoint", "observation.n_contacts", "observation.state"]
+    assert list(store.obs) == [
+        "observation.images.img",
+        "observation.keypoint",
+        "observation.n_contacts",
+        "observation.state",
+    ]
     assert_bit_equal(store.obs["observation.images.img"], arrays["img"])
     assert_bit_equal(store.obs["observation.state"], arrays["state"])
     assert_bit_equal(store.obs["observation.keypoint"], arrays["keypoint"].reshape(n, 18))
-    assert store.obs["observation.keypoint"][:, 2 * 4 + 1].tolist() == arrays["keypoint"][:, 4, 1].tolist()  # keypoint 4's y
+    assert (
+        store.obs["observation.keypoint"][:, 2 * 4 + 1].tolist() == arrays["keypoint"][:, 4, 1].tolist()
+    )  # keypoint 4's y
     assert_bit_equal(store.action, arrays["action"])
     assert store.episode_lengths.tolist() == LENGTHS
     assert store.task == task and store.fps == 10 and store.reward is None and store.subsets == {}
@@ -106,6 +116,7 @@ def test_reads_a_zip_store(tmp_path: Path) -> None:
 def write_zarr2_by_hand(path: Path, arrays: dict[str, np.ndarray], chunk_length: int) -> None:
     """Files byte for byte as zarr 2.x writes them, without zarr: sorted JSON with indent 4, no
     .zattrs, '.'-separated chunk keys, edge chunks padded to the full chunk shape."""
+
     def dump(file: Path, content: dict) -> None:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(content, indent=4, sort_keys=True, ensure_ascii=True, separators=(",", ": ")))
@@ -115,13 +126,22 @@ def write_zarr2_by_hand(path: Path, arrays: dict[str, np.ndarray], chunk_length:
         dump(path / group / ".zgroup", {"zarr_format": 2})
     for name, value in arrays.items():
         chunks = (chunk_length, *value.shape[1:])
-        dump(path / name / ".zarray", {
-            "chunks": list(chunks), "compressor": DEFAULT_BLOSC.get_config(), "dtype": value.dtype.str,
-            "fill_value": 0, "filters": None, "order": "C", "shape": list(value.shape), "zarr_format": 2,
-        })
+        dump(
+            path / name / ".zarray",
+            {
+                "chunks": list(chunks),
+                "compressor": DEFAULT_BLOSC.get_config(),
+                "dtype": value.dtype.str,
+                "fill_value": 0,
+                "filters": None,
+                "order": "C",
+                "shape": list(value.shape),
+                "zarr_format": 2,
+            },
+        )
         for index, start in enumerate(range(0, len(value), chunk_length)):
             chunk = np.zeros(chunks, value.dtype)
-            part = value[start:start + chunk_length]
+            part = value[start : start + chunk_length]
             chunk[: len(part)] = part
             key = ".".join([str(index)] + ["0"] * (value.ndim - 1))
             (path / name / key).write_bytes(DEFAULT_BLOSC.encode(chunk.tobytes()))
@@ -130,7 +150,9 @@ def write_zarr2_by_hand(path: Path, arrays: dict[str, np.ndarray], chunk_length:
 def test_reads_zarr2_files_not_written_by_zarr3(tmp_path: Path) -> None:
     arrays = pusht_arrays(LENGTHS, seed=2)
     path = tmp_path / "by_hand.zarr"
-    write_zarr2_by_hand(path, {f"data/{k}": v for k, v in arrays.items()} | {"meta/episode_ends": np.cumsum(LENGTHS)}, 6)
+    write_zarr2_by_hand(
+        path, {f"data/{k}": v for k, v in arrays.items()} | {"meta/episode_ends": np.cumsum(LENGTHS)}, 6
+    )
     assert not list(path.rglob(".zattrs"))
     assert_pusht_store(read_zarr_replay(path), arrays, "by_hand")
 
@@ -140,7 +162,10 @@ def test_looks_like(pusht: tuple[Path, dict], tmp_path: Path) -> None:
     assert looks_like_zarr_replay(path)
     (tmp_path / "notes.zip").write_bytes(b"PK not really")
     (tmp_path / "other").mkdir()
-    assert not any(looks_like_zarr_replay(p) for p in [path / "data", tmp_path / "notes.zip", tmp_path / "other", tmp_path / "absent"])
+    assert not any(
+        looks_like_zarr_replay(p)
+        for p in [path / "data", tmp_path / "notes.zip", tmp_path / "other", tmp_path / "absent"]
+    )
 
 
 # -------------------------------------------------------------------------------------- laziness
@@ -154,7 +179,10 @@ def test_image_chunks_not_asked_for_are_never_read(pusht: tuple[Path, dict]) -> 
     assert list(state_only.obs) == ["observation.state"]
     assert_bit_equal(state_only.obs["observation.state"], arrays["state"])
     assert "observation.images.img" not in read_zarr_replay(path, images=False).obs
-    with pytest.raises(DatasetError, match=r"pusht_cchi_v7_replay\.zarr: cannot read 'data/img' rows 0\.\.\d+, a chunk may be truncated"):
+    with pytest.raises(
+        DatasetError,
+        match=r"pusht_cchi_v7_replay\.zarr: cannot read 'data/img' rows 0\.\.\d+, a chunk may be truncated",
+    ):
         read_zarr_replay(path)
 
 
@@ -162,18 +190,28 @@ def test_arrays_not_asked_for_are_never_opened(pusht: tuple[Path, dict]) -> None
     """diffusion_policy's image caches use imagecodecs' Jpeg2k, unknown without its registration."""
     path, _ = pusht
     meta = path / "data" / "img" / ".zarray"
-    meta.write_text(json.dumps(json.loads(meta.read_text()) | {"compressor": {"id": "imagecodecs_jpeg2k", "level": 50}}))
+    meta.write_text(
+        json.dumps(json.loads(meta.read_text()) | {"compressor": {"id": "imagecodecs_jpeg2k", "level": 50}})
+    )
     assert list(read_zarr_replay(path, obs_keys=["observation.keypoint", "observation.state"]).obs) == [
-        "observation.keypoint", "observation.state"]
-    with pytest.raises(DatasetError, match=r"'data/img' is compressed with a codec .*imagecodecs_jpeg2k.*leave the key out with obs_keys"):
+        "observation.keypoint",
+        "observation.state",
+    ]
+    with pytest.raises(
+        DatasetError,
+        match=r"'data/img' is compressed with a codec .*imagecodecs_jpeg2k.*leave the key out with obs_keys",
+    ):
         read_zarr_replay(path)
 
 
 def test_unknown_obs_key_names_the_file_and_its_keys(pusht: tuple[Path, dict]) -> None:
     path, _ = pusht
     for key in ["observation.images.state", "observation.img", "action", "observation.velocity"]:
-        with pytest.raises(DatasetError, match=rf"replay\.zarr: no observation key '{key}'; its keys: observation\.images\.img, "
-                                               r"observation\.keypoint, observation\.n_contacts, observation\.state"):
+        with pytest.raises(
+            DatasetError,
+            match=rf"replay\.zarr: no observation key '{key}'; its keys: observation\.images\.img, "
+            r"observation\.keypoint, observation\.n_contacts, observation\.state",
+        ):
             read_zarr_replay(path, obs_keys=[key])
 
 
@@ -183,21 +221,29 @@ def test_unknown_obs_key_names_the_file_and_its_keys(pusht: tuple[Path, dict]) -
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     lengths=st.lists(st.integers(1, 6), min_size=1, max_size=8),
-    shapes=st.dictionaries(st.sampled_from(["state", "keypoint", "camera", "depth_image", "flag", "pos"]),
-                           st.lists(st.integers(1, 4), min_size=0, max_size=3), min_size=1, max_size=4),
+    shapes=st.dictionaries(
+        st.sampled_from(["state", "keypoint", "camera", "depth_image", "flag", "pos"]),
+        st.lists(st.integers(1, 4), min_size=0, max_size=3),
+        min_size=1,
+        max_size=4,
+    ),
     action_shape=st.lists(st.integers(1, 3), min_size=0, max_size=2),
     zip_file=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_reads_any_layout_with_the_documented_mapping(tmp_path: Path, lengths: list[int], shapes: dict[str, list[int]],
-                                                      action_shape: list[int], zip_file: bool, seed: int) -> None:
+def test_reads_any_layout_with_the_documented_mapping(
+    tmp_path: Path, lengths: list[int], shapes: dict[str, list[int]], action_shape: list[int], zip_file: bool, seed: int
+) -> None:
     rng = np.random.default_rng(seed)
     n = sum(lengths)
     arrays = {"action": rng.normal(size=(n, *action_shape)).astype(np.float64)}
     for name, shape in shapes.items():
         uint8 = name == "camera" or len(shape) != 3
-        arrays[name] = (rng.integers(0, 256, (n, *shape), dtype=np.uint8) if uint8 and name != "state"
-                        else rng.normal(size=(n, *shape)).astype(np.float32))
+        arrays[name] = (
+            rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+            if uint8 and name != "state"
+            else rng.normal(size=(n, *shape)).astype(np.float32)
+        )
     path = tmp_path / f"buffer-{seed}.zarr{'.zip' if zip_file else ''}"
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -243,25 +289,62 @@ def rewrite_json(file: Path, **changes) -> None:
 
 N = sum(LENGTHS)
 BAD_BUFFERS = {
-    "missing action": (lambda p: shutil.rmtree(p / "data" / "action"), r"no 'data/action' array; its data arrays: img, keypoint"),
+    "missing action": (
+        lambda p: shutil.rmtree(p / "data" / "action"),
+        r"no 'data/action' array; its data arrays: img, keypoint",
+    ),
     "missing episode_ends": (lambda p: shutil.rmtree(p / "meta" / "episode_ends"), r"no 'meta/episode_ends' array"),
-    "ends not increasing": (lambda p: rewrite(p, "meta/episode_ends", np.array([7, 12, 12, N])), r"episode 2 ends at 12, where the one before it ends"),
+    "ends not increasing": (
+        lambda p: rewrite(p, "meta/episode_ends", np.array([7, 12, 12, N])),
+        r"episode 2 ends at 12, where the one before it ends",
+    ),
     "ends start at 0": (lambda p: rewrite(p, "meta/episode_ends", np.array([0, 12, N])), r"episode 0 ends at 0"),
-    "ends short": (lambda p: rewrite(p, "meta/episode_ends", np.array([7, 12, 21])), rf"'meta/episode_ends' ends at 21 but 'data/action' has {N} frames"),
-    "ends float": (lambda p: rewrite(p, "meta/episode_ends", np.array([7.0, 12.0, 21.0, N])), r"must be a non-empty 1-D integer array, got float64"),
-    "ends empty": (lambda p: rewrite(p, "meta/episode_ends", np.zeros(0, np.int64)), r"must be a non-empty 1-D integer array"),
-    "frames differ": (lambda p: rewrite(p, "data/keypoint", np.zeros((N - 1, 9, 2), np.float32)), rf"'data/keypoint' has {N - 1} frames but 'data/action' has {N}"),
-    "nan": (lambda p: rewrite(p, "data/state", np.where(np.arange(N)[:, None] == 13, np.nan, np.ones((N, 5), np.float32))),
-            r"'data/state' has NaN/inf values .*\(first in episode 2, frame row 13\)"),
-    "inf action": (lambda p: rewrite(p, "data/action", np.where(np.arange(N)[:, None] == 3, np.inf, np.ones((N, 2)))),
-                   r"'data/action' has NaN/inf values .*\(first in episode 0, frame row 3\)"),
-    "float32 overflow": (lambda p: rewrite(p, "data/n_contacts", np.full((N, 1), 1e300)), r"'data/n_contacts' has NaN/inf values or values beyond float32"),
-    "strings": (lambda p: rewrite(p, "data/n_contacts", np.array(["a"] * N)), r"'data/n_contacts' has dtype <U1; protege reads only numeric"),
-    "pickled objects": (lambda p: rewrite_json(p / "data" / "state" / ".zarray", dtype="|O", filters=[{"id": "pickle", "protocol": 5}]),
-                        r"cannot open 'data/state', zarr cannot parse its metadata .*'\|O', 'object_codec_id': 'pickle'"),
-    "vlen strings": (lambda p: rewrite(p, "data/state", np.array(["ab", "c"] * (N // 2) + ["d"], dtype=object).astype(str).astype("T")),
-                     r"'data/state' has dtype StringDType\(\)"),
-    "corrupt metadata": (lambda p: (p / "data" / "keypoint" / ".zarray").write_text("{not json"), r"cannot open 'data/keypoint'.*JSONDecodeError"),
+    "ends short": (
+        lambda p: rewrite(p, "meta/episode_ends", np.array([7, 12, 21])),
+        rf"'meta/episode_ends' ends at 21 but 'data/action' has {N} frames",
+    ),
+    "ends float": (
+        lambda p: rewrite(p, "meta/episode_ends", np.array([7.0, 12.0, 21.0, N])),
+        r"must be a non-empty 1-D integer array, got float64",
+    ),
+    "ends empty": (
+        lambda p: rewrite(p, "meta/episode_ends", np.zeros(0, np.int64)),
+        r"must be a non-empty 1-D integer array",
+    ),
+    "frames differ": (
+        lambda p: rewrite(p, "data/keypoint", np.zeros((N - 1, 9, 2), np.float32)),
+        rf"'data/keypoint' has {N - 1} frames but 'data/action' has {N}",
+    ),
+    "nan": (
+        lambda p: rewrite(p, "data/state", np.where(np.arange(N)[:, None] == 13, np.nan, np.ones((N, 5), np.float32))),
+        r"'data/state' has NaN/inf values .*\(first in episode 2, frame row 13\)",
+    ),
+    "inf action": (
+        lambda p: rewrite(p, "data/action", np.where(np.arange(N)[:, None] == 3, np.inf, np.ones((N, 2)))),
+        r"'data/action' has NaN/inf values .*\(first in episode 0, frame row 3\)",
+    ),
+    "float32 overflow": (
+        lambda p: rewrite(p, "data/n_contacts", np.full((N, 1), 1e300)),
+        r"'data/n_contacts' has NaN/inf values or values beyond float32",
+    ),
+    "strings": (
+        lambda p: rewrite(p, "data/n_contacts", np.array(["a"] * N)),
+        r"'data/n_contacts' has dtype <U1; protege reads only numeric",
+    ),
+    "pickled objects": (
+        lambda p: rewrite_json(p / "data" / "state" / ".zarray", dtype="|O", filters=[{"id": "pickle", "protocol": 5}]),
+        r"cannot open 'data/state', zarr cannot parse its metadata .*'\|O', 'object_codec_id': 'pickle'",
+    ),
+    "vlen strings": (
+        lambda p: rewrite(
+            p, "data/state", np.array(["ab", "c"] * (N // 2) + ["d"], dtype=object).astype(str).astype("T")
+        ),
+        r"'data/state' has dtype StringDType\(\)",
+    ),
+    "corrupt metadata": (
+        lambda p: (p / "data" / "keypoint" / ".zarray").write_text("{not json"),
+        r"cannot open 'data/keypoint'.*JSONDecodeError",
+    ),
     "group not array": (lambda p: replace_with_group(p, "data/state"), r"'data/state' is a group; expected an array"),
     "scalar": (lambda p: rewrite(p, "data/n_contacts", np.array(1.0)), r"'data/n_contacts' is a scalar"),
 }

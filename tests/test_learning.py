@@ -20,9 +20,14 @@ def test_default_bench_diffusion_solves_fork_and_mlp_does_not(tmp_path):
     # the printed paired test is recomputed from the saved per-episode rows
     with open(tmp_path / "bench" / "eval" / "episodes.csv") as f:
         rows = list(csv.DictReader(f))
-    by_policy = {name: {int(r["seed"]): r["success"] == "True" for r in rows if r["policy"] == name} for name in ("mlp", "diffusion")}
+    by_policy = {
+        name: {int(r["seed"]): r["success"] == "True" for r in rows if r["policy"] == name}
+        for name in ("mlp", "diffusion")
+    }
     assert by_policy["mlp"].keys() == by_policy["diffusion"].keys()  # same seeds: a paired design
     seeds = sorted(by_policy["mlp"])
-    paired = mcnemar_exact(np.array([by_policy["mlp"][s] for s in seeds]), np.array([by_policy["diffusion"][s] for s in seeds]))
+    paired = mcnemar_exact(
+        np.array([by_policy["mlp"][s] for s in seeds]), np.array([by_policy["diffusion"][s] for s in seeds])
+    )
     assert paired["p_value"] == pytest.approx(report["paired"][0]["p_value"])
     assert paired["p_value"] < 1e-6

@@ -31,7 +31,9 @@ def test_a_checkpoint_written_before_loads_and_predicts_the_same(run: str) -> No
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_a_run_written_before_resumes_to_the_same_weights(run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_written_before_resumes_to_the_same_weights(
+    run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     shutil.copytree(LEGACY / "data", tmp_path / "data")
     shutil.copytree(LEGACY / run, tmp_path / run, ignore=shutil.ignore_patterns("expected.safetensors"))
     monkeypatch.chdir(tmp_path)  # the run's config names data/ and its folder relative to where it ran
@@ -49,7 +51,18 @@ def test_a_run_written_before_resumes_to_the_same_weights(run: str, tmp_path: Pa
 def test_renamed_options_still_work_with_a_deprecation_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copytree(LEGACY / "data", tmp_path / "data")
     with pytest.raises(SystemExit) as err:  # the old spelling reaches --subset: this dataset has none
-        main(["train", str(tmp_path / "data"), "--episodes", "train", "--out", str(tmp_path / "x"), "--no-progress", "policy:mlp"])
+        main(
+            [
+                "train",
+                str(tmp_path / "data"),
+                "--episodes",
+                "train",
+                "--out",
+                str(tmp_path / "x"),
+                "--no-progress",
+                "policy:mlp",
+            ]
+        )
     assert "no episode subset 'train'" in str(err.value)
     assert "--episodes is deprecated and will be removed in 0.2; use --subset" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -17,13 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from protege.formats import write_dataset
-from protege.formats import read_dataset
-from protege.data.store import DatasetError, EpisodeStore
-from protege.formats import lerobot
-from protege.formats.lerobot import read_lerobot, write_lerobot
 from store_checks import assert_bit_equal, assert_stores_equal
+
+from protege.data.store import DatasetError, EpisodeStore
+from protege.formats import lerobot, read_dataset, write_dataset
+from protege.formats.lerobot import read_lerobot, write_lerobot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 INFO = "meta/info.json"
@@ -98,7 +96,9 @@ def test_lerobot_fixture_rewritten_by_protege_reads_the_same(pusht_store: Episod
 def test_written_folder_has_lerobots_layout(pusht: Path, pusht_store: EpisodeStore, tmp_path: Path) -> None:
     ours = write_dataset(pusht_store, tmp_path / "copy", video=False)
     assert pq.read_schema(ours / DATA).remove_metadata() == pq.read_schema(pusht / DATA).remove_metadata()
-    hf_features = [json.loads(pq.read_schema(root / DATA).metadata[b"huggingface"])["info"]["features"] for root in (ours, pusht)]
+    hf_features = [
+        json.loads(pq.read_schema(root / DATA).metadata[b"huggingface"])["info"]["features"] for root in (ours, pusht)
+    ]
     assert hf_features[0] == hf_features[1]
     lerobot_episodes, our_episodes = pq.read_schema(pusht / EPISODES), pq.read_schema(ours / EPISODES)
     for field in lerobot_episodes:

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from protege.formats import read_dataset
 from protege.cli import main
-from protege.demos.collect import collect
 from protege.config import CollectConfig
 from protege.data.store import STATE, EpisodeStore
+from protege.demos.collect import collect
 from protege.demos.demonstrators import assign_operators, parse_mixture
+from protege.formats import read_dataset
 from protege.tasks import make_task
 
 ALL = ("expert=0.3", "noisy=0.2", "random=0.2", "sluggish=0.2", "corrupted=0.1")
@@ -106,25 +106,34 @@ def test_success_only_applies_after_mixing(tmp_path: Path) -> None:
     np.testing.assert_array_equal(kept.episodes["seed"], everything.episodes["seed"][everything.episodes["success"]])
 
 
-@pytest.mark.parametrize(("mixture", "message"), [
-    (("expert=0.5", "noisy=0.4"), "--mixture fractions must sum to 1, got 0.9"),
-    (("expert=0.5", "wizard=0.5"), "unknown operator 'wizard'; known operators: expert, noisy, random, sluggish, corrupted"),
-    (("expert=1.2", "noisy=-0.2"), "fraction of 'noisy' must be > 0, got -0.2"),
-    (("expert",), "--mixture entries look like NAME=FRACTION, got 'expert'"),
-    (("expert=half",), "fraction of 'expert' must be a number, got 'half'"),
-    (("expert=0.5", "expert=0.5"), "names operator 'expert' twice"),
-])
+@pytest.mark.parametrize(
+    ("mixture", "message"),
+    [
+        (("expert=0.5", "noisy=0.4"), "--mixture fractions must sum to 1, got 0.9"),
+        (
+            ("expert=0.5", "wizard=0.5"),
+            "unknown operator 'wizard'; known operators: expert, noisy, random, sluggish, corrupted",
+        ),
+        (("expert=1.2", "noisy=-0.2"), "fraction of 'noisy' must be > 0, got -0.2"),
+        (("expert",), "--mixture entries look like NAME=FRACTION, got 'expert'"),
+        (("expert=half",), "fraction of 'expert' must be a number, got 'half'"),
+        (("expert=0.5", "expert=0.5"), "names operator 'expert' twice"),
+    ],
+)
 def test_bad_mixtures_name_the_problem(mixture: tuple[str, ...], message: str) -> None:
     with pytest.raises(ValueError) as err:
         parse_mixture(mixture)
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"noise": 0.2}, "--mixture does not combine with --noise/--epsilon"),
-    ({"sluggish": 1.0}, "--sluggish must be in [0, 1), got 1.0"),
-    ({"corrupt_scale": 1.5}, "--corrupt-scale must be >= 2"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"noise": 0.2}, "--mixture does not combine with --noise/--epsilon"),
+        ({"sluggish": 1.0}, "--sluggish must be in [0, 1), got 1.0"),
+        ({"corrupt_scale": 1.5}, "--corrupt-scale must be >= 2"),
+    ],
+)
 def test_bad_operator_settings_fail_before_simulating(tmp_path: Path, options: dict, message: str) -> None:
     with pytest.raises(ValueError) as err:
         run(tmp_path, "bad", episodes=4, mixture=("sluggish=0.5", "corrupted=0.5"), **options)
@@ -134,10 +143,35 @@ def test_bad_operator_settings_fail_before_simulating(tmp_path: Path, options: d
 
 def test_cli_collects_a_mixture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    main(["collect", "toy/reach", "--episodes", "10", "--mixture", "expert=0.5", "noisy=0.5", "--out", str(out), "--no-progress"])
+    main(
+        [
+            "collect",
+            "toy/reach",
+            "--episodes",
+            "10",
+            "--mixture",
+            "expert=0.5",
+            "noisy=0.5",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert "wrote 10 episodes" in capsys.readouterr().out
     sources, counts = np.unique(read_dataset(out).episodes["source"].astype(str), return_counts=True)
     assert dict(zip(sources, counts)) == {"expert": 5, "noisy0.3": 5}
     with pytest.raises(SystemExit) as err:
-        main(["collect", "toy/reach", "--episodes", "10", "--mixture", "expert=0.5", "--out", str(tmp_path / "x"), "--no-progress"])
+        main(
+            [
+                "collect",
+                "toy/reach",
+                "--episodes",
+                "10",
+                "--mixture",
+                "expert=0.5",
+                "--out",
+                str(tmp_path / "x"),
+                "--no-progress",
+            ]
+        )
     assert "--mixture fractions must sum to 1" in str(err.value.code) and "\n" not in str(err.value.code)

@@ -14,29 +14,79 @@ from protege.train.checkpoint import save_checkpoint
 
 SMALL = {
     "mlp": lambda: policy_class("mlp").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
-    "diffusion": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=5),
-    "diffusion-trailing": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=2,
-                                                  timestep_spacing="trailing"),
-    "diffusion-unet": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, denoiser="unet", unet_dims=(8, 16), num_inference_steps=3),
-    "gaussian": lambda: policy_class("gaussian").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
-    "gmm": lambda: policy_class("gmm").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2, num_modes=3),
-    "gmm-mode": lambda: policy_class("gmm").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2, num_modes=3, sample=False),
-    "flow": lambda: policy_class("flow").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=4, variance_hidden_dim=16),
-    "flow-adaptive": lambda: policy_class("flow").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, adaptive=True, max_steps=4,
-                                        variance_hidden_dim=16),
-    "flow-transformer": lambda: policy_class("flow").config_class(n_obs=2, horizon=8, n_action_steps=4, denoiser="transformer", transformer_dim=16,
-                                           transformer_depth=2, transformer_heads=2, num_inference_steps=3, variance_hidden_dim=16),
+    "diffusion": lambda: DiffusionConfig(
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=5
+    ),
+    "diffusion-trailing": lambda: DiffusionConfig(
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=2, timestep_spacing="trailing"
+    ),
+    "diffusion-unet": lambda: DiffusionConfig(
+        n_obs=2, horizon=8, n_action_steps=4, denoiser="unet", unet_dims=(8, 16), num_inference_steps=3
+    ),
+    "gaussian": lambda: policy_class("gaussian").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2
+    ),
+    "gmm": lambda: policy_class("gmm").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2, num_modes=3
+    ),
+    "gmm-mode": lambda: policy_class("gmm").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2, num_modes=3, sample=False
+    ),
+    "flow": lambda: policy_class("flow").config_class(
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=4, variance_hidden_dim=16
+    ),
+    "flow-adaptive": lambda: policy_class("flow").config_class(
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, adaptive=True, max_steps=4, variance_hidden_dim=16
+    ),
+    "flow-transformer": lambda: policy_class("flow").config_class(
+        n_obs=2,
+        horizon=8,
+        n_action_steps=4,
+        denoiser="transformer",
+        transformer_dim=16,
+        transformer_depth=2,
+        transformer_heads=2,
+        num_inference_steps=3,
+        variance_hidden_dim=16,
+    ),
     "mip": lambda: policy_class("mip").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2),
-    "mip-noise": lambda: policy_class("mip").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, inference_noise=0.1),
-    "diffusion-transformer": lambda: DiffusionConfig(n_obs=2, horizon=8, n_action_steps=4, denoiser="transformer", transformer_dim=16,
-                                                     transformer_depth=2, transformer_heads=2, num_inference_steps=3),
-    "bet": lambda: policy_class("bet").config_class(n_obs=2, horizon=4, n_action_steps=2, num_bins=8, n_layers=1, n_heads=2, embed_dim=16),
+    "mip-noise": lambda: policy_class("mip").config_class(
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, inference_noise=0.1
+    ),
+    "diffusion-transformer": lambda: DiffusionConfig(
+        n_obs=2,
+        horizon=8,
+        n_action_steps=4,
+        denoiser="transformer",
+        transformer_dim=16,
+        transformer_depth=2,
+        transformer_heads=2,
+        num_inference_steps=3,
+    ),
+    "bet": lambda: policy_class("bet").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, num_bins=8, n_layers=1, n_heads=2, embed_dim=16
+    ),
     "knn": lambda: policy_class("knn").config_class(n_obs=2, horizon=4, n_action_steps=2),
-    "knn-distance": lambda: policy_class("knn").config_class(n_obs=2, horizon=4, n_action_steps=2, k=3, weighting="distance"),
-    "mcnn": lambda: policy_class("mcnn").config_class(n_obs=2, horizon=4, n_action_steps=2, num_memories=8, hidden_dim=32, depth=2),
+    "knn-distance": lambda: policy_class("knn").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, k=3, weighting="distance"
+    ),
+    "mcnn": lambda: policy_class("mcnn").config_class(
+        n_obs=2, horizon=4, n_action_steps=2, num_memories=8, hidden_dim=32, depth=2
+    ),
     # a one-step student of an untrained flow teacher, saved in the test's working folder
-    "distilled": lambda: policy_class("distilled").config_class(n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, teacher=str(
-        save_policy(make_policy(SMALL["flow"](), FeatureSpec({"observation.state": (5,), "observation.extra": (3,)}, 2)), "teacher"))),
+    "distilled": lambda: policy_class("distilled").config_class(
+        n_obs=2,
+        horizon=8,
+        n_action_steps=4,
+        hidden_dim=32,
+        depth=2,
+        teacher=str(
+            save_policy(
+                make_policy(SMALL["flow"](), FeatureSpec({"observation.state": (5,), "observation.extra": (3,)}, 2)),
+                "teacher",
+            )
+        ),
+    ),
 }
 assert set(POLICIES) <= set(SMALL), f"add a small config for every registered policy: {set(POLICIES) - set(SMALL)}"
 VARIANTS = sorted(SMALL)
@@ -48,7 +98,10 @@ def store():
     lengths = [12, 9, 15]
     n = sum(lengths)
     return EpisodeStore(
-        obs={"observation.state": rng.normal(size=(n, 5)).astype(np.float32), "observation.extra": rng.normal(size=(n, 3)).astype(np.float32)},
+        obs={
+            "observation.state": rng.normal(size=(n, 5)).astype(np.float32),
+            "observation.extra": rng.normal(size=(n, 3)).astype(np.float32),
+        },
         action=rng.uniform(-2, 3, size=(n, 2)).astype(np.float32),
         episode_ends=np.cumsum(lengths),
     )
@@ -134,20 +187,30 @@ def test_config_validation():
     with pytest.raises(ValueError, match="timestep_spacing must be 'leading' or 'trailing', got 'linspace'"):
         DiffusionConfig(timestep_spacing="linspace")
     with pytest.raises(ValueError, match="divisible by 4"):
-        make_policy(DiffusionConfig(horizon=6, n_action_steps=2, denoiser="unet", unet_dims=(8, 16, 32)),
-                    FeatureSpec({"observation.state": (2,)}, 2))
+        make_policy(
+            DiffusionConfig(horizon=6, n_action_steps=2, denoiser="unet", unet_dims=(8, 16, 32)),
+            FeatureSpec({"observation.state": (2,)}, 2),
+        )
 
 
 def test_ddim_timestep_spacing():
     """Trailing spacing starts every schedule at the noisiest training step; leading never does."""
     spec = FeatureSpec({"observation.state": (2,)}, 2)
-    steps = lambda n, spacing: make_policy(DiffusionConfig(num_inference_steps=n, timestep_spacing=spacing), spec).timesteps()  # noqa: E731
+
+    def steps(n: int, spacing: str) -> list[int]:
+        return make_policy(DiffusionConfig(num_inference_steps=n, timestep_spacing=spacing), spec).timesteps()
+
     assert steps(10, "leading") == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0] and steps(1, "leading") == [0]
     assert steps(10, "trailing") == [99, 89, 79, 69, 59, 49, 39, 29, 19, 9] and steps(1, "trailing") == [99]
     assert steps(3, "trailing") == [99, 66, 32]
     for n in range(1, 101):
         trailing = steps(n, "trailing")
-        assert trailing[0] == 99 and len(set(trailing)) == n and trailing == sorted(trailing, reverse=True) and trailing[-1] >= 0
+        assert (
+            trailing[0] == 99
+            and len(set(trailing)) == n
+            and trailing == sorted(trailing, reverse=True)
+            and trailing[-1] >= 0
+        )
 
 
 def test_unknown_policy_lists_known_ones():

@@ -6,20 +6,19 @@ family from test_policies.py, whose ``SMALL`` configs these tests reuse.
 """
 
 import pytest
+import test_policies as contract
 import torch
 
-import test_policies as contract
-from protege.formats import read_dataset
-from protege.demos.collect import collect
 from protege.config import CollectConfig, EvalConfig, TrainConfig
+from protege.data.windows import WindowSampler
+from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
+from protege.formats import read_dataset
 from protege.policies import FeatureSpec, make_policy
 from protege.policies.diffusion import DiffusionConfig
 from protege.policies.flow import FlowConfig
 from protege.policies.gmm import GMMConfig
 from protege.policies.mip import MIPConfig
-from protege.data.store import EpisodeStore
-from protege.data.windows import WindowSampler
 from protege.policies.storage import load_policy
 from protege.train.trainer import train
 
@@ -37,7 +36,11 @@ def test_gmm_loss_is_offset_nll_and_one_mode_is_gaussian(store):
     means, std, log_weights = policy._mixture(policy.encode_obs(batch))
     target = policy.normalized_action(batch).flatten(1)
     nll = -torch.distributions.Normal(means[:, 0], std[:, 0]).log_prob(target).sum(-1)
-    expected = nll / policy.chunk_dim - torch.log(torch.tensor(policy.config.min_std)) - 0.5 * torch.log(torch.tensor(2 * torch.pi))
+    expected = (
+        nll / policy.chunk_dim
+        - torch.log(torch.tensor(policy.config.min_std))
+        - 0.5 * torch.log(torch.tensor(2 * torch.pi))
+    )
     torch.testing.assert_close(policy.loss(batch), expected)
     assert torch.equal(log_weights, torch.zeros_like(log_weights))
 
@@ -56,7 +59,9 @@ def test_gmm_component_pick_follows_the_weights(store):
     torch.testing.assert_close(freq, log_weights[0].exp(), atol=0.03, rtol=0)
     policy.config.sample = False
     assert policy.sample_noise(3) is None
-    torch.testing.assert_close(policy.predict_normalized(features, None).flatten(1), means[0, log_weights[0].argmax()][None])
+    torch.testing.assert_close(
+        policy.predict_normalized(features, None).flatten(1), means[0, log_weights[0].argmax()][None]
+    )
 
 
 def test_flow_adaptive_steps_follow_the_predicted_variance(store):
@@ -89,7 +94,9 @@ def test_mip_inference_is_the_two_supervised_steps(store):
     policy, sampler = contract.build("mip", store)
     features = policy.encode_obs(_obs(sampler, 3))
     first = policy._step(torch.zeros(3, 8, 2), 0.0, features)
-    torch.testing.assert_close(policy.predict_normalized(features, None), policy._step(first, policy.config.t_star, features))
+    torch.testing.assert_close(
+        policy.predict_normalized(features, None), policy._step(first, policy.config.t_star, features)
+    )
 
 
 def test_transformer_denoiser_is_not_causal(store):
@@ -112,8 +119,10 @@ def test_config_validation_a():
     with pytest.raises(ValueError, match="min_std"):
         GMMConfig(min_std=0.0)
     with pytest.raises(ValueError, match="must divide by its number of heads"):
-        make_policy(DiffusionConfig(denoiser="transformer", transformer_dim=10, transformer_heads=4),
-                    FeatureSpec({"observation.state": (2,)}, 2))
+        make_policy(
+            DiffusionConfig(denoiser="transformer", transformer_dim=10, transformer_heads=4),
+            FeatureSpec({"observation.state": (2,)}, 2),
+        )
 
 
 #: Budgets measured on toy/fork (200 demos, seed 0, 50 evaluation episodes): gmm 0.92 after 3000
@@ -137,8 +146,18 @@ def fork_demos(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(SOLVES_FORK))
 def test_generative_family_solves_fork(name, fork_demos, tmp_path):
     make_config, steps = SOLVES_FORK[name]
-    run = train(TrainConfig(dataset=fork_demos, policy=make_config(), out=tmp_path / name, steps=steps, eval_every=0,
-                            save_every=steps, device="cpu", progress=False))
+    run = train(
+        TrainConfig(
+            dataset=fork_demos,
+            policy=make_config(),
+            out=tmp_path / name,
+            steps=steps,
+            eval_every=0,
+            save_every=steps,
+            device="cpu",
+            progress=False,
+        )
+    )
     report = evaluate(EvalConfig(checkpoints=(run,), episodes=50, num_envs=50, device="cpu", progress=False))
     assert report["policies"][name]["success_rate"] >= 0.7, report
     if name == "flow":  # most chunks need one or two steps; only those crossing the fork need more

@@ -4,25 +4,23 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import test_policies as contract
 import torch
 
-from protege.formats import read_dataset
-from protege.demos.collect import collect
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
-from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
+from protege.demos.collect import collect
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.evaluate import evaluate
-from protege.runner import rollout
+from protege.formats import read_dataset
 from protege.policies import FeatureSpec
 from protege.policies.bet import BETConfig, BETPolicy
 from protege.policies.knn import KNNConfig, KNNPolicy
 from protege.policies.mcnn import MCNNConfig, MCNNPolicy
 from protege.policies.nets import memory
+from protege.runner import rollout
 from protege.tasks import make_task
 from protege.train.trainer import train
-import test_policies as contract
-
 
 SMALL = contract.SMALL
 store = contract.store  # the contract's fixture: a small random dataset
@@ -31,7 +29,9 @@ store = contract.store  # the contract's fixture: a small random dataset
 def fitted(variant, store):
     torch.manual_seed(0)
     config = SMALL[variant]()
-    policy = {"bet": BETPolicy, "knn": KNNPolicy, "mcnn": MCNNPolicy}[config.name](config, FeatureSpec.from_store(store))
+    policy = {"bet": BETPolicy, "knn": KNNPolicy, "mcnn": MCNNPolicy}[config.name](
+        config, FeatureSpec.from_store(store)
+    )
     policy.fit(store)
     return policy.eval(), WindowSampler(store, config.n_obs, config.horizon)
 
@@ -126,8 +126,18 @@ def fork_data(tmp_path_factory):
 def test_trained_family_solves_fork(config, fork_data, tmp_path):
     """3000 steps, where mlp averages the modes and fails (~0.15); an undertrained mlp (~1000 steps)
     still gets round the disc by luck, so a smaller budget would prove nothing."""
-    run = train(TrainConfig(dataset=fork_data, policy=config, out=tmp_path / config.name, steps=3000, eval_every=0,
-                            save_every=3000, device="cpu", progress=False))
+    run = train(
+        TrainConfig(
+            dataset=fork_data,
+            policy=config,
+            out=tmp_path / config.name,
+            steps=3000,
+            eval_every=0,
+            save_every=3000,
+            device="cpu",
+            progress=False,
+        )
+    )
     report = evaluate(EvalConfig(checkpoints=(run,), task="toy/fork", episodes=50, device="cpu", progress=False))
     assert report["policies"][config.name]["success_rate"] >= 0.7, report
 

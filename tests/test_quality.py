@@ -10,13 +10,18 @@ import numpy as np
 import pytest
 
 from protege.cli import main
-from protege.curation.metrics import episode_metrics, quality_report, state_coverage
 from protege.curation.describe import describe, format_description
+from protege.curation.metrics import episode_metrics, quality_report, state_coverage
 from protege.data.store import STATE, EpisodeStore
 
 
-def store_of(actions: list, starts: list | None = None, sources: list[str] | None = None,
-             success: list[bool] | None = None, returns: list[float] | None = None) -> EpisodeStore:
+def store_of(
+    actions: list,
+    starts: list | None = None,
+    sources: list[str] | None = None,
+    success: list[bool] | None = None,
+    returns: list[float] | None = None,
+) -> EpisodeStore:
     """One episode per action list; each episode's states stay at its start (default: the origin)."""
     actions = [np.asarray(a, dtype=np.float32).reshape(len(a), -1) for a in actions]
     starts = starts or [[0.0, 0.0]] * len(actions)
@@ -24,14 +29,21 @@ def store_of(actions: list, starts: list | None = None, sources: list[str] | Non
     episodes = {"source": np.array(sources or ["expert"] * len(actions), dtype=object)}
     if success is not None:
         episodes |= {"success": np.array(success), "return": np.array(returns)}
-    return EpisodeStore(obs={STATE: states}, action=np.concatenate(actions),
-                        episode_ends=np.cumsum([len(a) for a in actions]), episodes=episodes)
+    return EpisodeStore(
+        obs={STATE: states},
+        action=np.concatenate(actions),
+        episode_ends=np.cumsum([len(a) for a in actions]),
+        episodes=episodes,
+    )
 
 
 def cloud(points: np.ndarray) -> EpisodeStore:
     """One episode visiting ``points`` (N, 2) as its states."""
-    return EpisodeStore(obs={STATE: points.astype(np.float32)}, action=np.zeros((len(points), 1), np.float32),
-                        episode_ends=[len(points)])
+    return EpisodeStore(
+        obs={STATE: points.astype(np.float32)},
+        action=np.zeros((len(points), 1), np.float32),
+        episode_ends=[len(points)],
+    )
 
 
 def test_smoothness_of_steady_alternating_and_one_step_episodes() -> None:
@@ -72,17 +84,34 @@ def test_coverage_of_one_cell_a_line_and_a_lattice() -> None:
 
 
 def test_per_source_summary() -> None:
-    store = store_of([[[0.0]] * 4, [[0.0]] * 2, [[1.0], [-1.0]]], starts=[[0, 0], [0, 0], [9, 9]],
-                     sources=["expert", "expert", "noisy"], success=[True, False, True], returns=[1.0, 0.0, 3.0])
+    store = store_of(
+        [[[0.0]] * 4, [[0.0]] * 2, [[1.0], [-1.0]]],
+        starts=[[0, 0], [0, 0], [9, 9]],
+        sources=["expert", "expert", "noisy"],
+        success=[True, False, True],
+        returns=[1.0, 0.0, 3.0],
+    )
     report = quality_report(store)
     assert json.loads(json.dumps(report)) == report
     # pooled actions {0 x 6, 1, -1}: IQR 0, so actions keep their units; the noisy episode's nearest
     # start is episode 0 (a tie, the first wins), its actions padded to (1, -1 x 9) are 1 away at each step
     assert report["sources"] == {
-        "expert": {"episodes": 2, "success_rate": 0.5, "mean_return": 0.5, "mean_length": 3.0,
-                   "mean_smoothness": 0.0, "mean_divergence": 0.0},
-        "noisy": {"episodes": 1, "success_rate": 1.0, "mean_return": 3.0, "mean_length": 2.0,
-                  "mean_smoothness": 2.0, "mean_divergence": 1.0},
+        "expert": {
+            "episodes": 2,
+            "success_rate": 0.5,
+            "mean_return": 0.5,
+            "mean_length": 3.0,
+            "mean_smoothness": 0.0,
+            "mean_divergence": 0.0,
+        },
+        "noisy": {
+            "episodes": 1,
+            "success_rate": 1.0,
+            "mean_return": 3.0,
+            "mean_length": 2.0,
+            "mean_smoothness": 2.0,
+            "mean_divergence": 1.0,
+        },
     }
     assert report["per_episode"]["index"] == [0, 1, 2]
     assert report["per_episode"]["source"] == ["expert", "expert", "noisy"]
@@ -90,8 +119,11 @@ def test_per_source_summary() -> None:
 
 
 def test_image_only_datasets_report_null_instead_of_crashing() -> None:
-    store = EpisodeStore(obs={"observation.image": np.zeros((6, 4, 4, 3), np.uint8)},
-                         action=np.zeros((6, 2), np.float32), episode_ends=[3, 6])
+    store = EpisodeStore(
+        obs={"observation.image": np.zeros((6, 4, 4, 3), np.uint8)},
+        action=np.zeros((6, 2), np.float32),
+        episode_ends=[3, 6],
+    )
     desc = describe(store)
     assert json.loads(json.dumps(desc)) == desc
     assert desc["per_episode"]["divergence"] == [None, None]
@@ -103,12 +135,33 @@ def test_image_only_datasets_report_null_instead_of_crashing() -> None:
 
 def test_inspect_prints_the_metrics_and_writes_them_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "mixed"
-    main(["collect", "toy/reach", "--episodes", "12", "--mixture", "expert=0.5", "corrupted=0.25", "sluggish=0.25",
-          "--out", str(data), "--no-progress"])
+    main(
+        [
+            "collect",
+            "toy/reach",
+            "--episodes",
+            "12",
+            "--mixture",
+            "expert=0.5",
+            "corrupted=0.25",
+            "sluggish=0.25",
+            "--out",
+            str(data),
+            "--no-progress",
+        ]
+    )
     capsys.readouterr()
     main(["inspect", str(data), "--json", str(tmp_path / "report.json")])
     out = capsys.readouterr().out
-    for text in ("smoothness", "divergence", "mean return", "coverage", "principal components", "corrupted", "sluggish0.7"):
+    for text in (
+        "smoothness",
+        "divergence",
+        "mean return",
+        "coverage",
+        "principal components",
+        "corrupted",
+        "sluggish0.7",
+    ):
         assert text in out
     report = json.loads((tmp_path / "report.json").read_text())
     assert len(report["per_episode"]["smoothness"]) == 12

@@ -4,10 +4,9 @@
 from pathlib import Path
 
 import pytest
+import test_policies as contract
 import torch
 from safetensors.torch import load_file
-
-import test_policies as contract
 
 REFERENCE = Path(__file__).parent / "reference"
 store = contract.store
@@ -19,12 +18,16 @@ def test_outputs_match_the_reference(variant, store):
     assert path.is_file(), f"no reference for '{variant}': run python tests/make_reference.py"
     saved = load_file(path)
     policy, _ = contract.build(variant, store)
-    policy.load_state_dict({k.removeprefix("weights."): v for k, v in saved.items() if k.startswith("weights.")}, strict=True)
+    policy.load_state_dict(
+        {k.removeprefix("weights."): v for k, v in saved.items() if k.startswith("weights.")}, strict=True
+    )
     policy.eval()
     batch = {k.removeprefix("batch."): v for k, v in saved.items() if k.startswith("batch.")}
     torch.manual_seed(1)
     with torch.no_grad():
         loss = policy.loss(batch)
-    prediction = policy.predict({k: v for k, v in batch.items() if k.startswith("observation.")}, noise=saved.get("noise"))
+    prediction = policy.predict(
+        {k: v for k, v in batch.items() if k.startswith("observation.")}, noise=saved.get("noise")
+    )
     torch.testing.assert_close(loss, saved["loss"], rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(prediction, saved["prediction"], rtol=1e-4, atol=1e-5)

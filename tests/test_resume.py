@@ -24,8 +24,6 @@ LOG_EVERY = 10
 KILL_AFTER = 100
 
 
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("resume") / "fork"
@@ -34,9 +32,26 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def train_args(data: Path, steps: int, save_every: int = 50, policy: str = "mlp") -> list[str]:
-    return ["train", str(data), "--steps", str(steps), "--save-every", str(save_every), "--log-every", str(LOG_EVERY),
-            "--eval-every", "0", "--batch-size", "64", "--device", "cpu", "--no-progress",
-            f"policy:{policy}", "--policy.hidden-dim", "64"]
+    return [
+        "train",
+        str(data),
+        "--steps",
+        str(steps),
+        "--save-every",
+        str(save_every),
+        "--log-every",
+        str(LOG_EVERY),
+        "--eval-every",
+        "0",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-progress",
+        f"policy:{policy}",
+        "--policy.hidden-dim",
+        "64",
+    ]
 
 
 def protege_command() -> list[str]:
@@ -90,8 +105,12 @@ def train_and_kill(data: Path, run: Path, steps: int) -> int | None:
     env = {**{k: v for k, v in os.environ.items() if k != "PROTEGE_DEBUG"}, "OMP_NUM_THREADS": "1"}
     log = run.with_suffix(".log")
     with log.open("w") as out:
-        proc = subprocess.Popen([*protege_command(), *train_args(data, steps), "--out", str(run)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(
+            [*protege_command(), *train_args(data, steps), "--out", str(run)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         deadline = time.monotonic() + 120
         latest_json = run / "checkpoints" / "latest.json"
@@ -139,7 +158,8 @@ def test_killed_run_resumes_bit_identically(data: Path, tmp_path: Path) -> None:
     for name in ("model.safetensors", "ema.safetensors", "train_state.safetensors"):
         assert_same_tensors(step_dir(run) / name, step_dir(full) / name)
     assert json.loads((step_dir(run) / "train_state.json").read_text()) == json.loads(
-        (step_dir(full) / "train_state.json").read_text())
+        (step_dir(full) / "train_state.json").read_text()
+    )
 
 
 @pytest.mark.parametrize("policy", ["mlp", "diffusion"])
@@ -176,8 +196,9 @@ def test_leftover_temporary_step_folder_is_ignored(data: Path, tmp_path: Path, p
     assert sorted(p.name for p in ckpts.glob("step-*")) == ["step-0000040", "step-0000080"]
 
 
-def test_resume_with_different_policy_options_names_them(data: Path, tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_resume_with_different_policy_options_names_them(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run = tmp_path / "run"
     main([*train_args(data, 20, save_every=10), "--out", str(run)])
     before = (step_dir(run) / "model.safetensors").read_bytes()
@@ -188,7 +209,7 @@ def test_resume_with_different_policy_options_names_them(data: Path, tmp_path: P
     for change, fragments in mismatches.items():
         args = [*train_args(data, 40, save_every=10), "--out", str(run), "--resume"]
         if change.startswith("policy:"):
-            args = args[:args.index("policy:mlp")] + [change] + args[args.index("--out"):]
+            args = args[: args.index("policy:mlp")] + [change] + args[args.index("--out") :]
         else:
             args += change.split()
         with pytest.raises(SystemExit) as err:
@@ -212,4 +233,3 @@ def test_checkpoint_from_before_a_new_policy_field_resumes(data: Path, tmp_path:
         config.write_text(json.dumps(saved))
     main([*train_args(data, 30, save_every=10, policy="diffusion"), "--out", str(run), "--resume"])
     assert latest(run)["step"] == 30
-

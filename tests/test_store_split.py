@@ -24,8 +24,8 @@ def test_split_is_by_whole_episodes_and_disjoint():
     assert train.num_frames + val.num_frames == store.num_frames
     for part in (train, val):  # every episode's frames come along intact
         for e, seed in enumerate(part.episodes["seed"]):
-            rows = part.obs["observation.state"][part.episode_starts[e]:part.episode_ends[e], 0]
-            src = store.obs["observation.state"][store.episode_starts[seed]:store.episode_ends[seed], 0]
+            rows = part.obs["observation.state"][part.episode_starts[e] : part.episode_ends[e], 0]
+            src = store.obs["observation.state"][store.episode_starts[seed] : store.episode_ends[seed], 0]
             np.testing.assert_array_equal(rows, src)
 
 
@@ -45,7 +45,11 @@ def test_split_zero_fraction_keeps_everything():
     ],
 )
 def test_validation_names_the_problem(change, message):
-    kw = dict(obs={"observation.state": np.zeros((9, 1), dtype=np.float32)}, action=np.zeros((9, 2)), episode_ends=np.array([4, 9]))
+    kw = dict(
+        obs={"observation.state": np.zeros((9, 1), dtype=np.float32)},
+        action=np.zeros((9, 2)),
+        episode_ends=np.array([4, 9]),
+    )
     change(kw)
     with pytest.raises(DatasetError, match=message.replace("(", r"\(").replace(")", r"\)")):
         EpisodeStore(**kw)

@@ -61,8 +61,10 @@ def test_deterministic_for_a_seed_whatever_the_batch(name):
 def test_subprocess_envs_match_in_process_ones():
     task, env = built("pointmaze/umaze", 1)
     env.close()
-    runs = [rollout(task, task.make_expert(), np.arange(4), num_envs=2, record=True, progress=False, asynchronous=flag)
-            for flag in (False, True)]
+    runs = [
+        rollout(task, task.make_expert(), np.arange(4), num_envs=2, record=True, progress=False, asynchronous=flag)
+        for flag in (False, True)
+    ]
     np.testing.assert_array_equal(runs[0].store.obs["observation.state"], runs[1].store.obs["observation.state"])
     np.testing.assert_array_equal(runs[0].success, runs[1].success)
 
