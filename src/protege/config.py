@@ -14,7 +14,6 @@ import torch
 import tyro
 
 from protege.curation.curate import CurationConfig
-from protege.evaluate.actor import EXECUTIONS
 from protege.formats import FORMATS
 from protege.policies import POLICIES, policy_class
 from protege.policies.diffusion import DiffusionConfig
@@ -27,8 +26,9 @@ PolicyChoice = Union[tuple(Annotated[policy_class(name).config_class, tyro.conf.
 DatasetFormat = Literal[("auto", *FORMATS)]  # type: ignore[valid-type]
 WritableFormat = Literal[tuple(name for name, fmt in FORMATS.items() if fmt.writable)]  # type: ignore[valid-type]
 
-#: How the runner executes action chunks (see protege.evaluate.actor).
-Execution = Literal[EXECUTIONS]  # type: ignore[valid-type]
+#: How the runner executes action chunks: ``protege.evaluate.actor.EXECUTIONS``, spelled out here so the
+#: configs need not import the evaluator (tests/test_layout.py fails if the two drift apart).
+Execution = Literal["receding", "ensemble", "adaptive"]
 
 #: First seeds of the three disjoint seed ranges, so evaluation never starts from a demo's state.
 COLLECT_SEED, TRAIN_EVAL_SEED, EVAL_SEED = 0, 200_000, 100_000
@@ -45,7 +45,7 @@ class CollectConfig:
     """Generate demonstrations with a task's scripted expert and write a LeRobotDataset v3 folder.
 
     With ``--mixture`` the episodes are split between operators of mixed quality (expert, noisy,
-    random, sluggish, corrupted; see ``protege.operators``), for testing data curation.
+    random, sluggish, corrupted; see ``protege.demos.demonstrators``), for testing data curation.
     """
 
     task: tyro.conf.Positional[str] = "toy/fork"

@@ -76,7 +76,7 @@ def bench(cfg: BenchConfig) -> dict:
 
 
 def bench_matrix(cfg: BenchConfig) -> dict:
-    """A comparison matrix (see protege.matrix); returns its summary with the folder.
+    """A comparison matrix (see protege.bench.matrix); returns its summary with the folder.
 
     policies: one arm per family on expert data. curation: one arm per family and curation on a
     mixed-quality dataset, each paired against the first curation (uniform BC by default).

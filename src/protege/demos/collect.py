@@ -5,7 +5,7 @@ action while the dataset records the expert's own action in the visited state, s
 how the expert recovers from the drift its own errors will cause.
 
 Mixed-quality datasets (``--mixture``): the episodes are split between operators built around the
-expert (noisy, random, sluggish, corrupted logs; see ``protege.operators``). Unlike DART, each
+expert (noisy, random, sluggish, corrupted logs; see ``protege.demos.demonstrators``). Unlike DART, each
 episode records what its operator executed, so the dataset holds bad labels for curation to find.
 """
 

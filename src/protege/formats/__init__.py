@@ -1,7 +1,8 @@
 """Outside dataset formats, one file each, all converting to and from the EpisodeStore.
 
-A format is a module with ``read_<name>``, ``looks_like_<name>`` and (unless read-only)
-``write_<name>``; adding one is a new file plus one line in ``FORMATS``. Modules are imported on
+A format is a module ``protege/formats/<module>.py`` with ``read_<module>``, ``looks_like_<module>``
+and (unless read-only) ``write_<module>`` (the zarr format's module is ``zarr_replay``); adding one
+is a new file plus one line in ``FORMATS``. Modules are imported on
 use, so the libraries a format needs (h5py, zarr, PyAV, minari) stay optional extras.
 """
 

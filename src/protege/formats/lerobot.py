@@ -186,7 +186,7 @@ def _video_info(shape: tuple[int, ...], fps: int, codec: str, pix_fmt: str) -> d
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
-    """Row groups of about ROW_GROUP_BYTES: decoding nested (image) lists takes ~10x their size in
+    """Row groups of about ROW_GROUP_BYTES: decoding nested (image) lists takes many times their size in
     pyarrow, so readers go one row group at a time and memory stays bounded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     row_bytes = max(1, table.nbytes // max(1, table.num_rows))

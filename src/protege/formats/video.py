@@ -7,18 +7,12 @@ every frame by its own time stamp (pts * time_base), so a dropped or duplicated 
 instead of a silent shift of every later frame.
 
 Encoding, as LeRobot 0.4.4 does: AV1 (libsvtav1) in yuv420p with a keyframe every 2 frames (cheap
-random access for training loaders), but at crf 20 rather than LeRobot's 30, and preset 10 (1.5-1.8x
-faster than the default 8, same error); H.264 (libx264) where the PyAV build lacks SVT-AV1. The
-loss is mostly yuv420p's half-resolution colour, not the codec. Measured round trip (PyAV 18.1,
-SVT-AV1 4.1, mean absolute error per pixel and channel, 0..255):
-
-    image                                       all frames  worst frame  yuv420p alone
-    48x64 LeRobot fixture (flat colour, block)  0.73        1.44         0.69
-    96x96 smooth colour waves                   2.56        3.41         2.34
-
-crf 30 gives 0.75 / 2.68 with files 14-25% smaller. Sharp colour edges lose most (up to ~90 at a
-pure-green edge on red), random noise far more: video is for camera images, not for arrays. The
-tests hold one encode of the fixture's pictures to <= 1.0 over all frames and <= 2.0 per frame.
+random access for training loaders), but at crf 20 rather than LeRobot's 30, and preset 10 (faster
+than the default 8 at the same error); H.264 (libx264) where the PyAV build lacks SVT-AV1. The loss
+is mostly yuv420p's half-resolution colour, not the codec; sharp colour edges lose most and random
+noise far more: video is for camera images, not for arrays. The measured round-trip errors are in
+docs/formats.md#video; the tests hold one encode of the fixture's pictures to <= 1.0 mean absolute
+error (0..255) over all frames and <= 2.0 per frame.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A policy is a config dataclass plus an ``nn.Module`` that owns its normalizer and its math:
 
-- ``loss(batch) -> (B,)`` per-sample losses (the trainer reduces them, so curation can weight);
+- ``loss(batch) -> (B,)`` per-sample losses, each >= 0 (the trainer reduces them, so curation can weight);
 - ``predict(obs, noise=None) -> (B, horizon, A)`` action chunks in raw (unnormalized) units;
 - ``sample_noise(B, generator)`` the initial noise a generative policy would draw (None if
   deterministic), so callers can fix or steer it. A family declares its shape with

@@ -12,9 +12,8 @@ Targets are cached by default: ``fit`` samples the teacher ``cache_noise`` (K) t
 at every training window, and a training batch takes one random cached (z, target) per window,
 looked up by the window's raw observations. The teacher's sampler costs ``num_inference_steps``
 gradient-free forward passes per sample against ~3 passes for the student's forward + backward, so
-sampling it every step makes a step ~4x slower (toy/fork, 10 Euler steps, batch 256, one busy CPU
-thread: 8-11 vs 36-41 steps/s); the cache costs K teacher samples per window once (~17 s for K=8
-and 7.9k windows there, the teacher calls of ~250 on-the-fly steps).
+sampling it every step makes a step several times slower; the cache costs K teacher samples per
+window once.
 Windows not in the cache (validation episodes) are sampled fresh, so the validation loss measures
 generalization to new observations and new z. ``cache_noise=0`` samples the teacher every step
 (unlimited z, for long runs where K x windows draws would be memorized).
@@ -24,6 +23,8 @@ first ``loss``), frozen, and kept outside the module's state: the student's chec
 its own weights and the normalizer copied from the teacher, so loading and running it never needs
 the teacher. The student must use the teacher's feature spec, ``n_obs`` and ``horizon``; its noise
 has the teacher's shape (B, horizon, action_dim).
+
+Measured: docs/results.md#family-distilled
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """``mlp``: plain behavior cloning, an MLP regressing the (chunk of) actions with MSE.
 
 The baseline every other family must beat; on multimodal data it averages the modes.
+
+Measured: docs/results.md#family-mlp
 """
 
 from __future__ import annotations

@@ -16,15 +16,16 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from protege.atomic import write_json_atomic
-from protege.policies import POLICIES, FeatureSpec, Policy, PolicyConfig, policy_class
+from protege.atomic import atomic_file, write_json_atomic
+from protege.policies import FeatureSpec, Policy, PolicyConfig, policy_class
 
 #: Config fields added after checkpoints were first written, per family: the value a checkpoint that
 #: lacks the field was trained with, so it loads and resumes as it was trained whatever today's
 #: default. (Before ``mask_padding`` existed, bet, knn and mcnn masked padded chunk steps and the
 #: other families fitted them.)
 WRITTEN_BEFORE: dict[str, dict[str, object]] = {
-    family: {"mask_padding": family in ("bet", "knn", "mcnn")} for family in POLICIES
+    family: {"mask_padding": family in ("bet", "knn", "mcnn")}
+    for family in ("mlp", "diffusion", "gaussian", "gmm", "flow", "mip", "bet", "knn", "mcnn", "distilled")
 }
 
 
@@ -61,7 +62,8 @@ def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
     a teacher for ``distilled`` built in code; ``load_policy(folder)`` reads it back."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(weights(policy.state_dict()), folder / "model.safetensors")
+    with atomic_file(folder / "model.safetensors") as tmp:
+        save_file(weights(policy.state_dict()), tmp)
     write_json_atomic(folder / "config.json", policy_json(policy, task))
     return folder
 

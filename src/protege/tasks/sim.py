@@ -31,7 +31,7 @@ os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 
 def fast_mujoco_rendering(renderer: Any, camera: dict | None = None) -> Any:
-    """Drop the shadow map, reflections and multisampling: ~10x faster offscreen frames at 96 px.
+    """Drop the shadow map, reflections and multisampling, which dominate offscreen frames at 96 px.
 
     ``camera`` (Gymnasium's ``default_cam_config``) must be set before the viewer is made, which
     this does; returns the offscreen viewer.

@@ -83,9 +83,8 @@ def _check_resumable(ckpt: Path, config_json: dict) -> None:
     """Resuming needs the checkpoint's policy and features; name what differs instead of a state-dict error."""
     saved = json.loads((ckpt / "config.json").read_text())
     now = json.loads(json.dumps(config_json, default=str))
-    if (
-        saved["policy"]["name"] == now["policy"]["name"]
-    ):  # a field added since the checkpoint reads as its default, as in load_policy
+    # a field added since the checkpoint was written reads as load_policy reads it (WRITTEN_BEFORE, else its default)
+    if saved["policy"]["name"] == now["policy"]["name"]:
         saved["policy"] = json.loads(
             json.dumps(policy_config_to_json(policy_config_from_json(saved["policy"])), default=str)
         )
