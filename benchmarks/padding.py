@@ -1,7 +1,7 @@
 """Fit or mask the padded steps of action chunks? A paired measurement that sets the default of
 ``PolicyConfig.mask_padding`` (docs/results.md#padded-chunk-steps); prints JSON.
 
-    python benchmarks/padding.py [--tasks toy/fork pusht] [--policies mlp diffusion bet] [--seeds 2] [--out DIR]
+    python benchmarks/padding.py [--tasks toy/fork pusht] [--policies diffusion flow bet mcnn] [--seeds 3] [--out DIR]
 
 A window anchored within ``horizon - 1`` frames of an episode's end repeats the last action after
 the end. Each family is trained twice per training seed on the same expert data, with the same
@@ -48,8 +48,8 @@ def paired(out: Path, task: str, seeds: int, fit: str, masked: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=["toy/fork", "pusht"])
-    parser.add_argument("--policies", nargs="+", default=["mlp", "diffusion", "bet"])
-    parser.add_argument("--seeds", type=int, default=2, help="training seeds per arm")
+    parser.add_argument("--policies", nargs="+", default=["diffusion", "flow", "bet", "mcnn"])
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per arm")
     parser.add_argument("--episodes", type=int, default=200, help="expert demonstrations per task")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--eval-episodes", type=int, default=100)

@@ -17,12 +17,11 @@ def reference_windows(lengths: list[int], n_obs: int, horizon: int):
         end = start + length
         for t in range(start, end):
             obs = [min(max(t + k, start), end - 1) for k in range(-n_obs + 1, 1)]
-            obs_pad = [not start <= t + k < end for k in range(-n_obs + 1, 1)]
             act = [min(max(t + k, start), end - 1) for k in range(horizon)]
             act_pad = [not start <= t + k < end for k in range(horizon)]
-            rows.append((obs, obs_pad, act, act_pad))
+            rows.append((obs, act, act_pad))
         start = end
-    return [np.array([r[i] for r in rows]) for i in range(4)]
+    return [np.array([r[i] for r in rows]) for i in range(3)]
 
 
 @settings(max_examples=60, deadline=None)
@@ -33,9 +32,8 @@ def reference_windows(lengths: list[int], n_obs: int, horizon: int):
 )
 def test_window_index_matches_reference(lengths, n_obs, horizon):
     index = window_index(np.cumsum(lengths), n_obs, horizon)
-    obs, obs_pad, act, act_pad = reference_windows(lengths, n_obs, horizon)
+    obs, act, act_pad = reference_windows(lengths, n_obs, horizon)
     np.testing.assert_array_equal(index.obs_rows, obs)
-    np.testing.assert_array_equal(index.obs_is_pad, obs_pad)
     np.testing.assert_array_equal(index.action_rows, act)
     np.testing.assert_array_equal(index.action_is_pad, act_pad)
 
@@ -52,7 +50,7 @@ def test_sampler_gathers_the_rows_it_indexes(lengths, n_obs, horizon):
     sampler = WindowSampler(store, n_obs, horizon)
     samples = torch.arange(n)
     batch = sampler.gather(samples)
-    obs, _, act, act_pad = reference_windows(lengths, n_obs, horizon)
+    obs, act, act_pad = reference_windows(lengths, n_obs, horizon)
     assert batch["observation.state"].shape == (n, n_obs, 3)
     assert batch["action"].shape == (n, horizon, 2)
     np.testing.assert_array_equal(batch["observation.state"][..., 0].numpy(), obs)

@@ -6,8 +6,10 @@ For a sample anchored at frame ``t`` of an episode spanning rows ``[s, e)``::
     action rows:                    t  t+1 ... t+H-1 (horizon frames, chunk starts at t)
 
 Rows outside ``[s, e)`` are replaced by the nearest edge row (the first frame repeats before the
-start, the last frame after the end) and flagged in ``obs_is_pad`` / ``action_is_pad``. All of it
-is index arithmetic over whole batches: no Python loop per sample.
+start, the last frame after the end). Padded action steps are flagged in ``action_is_pad``, for
+the policies' ``mask_padding`` choice; a padded observation history is not flagged, because the
+runner builds the same history at an episode's start (the first frame repeated), so training and
+closed loop see alike. All of it is index arithmetic over whole batches: no Python loop per sample.
 """
 
 from __future__ import annotations
@@ -26,11 +28,10 @@ SAMPLE_WEIGHT = "sample_weight"
 class WindowIndex:
     """Row indices of every sample's windows, precomputed once per dataset.
 
-    obs_rows: (N, n_obs) int64, action_rows: (N, horizon) int64, and their padding masks.
+    obs_rows: (N, n_obs) int64, action_rows: (N, horizon) int64, action_is_pad: (N, horizon) bool.
     """
 
     obs_rows: np.ndarray
-    obs_is_pad: np.ndarray
     action_rows: np.ndarray
     action_is_pad: np.ndarray
 
@@ -47,14 +48,14 @@ def window_index(episode_ends: np.ndarray, n_obs: int, horizon: int) -> WindowIn
     act_raw = anchor[:, None] + np.arange(horizon)  # (N, horizon)
     obs_rows = np.clip(obs_raw, first, last)
     act_rows = np.clip(act_raw, first, last)
-    return WindowIndex(obs_rows, obs_rows != obs_raw, act_rows, act_rows != act_raw)
+    return WindowIndex(obs_rows, act_rows, act_rows != act_raw)
 
 
 class WindowSampler:
     """Draws random training batches of windows from an EpisodeStore held as tensors.
 
     A batch is a dict: each observation key -> (B, n_obs, *shape), ``action`` -> (B, horizon, A),
-    ``action_is_pad`` -> (B, horizon) bool, ``obs_is_pad`` -> (B, n_obs) bool, and
+    ``action_is_pad`` -> (B, horizon) bool, and
     ``sample_weight`` -> (B,) once ``restrict`` has set weights (curation).
     """
 
@@ -64,7 +65,6 @@ class WindowSampler:
         self.obs = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in store.obs.items()}
         self.action = torch.as_tensor(store.action, dtype=torch.float32, device=self.device)
         self.obs_rows = torch.as_tensor(index.obs_rows, device=self.device)
-        self.obs_is_pad = torch.as_tensor(index.obs_is_pad, device=self.device)
         self.action_rows = torch.as_tensor(index.action_rows, device=self.device)
         self.action_is_pad = torch.as_tensor(index.action_is_pad, device=self.device)
         self.candidates: torch.Tensor | None = None
@@ -89,7 +89,6 @@ class WindowSampler:
         batch = {key: value[obs_rows] for key, value in self.obs.items()}
         batch[ACTION] = self.action[action_rows]
         batch["action_is_pad"] = self.action_is_pad[samples]
-        batch["obs_is_pad"] = self.obs_is_pad[samples]
         if self.weights is not None:
             batch[SAMPLE_WEIGHT] = self.weights[samples]
         return batch
