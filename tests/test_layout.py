@@ -69,3 +69,11 @@ def test_import_protege_loads_no_training_and_no_family() -> None:
     assert "protege.load_policy" not in loaded and not [m for m in loaded if m.startswith("protege.train")]
     families = {"protege.policies.mlp", "protege.policies.diffusion", "protege.policies.distilled"}
     assert not families & set(loaded), loaded
+
+
+def test_benchmark_scripts_import() -> None:
+    """A moved module breaks a benchmark script only when someone runs it; importing catches it now."""
+    for script in sorted((SRC.parent / "benchmarks").glob("*.py")):
+        code = f"import runpy; runpy.run_path({str(script)!r}, run_name='not_main')"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, f"{script.name}: {result.stderr.strip().splitlines()[-1:]}"
