@@ -7,8 +7,8 @@ A window anchored within ``horizon - 1`` frames of an episode's end repeats the 
 the end. Each family is trained twice per training seed on the same expert data, with the same
 budget and seed, once fitting those steps and once leaving them out of the loss, and both runs are
 evaluated on one shared seed list (``protege.bench.matrix``), so every episode is a paired
-comparison: per family and task the success and mean return of both arms, and the exact McNemar
-test over all episodes of all seeds.
+comparison: per family and task the success and mean return of both arms, the exact McNemar test
+on success and a 95% interval of the paired return difference over all episodes of all seeds.
 """
 
 from __future__ import annotations
@@ -26,22 +26,28 @@ from protege.evaluate.stats import mcnemar_exact
 
 
 def paired(out: Path, task: str, seeds: int, fit: str, masked: str) -> dict:
-    """Success and return of both arms over every evaluation episode, and McNemar's test."""
-    rows: dict[str, list[tuple[bool, float]]] = {fit: [], masked: []}
+    """Both arms over every evaluation episode (pairs: same training seed, same evaluation seed):
+    success and mean return of each, McNemar's exact test on success, and the mean paired return
+    difference (masked - fit) with its 95% normal interval."""
+    rows: dict[str, dict[tuple[int, str], tuple[bool, float]]] = {fit: {}, masked: {}}
     for seed in range(seeds):
         with (out / task.replace("/", "-") / f"seed{seed}" / "eval" / "episodes.csv").open(newline="") as f:
             for row in csv.DictReader(f):
                 if row["policy"] in rows:
-                    rows[row["policy"]].append((row["success"] == "True", float(row["return"])))
-    success = {name: np.array([s for s, _ in r]) for name, r in rows.items()}
-    returns = {name: float(np.mean([x for _, x in r])) for name, r in rows.items()}
+                    rows[row["policy"]][seed, row["seed"]] = (row["success"] == "True", float(row["return"]))
+    keys = sorted(rows[fit])
+    success = {name: np.array([rows[name][k][0] for k in keys]) for name in rows}
+    returns = {name: np.array([rows[name][k][1] for k in keys]) for name in rows}
+    gain = returns[masked] - returns[fit]
+    half = 1.96 * gain.std(ddof=1) / np.sqrt(len(gain))
     return {
-        "episodes": len(rows[fit]),
+        "episodes": len(keys),
         "success_fit": float(success[fit].mean()),
         "success_masked": float(success[masked].mean()),
-        "return_fit": returns[fit],
-        "return_masked": returns[masked],
         "mcnemar_masked_vs_fit": mcnemar_exact(success[masked], success[fit]),
+        "return_fit": float(returns[fit].mean()),
+        "return_masked": float(returns[masked].mean()),
+        "return_gain_masked_ci95": [float(gain.mean() - half), float(gain.mean() + half)],
     }
 
 

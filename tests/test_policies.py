@@ -216,3 +216,38 @@ def test_ddim_timestep_spacing():
 def test_unknown_policy_lists_known_ones():
     with pytest.raises(KeyError, match="unknown policy 'nope'.*diffusion.*mlp"):
         policy_class("nope")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_mask_padding_is_one_switch_for_every_family(variant, store):
+    """Every family reads the base's ``mask_padding``: it changes the loss of windows that reach past
+    an episode's end, and only theirs."""
+    policy, sampler = build(variant, store)
+    batch = sampler.gather(torch.arange(len(sampler)))
+    padded = batch["action_is_pad"].any(dim=1)
+    assert padded.any() and (~padded).any()
+
+    def loss(mask: bool) -> torch.Tensor:
+        policy.config.mask_padding = mask
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return policy.loss(batch)
+
+    masked, fitted = loss(True), loss(False)
+    torch.testing.assert_close(masked[~padded], fitted[~padded], rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(masked[padded], fitted[padded]), "the family ignores mask_padding"
+
+
+def test_gmm_masked_loss_is_the_marginal_likelihood_of_the_kept_steps(store):
+    """A diagonal Gaussian's marginal over the real steps is the density with the padded dims dropped."""
+    policy, sampler = build("gaussian", store)
+    batch = sampler.gather(torch.arange(len(sampler)))
+    row = int(torch.nonzero(batch["action_is_pad"].any(dim=1))[0])
+    one = {k: v[row : row + 1] for k, v in batch.items()}
+    means, std, _ = policy._mixture(policy.encode_obs(one))
+    kept = (~one["action_is_pad"][0]).repeat_interleave(policy.spec.action_dim)
+    target = policy.normalized_action(one).flatten(1)[0]
+    normal = torch.distributions.Normal(means[0, 0, kept], std[0, 0, kept])
+    nll = -(normal.log_prob(target[kept]).sum() + 0.5 * torch.log(torch.tensor(2 * torch.pi)) * kept.sum())
+    expected = nll / kept.sum() - torch.log(torch.tensor(policy.config.min_std))
+    torch.testing.assert_close(policy.loss(one)[0], expected)

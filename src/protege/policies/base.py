@@ -33,7 +33,7 @@ from protege.data.windows import WindowSampler
 from protege.policies.nets.common import masked_mse
 
 #: Default of ``PolicyConfig.mask_padding`` (see docs/results.md#padded-chunk-steps).
-MASK_PADDING = False
+MASK_PADDING = True
 
 
 @dataclass
