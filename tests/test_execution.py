@@ -283,6 +283,8 @@ def test_eval_execution_ensemble_end_to_end(run: Path, tmp_path: Path, capsys: p
 
 def test_eval_receding_counts_one_call_per_k_steps(run: Path, tmp_path: Path) -> None:
     summary, rows = evaluate_cli(run, tmp_path / "rec")
+    assert summary["progress"] == "" and all(row["max_progress"] == "" for row in rows)  # toy/fork has none
+    assert "mean_max_progress" not in summary["policies"]["diffusion"]
     assert summary["execution"] == {"strategy": "receding", "n_action_steps": 0}
     (s,) = summary["policies"].values()
     k = s["n_action_steps"]

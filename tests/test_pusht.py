@@ -1,5 +1,9 @@
 """PushT: the gym-pusht adapter and its multimodal scripted expert."""
 
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,6 +11,7 @@ pytest.importorskip("gym_pusht")
 
 import gymnasium as gym  # noqa: E402
 
+from protege.cli import main  # noqa: E402
 from protege.data.store import STATE  # noqa: E402
 from protege.runner import rollout  # noqa: E402
 from protege.tasks.pusht import GOAL_POSE, PushTTask  # noqa: E402
@@ -55,6 +60,30 @@ def test_expert_succeeds(demos):
     assert (demos.lengths < PushTTask.max_steps).all()
     actions = demos.store.action
     assert ((actions >= 0) & (actions <= 512)).all()
+
+
+def test_max_coverage_is_recorded_per_episode(demos):
+    """PushT's standard score: the max over each episode of coverage / 0.95, capped at 1."""
+    assert PushTTask().spec.progress == "coverage"
+    assert demos.max_progress.shape == demos.success.shape
+    np.testing.assert_array_equal(demos.max_progress[demos.success], 1.0)  # success is coverage > 0.95
+    stuck = rollout(PushTTask(), StandStill(), np.arange(3), num_envs=3, progress=False)
+    assert (stuck.max_progress < 1).all() and not stuck.success.any()
+    native = gym.make("gym_pusht/PushT-v0", obs_type="state")  # the same score from gym-pusht's own reward
+    for seed, score in zip(range(3), stuck.max_progress):
+        native.reset(seed=seed)
+        rewards = [native.step(np.array([10.0, 10.0]))[1] for _ in range(PushTTask.max_steps)]
+        assert score == pytest.approx(max(rewards))
+
+
+class StandStill:
+    """An actor that parks the disc in the corner, so the block never moves."""
+
+    def reset(self, seeds: np.ndarray) -> None:
+        self.n = len(seeds)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.full((self.n, 2), 10.0, dtype=np.float32)
 
 
 def test_success_is_the_simulators_own_flag(demos):
@@ -112,3 +141,23 @@ def test_expert_is_multimodal():
     spread = np.stack(paths[:40]).std(axis=1).max()  # px between the episodes' agents, early on
     assert spread > 30.0
     assert success.mean() >= 0.75
+
+
+def test_eval_reports_mean_max_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-episode max coverage in episodes.csv; the summary and the printout give its mean and interval."""
+    data, run, out = tmp_path / "data", tmp_path / "run", tmp_path / "eval"
+    main(["collect", "pusht", "--episodes", "4", "--num-envs", "4", "--out", str(data), "--no-progress"])
+    main(
+        ["train", str(data), "--steps", "5", "--eval-every", "0", "--out", str(run), "--no-progress"]
+        + ["policy:mlp", "--policy.hidden-dim", "16", "--policy.depth", "1"]
+    )
+    main(["eval", str(run), "--episodes", "6", "--num-envs", "3", "--out", str(out), "--no-progress"])
+    with (out / "episodes.csv").open(newline="") as f:
+        scores = [float(row["max_progress"]) for row in csv.DictReader(f)]
+    summary = json.loads((out / "summary.json").read_text())
+    result = summary["policies"]["mlp"]
+    assert summary["progress"] == "coverage" and len(scores) == 6 and all(0 <= s <= 1 for s in scores)
+    assert result["mean_max_progress"] == pytest.approx(np.mean(scores))
+    low, high = result["max_progress_ci95"]
+    assert 0 <= low <= result["mean_max_progress"] <= high <= 1
+    assert "max coverage" in capsys.readouterr().out

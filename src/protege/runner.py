@@ -20,7 +20,11 @@ from protege.tasks.base import Actor, Perturbation, Task
 
 @dataclass
 class Rollouts:
-    """Per-episode outcomes (E,) in seed order, and the recorded demonstrations if asked for."""
+    """Per-episode outcomes (E,) in seed order, and the recorded demonstrations if asked for.
+
+    ``max_progress``: the max of the task's progress signal over each episode (PushT's coverage
+    score), or None for a task without one.
+    """
 
     seeds: np.ndarray
     success: np.ndarray
@@ -28,6 +32,7 @@ class Rollouts:
     lengths: np.ndarray
     wall_time: np.ndarray
     store: EpisodeStore | None = None
+    max_progress: np.ndarray | None = None
 
 
 def _steps_to_episodes(frames: list[np.ndarray], live: np.ndarray) -> np.ndarray:
@@ -56,7 +61,9 @@ def rollout(
     seeds = np.asarray(seeds, dtype=np.int64)
     n = max(1, min(num_envs, len(seeds)))
     env = task.make_env(n, asynchronous=asynchronous)
-    success, returns, lengths, wall = (np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64))
+    success, returns, lengths, wall, max_progress = (
+        np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64, np.float64)
+    )
     stores = []
     bar = tqdm(total=len(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
     for lo in range(0, len(seeds), n):
@@ -70,6 +77,7 @@ def rollout(
             perturb.reset(padded)
         done = np.zeros(n, dtype=bool)
         ep_success, ep_return, ep_length = np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n, dtype=np.int64)
+        ep_progress = np.zeros(n)
         obs_frames, action_frames, reward_frames, live_frames = [], [], [], []
         for _ in range(task.spec.max_steps):
             action = np.asarray(actor.act(obs), dtype=np.float32)
@@ -85,6 +93,10 @@ def rollout(
             ep_return += np.where(live, reward, 0.0)
             ep_length += live
             ep_success |= live & np.asarray(info["success"], dtype=bool)
+            if task.spec.progress:
+                ep_progress = np.where(
+                    live, np.maximum(ep_progress, np.asarray(info["progress"], np.float64)), ep_progress
+                )
             finished = int(done[:k].sum())
             done |= np.asarray(terminated) | np.asarray(truncated)
             bar.update(int(done[:k].sum()) - finished)  # long episodes: the bar moves within a wave
@@ -93,6 +105,7 @@ def rollout(
         elapsed = time.perf_counter() - start
         sl = slice(lo, lo + k)
         success[sl], returns[sl], lengths[sl], wall[sl] = ep_success[:k], ep_return[:k], ep_length[:k], elapsed
+        max_progress[sl] = ep_progress[:k]
         if record:
             live_mask = np.stack(live_frames)[:, :k]  # (T, k)
             stores.append(
@@ -115,4 +128,4 @@ def rollout(
     bar.close()
     env.close()
     store = EpisodeStore.concatenate(stores) if record else None
-    return Rollouts(seeds, success, returns, lengths, wall, store)
+    return Rollouts(seeds, success, returns, lengths, wall, store, max_progress if task.spec.progress else None)

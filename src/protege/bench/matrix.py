@@ -5,10 +5,11 @@ data; ``--suite curation``: one family, every curation, on a mixed-quality datas
 one demonstration dataset; per training seed, every arm trained with the same budget and
 evaluated together on one shared seed list (so every pair is a paired comparison). Per arm and
 task the summary holds the mean success over training seeds with a 95% t-interval over seeds, the
-per-seed rates, the pooled Wilson interval and mean return over all evaluation episodes, training samples/s (median
-over the seeds' runs, so one run slowed by a busy machine does not set it),
-inference milliseconds per executed action at batch 1 and 64 and, against a baseline arm, the
-paired difference with its t-interval over seeds and an exact McNemar test over all episodes.
+per-seed rates, the pooled Wilson interval, mean max progress (for a task with a progress signal,
+such as PushT's coverage) and mean return over all evaluation episodes, training samples/s (median
+over the seeds' runs, so one run slowed by a busy machine does not set it), inference milliseconds
+per executed action at batch 1 and 64 and, against a baseline arm, the paired difference with its
+t-interval over seeds and an exact McNemar test over all episodes.
 Finished runs and evaluations are reused, so a killed matrix resumes where it stopped.
 """
 
@@ -30,7 +31,7 @@ from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, wilson_interval
+from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, mean_interval, wilson_interval
 from protege.evaluate.timing import predict_ms
 from protege.formats import read_dataset
 from protege.policies import policy_class
@@ -168,6 +169,7 @@ def run_matrix(matrix: Matrix) -> dict:
         pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         speeds: dict[str, list[float]] = {name: [] for name in matrix.arms}
         returns: dict[str, list[float]] = {name: [] for name in matrix.arms}
+        progress: dict[str, list[float]] = {name: [] for name in matrix.arms}  # max progress per episode
         runs: dict[str, Path] = {}
         for seed in range(matrix.num_seeds):
             runs = _train_seed(matrix, task, data, seed)
@@ -193,6 +195,8 @@ def run_matrix(matrix: Matrix) -> dict:
                 for row in csv.DictReader(f):
                     pooled[row["policy"]].append(row["success"] == "True")
                     returns[row["policy"]].append(float(row["return"]))
+                    if row.get("max_progress"):  # a task with a progress signal (PushT's coverage)
+                        progress[row["policy"]].append(float(row["max_progress"]))
         store = read_dataset(data)
         results["tasks"][task] = {
             name: {
@@ -201,6 +205,14 @@ def run_matrix(matrix: Matrix) -> dict:
                 "per_seed": per_seed[name],
                 "pooled_wilson95": wilson_interval(sum(pooled[name]), len(pooled[name])),
                 "mean_return": float(np.mean(returns[name])),
+                **(
+                    {
+                        "mean_max_progress": float(np.mean(progress[name])),
+                        "max_progress_ci95": mean_interval(progress[name]),
+                    }
+                    if progress[name]
+                    else {}
+                ),
                 "train_samples_per_s": statistics.median(speeds[name]) if speeds[name] else None,
                 "inference_ms_per_action": {
                     f"batch_{b}": inference_ms_per_action(runs[name], store, b) for b in (1, 64)
@@ -230,7 +242,8 @@ def paired_against(per_seed: dict[str, list[float]], pooled: dict[str, list[bool
 
 
 def format_matrix(results: dict) -> str:
-    """Markdown: one row per task and arm. With a baseline (one family, several curations) the
+    """Markdown: one row per task and arm; "mean max progress" is the task's progress signal (PushT's
+    coverage score), "-" for a task without one. With a baseline (one family, several curations) the
     paired difference and McNemar p replace the inference timings, which do not differ by curation."""
     baseline = results.get("baseline", "")
     headers = [
@@ -238,6 +251,7 @@ def format_matrix(results: dict) -> str:
         "curation" if baseline else "policy",
         "success: mean over seeds [95% t-CI] (per seed)",
         "pooled 95% Wilson",
+        "mean max progress [95% CI]",
         "mean return",
         "train samples/s",
         *([f"vs {baseline}: difference [95% t-CI]", "McNemar p"] if baseline else ["ms/action b1 / b64"]),
@@ -254,6 +268,9 @@ def format_matrix(results: dict) -> str:
                 name,
                 f"{100 * r['mean_success']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] ({seeds})",
                 f"[{100 * wlo:.0f}, {100 * whi:.0f}]",
+                "{:.3f} [{:.3f}, {:.3f}]".format(r["mean_max_progress"], *r["max_progress_ci95"])
+                if "mean_max_progress" in r
+                else "-",
                 f"{r['mean_return']:.1f}",
                 sps,
             ]

@@ -1,9 +1,9 @@
 """Closed-loop evaluation of checkpoints on one shared seed list, with per-episode rows saved.
 
-Every success, return and length summary is recomputed from ``episodes.csv``, so a reader can
-check it; the policy calls and replans per env step (total over all episodes' steps) come from the
-actor's log. Episodes run in parallel waves, so ``wall_time_s`` is the wall time of the episode's
-whole wave, policy included.
+Every success, return, length and max-progress summary is computed from the values written to
+``episodes.csv``, so a reader can check it; the policy calls and replans per env step (total over
+all episodes' steps) come from the actor's log. Episodes run in parallel waves, so
+``wall_time_s`` is the wall time of the episode's whole wave, policy included.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from protege.runner import rollout
 from protege.tables import text_table
 from protege.tasks import make_task
 
-EPISODE_FIELDS = ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
+#: One row per episode. ``max_progress``: the max over the episode of the task's progress signal in
+#: [0, 1] (PushT: goal coverage / 0.95, capped at 1), empty for a task without one.
+EPISODE_FIELDS = ["task", "policy", "checkpoint", "seed", "success", "return", "length", "max_progress", "wall_time_s"]
 
 
 @dataclass
@@ -90,6 +92,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             asynchronous=cfg.async_envs,
         )
         calls, replans = actor.take_counts(out.lengths)
+        progress = out.max_progress if out.max_progress is not None else [""] * len(out.seeds)
         rows = [
             {
                 "task": task_name,
@@ -99,13 +102,14 @@ def evaluate(cfg: EvalConfig) -> dict:
                 "success": bool(ok),
                 "return": float(r),
                 "length": int(n),
+                "max_progress": p if p == "" else float(p),
                 "wall_time_s": float(w),
             }
-            for s, ok, r, n, w in zip(out.seeds, out.success, out.returns, out.lengths, out.wall_time)
+            for s, ok, r, n, p, w in zip(out.seeds, out.success, out.returns, out.lengths, progress, out.wall_time)
         ]
         steps = max(int(out.lengths.sum()), 1)
         summary = {
-            **summarize(out.success, out.returns, out.lengths),
+            **summarize(out.success, out.returns, out.lengths, out.max_progress),
             "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
             "policy_calls_per_step": int(calls.sum()) / steps,
             "replans_per_step": int(replans.sum()) / steps,
@@ -113,6 +117,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         results.append(PolicyResult(label, summary, rows))
     report = {
         "task": task_name,
+        "progress": task.spec.progress,
         "seeds": {"first": int(seeds[0]), "count": len(seeds)},
         "execution": execution_settings(cfg),
         "policies": {r.label: r.summary for r in results},
@@ -153,7 +158,8 @@ def write_results(out_dir: Path, results: list[PolicyResult], report: dict) -> N
 
 
 def format_report(report: dict) -> str:
-    """Plain-text table: success with 95% interval per policy, then paired McNemar tests."""
+    """Plain-text table: success (and a task's max progress) with 95% intervals per policy, then
+    paired McNemar tests."""
     lines = [
         f"task {report['task']}: {report['seeds']['count']} episodes per policy, seeds "
         f"{report['seeds']['first']}..{report['seeds']['first'] + report['seeds']['count'] - 1}"
@@ -162,18 +168,18 @@ def format_report(report: dict) -> str:
         settings = ", ".join(f"{k} {v}" for k, v in report["execution"].items() if k != "strategy")
         lines.append(f"execution: {report['execution']['strategy']} ({settings})")
     lines.append("")
-    rows = [
-        [
-            label,
-            f"{s['success_rate']:.2f}",
-            "[{:.2f}, {:.2f}]".format(*s["success_ci95"]),
-            f"{s['mean_return']:.2f}",
-            f"{s['mean_length']:.1f}",
-            f"{s['policy_calls_per_step']:.3f}" if "policy_calls_per_step" in s else "-",
-        ]
-        for label, s in report["policies"].items()
-    ]
-    lines.append(text_table(["policy", "success", "95% CI", "return", "length", "calls/step"], rows))
+    progress = report.get("progress", "")
+    headers = ["policy", "success", "95% CI", "return", "length", "calls/step"]
+    if progress:
+        headers[3:3] = [f"max {progress}", "95% CI"]
+    rows = []
+    for label, s in report["policies"].items():
+        row = [label, f"{s['success_rate']:.2f}", "[{:.2f}, {:.2f}]".format(*s["success_ci95"])]
+        if progress:
+            row += [f"{s['mean_max_progress']:.3f}", "[{:.3f}, {:.3f}]".format(*s["max_progress_ci95"])]
+        calls = f"{s['policy_calls_per_step']:.3f}" if "policy_calls_per_step" in s else "-"
+        rows.append([*row, f"{s['mean_return']:.2f}", f"{s['mean_length']:.1f}", calls])
+    lines.append(text_table(headers, rows))
     for p in report["paired"]:
         lines.append("")
         lines.append(

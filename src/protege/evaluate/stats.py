@@ -36,21 +36,35 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": min(1.0, 2 * tail), "difference": float(a.mean() - b.mean())}
 
 
-def summarize(success: np.ndarray, returns: np.ndarray, lengths: np.ndarray) -> dict:
-    """Success rate with its Wilson interval, mean return with a normal 95% interval, episodes."""
+def mean_interval(values: np.ndarray) -> list[float]:
+    """Normal 95% interval of a mean (NaN bounds for fewer than 2 values)."""
+    values = np.asarray(values, dtype=np.float64)
+    sem = float(np.std(values, ddof=1) / math.sqrt(len(values))) if len(values) > 1 else float("nan")
+    return [float(np.mean(values)) - 1.96 * sem, float(np.mean(values)) + 1.96 * sem]
+
+
+def summarize(
+    success: np.ndarray, returns: np.ndarray, lengths: np.ndarray, max_progress: np.ndarray | None = None
+) -> dict:
+    """Success rate with its Wilson interval, mean return with a normal 95% interval, episodes; with
+    ``max_progress`` (a task's progress signal, max per episode) its mean with a normal 95% interval."""
     n = len(success)
     k = int(np.sum(success))
     lo, hi = wilson_interval(k, n)
-    sem = float(np.std(returns, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    return {
+    summary = {
         "episodes": n,
         "successes": k,
         "success_rate": k / n if n else float("nan"),
         "success_ci95": [lo, hi],
         "mean_return": float(np.mean(returns)),
-        "return_ci95": [float(np.mean(returns)) - 1.96 * sem, float(np.mean(returns)) + 1.96 * sem],
+        "return_ci95": mean_interval(returns),
         "mean_length": float(np.mean(lengths)),
     }
+    if max_progress is not None:
+        low, high = mean_interval(max_progress)
+        summary["mean_max_progress"] = float(np.mean(max_progress))
+        summary["max_progress_ci95"] = [max(0.0, low), min(1.0, high)] if n > 1 else [low, high]
+    return summary
 
 
 #: Two-sided 95% Student-t quantiles for 1..30 degrees of freedom; larger ones use an expansion.

@@ -42,6 +42,8 @@ class TaskSpec:
     action_dim: size of the flat action vector.
     max_steps: episode step limit (episodes may end earlier on success or failure).
     fps: control frequency, recorded in datasets.
+    progress: name of the task's progress signal in [0, 1] (PushT: "coverage"), reported by
+        ``step`` as ``info["progress"]`` and summarized as the max over each episode; "" for none.
     """
 
     obs_shapes: dict[str, tuple[int, ...]]
@@ -51,6 +53,7 @@ class TaskSpec:
     action_low: float = -1.0
     action_high: float = 1.0
     description: str = field(default="", compare=False)
+    progress: str = ""
 
 
 class Task(ABC):
@@ -58,7 +61,9 @@ class Task(ABC):
 
     Environments returned by ``make_env`` follow Gymnasium's VectorEnv API with autoreset
     disabled: ``reset(seed=[s0, s1, ...])`` starts one episode per seed, deterministic for a
-    seed, and ``step`` reports ``info["success"]`` (B,) bool for every environment.
+    seed, and ``step`` reports ``info["success"]`` (B,) bool for every environment, and
+    ``info["progress"]`` (B,) float in [0, 1] when the task has a progress signal
+    (``spec.progress``).
     """
 
     name: str

@@ -306,6 +306,11 @@ class PushTEnv(SimEnv):
     def success(self, native_info: dict) -> bool:
         return bool(native_info["is_success"])
 
+    def progress(self, native_info: dict) -> float:
+        """Goal coverage over the success threshold (0.95), capped at 1: gym-pusht's reward, which
+        LeRobot's ``avg_max_reward`` and Diffusion Policy's PushT score take the episode's max of."""
+        return min(1.0, float(native_info["coverage"]) / self.env.success_threshold)
+
     def frame(self) -> np.ndarray:
         """The observation-size rendering (``render()`` gives the 680 px view with an action marker)."""
         return self.env._render(visualize=False)
@@ -317,6 +322,7 @@ class PushTTask(SimTask):
     name = "pusht"
     state_dim, action_dim, max_steps, fps = 6, 2, 300, 10
     action_low, action_high = 0.0, 512.0
+    progress = "coverage"
     description = "PushT (gym-pusht): push a T-shaped block onto the goal T with a disc; random start per seed"
 
     def make_single_env(self) -> PushTEnv:

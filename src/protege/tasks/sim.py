@@ -52,7 +52,8 @@ class SimEnv(gym.Env):
 
     Subclasses set ``self.env`` (the native env, without its own time limit) and implement
     ``state`` (native observation -> flat float vector), ``success`` (native step info -> the
-    simulator's own success flag) and, for pixel mode, ``frame``.
+    simulator's own success flag), for pixel mode ``frame``, and for a task with a progress signal
+    ``progress`` (native step info -> [0, 1]).
     """
 
     env: gym.Env
@@ -69,13 +70,17 @@ class SimEnv(gym.Env):
         self.action_space = gym.spaces.Box(
             spec.action_low, spec.action_high, shape=(spec.action_dim,), dtype=np.float32
         )
-        self._steps, self._done, self._last = 0, True, {}
+        self._steps, self._done, self._last, self._info = 0, True, {}, {"success": False}
 
     @abstractmethod
     def state(self, native_obs: Any) -> np.ndarray: ...
 
     @abstractmethod
     def success(self, native_info: dict) -> bool: ...
+
+    def progress(self, native_info: dict) -> float:
+        """The task's progress signal in [0, 1] after a step (tasks whose spec names one)."""
+        raise NotImplementedError(f"{type(self).__name__} reports no progress signal")
 
     def use_mujoco_rendering(self, renderer: Any, camera: dict | None = None) -> None:
         """Render through ``renderer`` fast, in this env's own GL context, made at the first frame:
@@ -113,7 +118,7 @@ class SimEnv(gym.Env):
 
     def step(self, action):
         if self._done:  # frozen: the runner ignores steps of finished episodes
-            return self._last, 0.0, self._terminated, self._truncated, {"success": False}
+            return self._last, 0.0, self._terminated, self._truncated, {**self._info, "success": False}
         native_obs, reward, terminated, _, info = self.env.step(np.asarray(action, dtype=np.float32))
         self._steps += 1
         success = bool(self.success(info))
@@ -121,7 +126,10 @@ class SimEnv(gym.Env):
         self._truncated = not self._terminated and self._steps >= self.task_spec.max_steps
         self._done = self._terminated or self._truncated
         self._last = self._observe(native_obs)
-        return self._last, float(reward), self._terminated, self._truncated, {"success": success}
+        self._info = {"success": success}
+        if self.task_spec.progress:
+            self._info["progress"] = float(self.progress(info))
+        return self._last, float(reward), self._terminated, self._truncated, dict(self._info)
 
     def close(self):
         """Free GL objects in our own context: freed later by garbage collection, they would be
@@ -160,11 +168,13 @@ class SimTask(Task):
             action_low=self.action_low,
             action_high=self.action_high,
             description=self.description,
+            progress=self.progress,
         )
 
     state_dim: int
     action_dim: int
     max_steps: int
+    progress: str = ""  # name of the env's progress signal (SimEnv.progress), "" for none
     fps: int = 10
     action_low: float = -1.0
     action_high: float = 1.0
@@ -217,13 +227,14 @@ class SimVectorEnv(VectorEnv):
         actions = np.asarray(actions, dtype=np.float32)
         if actions.shape != self.action_space.shape:
             raise ValueError(f"actions must have shape {self.action_space.shape}, got {actions.shape}")
-        reward = np.zeros(self.num_envs)
+        reward, progress = np.zeros(self.num_envs), np.zeros(self.num_envs)
         terminated, truncated, success = (np.zeros(self.num_envs, dtype=bool) for _ in range(3))
         for i in np.flatnonzero(~self._done):
             self._obs[i], reward[i], terminated[i], truncated[i], info = self.envs[i].step(actions[i])
-            success[i] = info["success"]
+            success[i], progress[i] = info["success"], info.get("progress", 0.0)
         self._done |= terminated | truncated
-        return self._batch(), reward, terminated, truncated, {"success": success}
+        info = {"success": success, **({"progress": progress} if self.envs[0].task_spec.progress else {})}
+        return self._batch(), reward, terminated, truncated, info
 
     def close_extras(self, **kwargs):
         for env in self.envs:

@@ -43,13 +43,17 @@ def validation_loss(policy: Policy, sampler: WindowSampler, batch_size: int, see
     return float(per_sample_losses(policy, sampler, batch_size, seed).mean())
 
 
-def closed_loop_success(policy: Policy, task_name: str, episodes: int, progress: bool) -> float:
-    """Success rate on the fixed training-time seed list (disjoint from final evaluation)."""
+def closed_loop(policy: Policy, task_name: str, episodes: int, progress: bool) -> dict[str, float]:
+    """Success rate (and the mean max of the task's progress signal, if it has one) on the fixed
+    training-time seed list, disjoint from final evaluation."""
     task = make_task(task_name)
     seeds = TRAIN_EVAL_SEED + np.arange(episodes)
     with torch.random.fork_rng(devices=[]):
         result = rollout(task, PolicyActor(policy, seed=0), seeds, num_envs=episodes, progress=progress, desc="eval")
-    return float(result.success.mean())
+    scores = {"success": float(result.success.mean())}
+    if result.max_progress is not None:
+        scores["max_progress"] = float(result.max_progress.mean())
+    return scores
 
 
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
@@ -179,7 +183,7 @@ def train(cfg: TrainConfig) -> Path:
         if val_sampler is not None:
             row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
         if eval_task and cfg.eval_episodes > 0:
-            row["success"] = closed_loop_success(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
+            row |= closed_loop(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
         log(row)
         policy.train()
 
