@@ -217,7 +217,7 @@ def test_eval_two_runs_pairs_them_on_one_seed_list(runs: dict[str, Path], work: 
         assert (
             reader.fieldnames
             == EPISODE_FIELDS
-            == ["task", "policy", "checkpoint", "seed", "success", "return", "length", "wall_time_s"]
+            == ["task", "policy", "checkpoint", "seed", "success", "return", "length", "max_progress", "wall_time_s"]
         )
         rows = list(reader)
     assert len(rows) == 10 * len(names)
