@@ -135,6 +135,10 @@ class TrainConfig:
     """Task for closed-loop evaluation (default: the dataset's task, if registered)."""
     save_every: int = 1000
     """Checkpoint every this many steps (and at the end)."""
+    keep_best: int = 0
+    """Also keep this many checkpoints with the best training-time closed-loop success (ties: higher mean max
+    progress, then the later step) besides the newest two; every evaluation step is then checkpointed.
+    `protege eval --checkpoint best` evaluates the best one (0: keep only the newest)."""
     resume: bool = False
     """Continue the run in --out from its latest checkpoint."""
     curation: CurationConfig = field(default_factory=CurationConfig)
@@ -196,6 +200,9 @@ class EvalConfig:
     """Step environments in subprocesses (one per env); pays for slow simulators on many cores."""
     ema: bool = True
     """Use EMA weights when the checkpoint has them."""
+    checkpoint: Literal["final", "best"] = "final"
+    """Which checkpoint of a run folder: final (the newest), or best (highest training-time closed-loop success,
+    kept with `protege train --keep-best K`). Reports name the rule: picking the best of k flatters a little."""
     labels: tuple[str, ...] = ()
     """Names of the checkpoints in the report, one each (default: the policy family, then family:folder)."""
     out: Path | None = None

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from protege.atomic import atomic_file, write_json_atomic
-from protege.config import EvalConfig, resolve_device
+from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.stats import mcnemar_exact, summarize
-from protege.policies.storage import load_policy, resolve_checkpoint
+from protege.policies.storage import BEST, load_policy, resolve_checkpoint
 from protege.runner import rollout
 from protege.tables import text_table
 from protege.tasks import make_task
@@ -71,7 +71,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     device = resolve_device(cfg.device)
     results, taken = [], set()
     for i, path in enumerate(cfg.checkpoints):
-        policy = load_policy(path, ema=cfg.ema, device=device)
+        folder = resolve_checkpoint(path, cfg.checkpoint)
+        policy = load_policy(folder, ema=cfg.ema, device=device)
         label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
         actor = PolicyActor(
             policy,
@@ -97,7 +98,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             {
                 "task": task_name,
                 "policy": label,
-                "checkpoint": str(resolve_checkpoint(path)),
+                "checkpoint": str(folder),
                 "seed": int(s),
                 "success": bool(ok),
                 "return": float(r),
@@ -110,6 +111,7 @@ def evaluate(cfg: EvalConfig) -> dict:
         steps = max(int(out.lengths.sum()), 1)
         summary = {
             **summarize(out.success, out.returns, out.lengths, out.max_progress),
+            "checkpoint": checkpoint_selection(path, folder, cfg.checkpoint),
             "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
             "policy_calls_per_step": int(calls.sum()) / steps,
             "replans_per_step": int(replans.sum()) / steps,
@@ -131,6 +133,25 @@ def evaluate(cfg: EvalConfig) -> dict:
     write_results(out_dir, results, report)
     report["out"] = str(out_dir)
     return report
+
+
+def checkpoint_selection(path: Path, folder: Path, rule: str) -> dict:
+    """Which checkpoint was evaluated and the rule that picked it (recorded in summary.json): the
+    final one, or the best of the kept ones by training-time closed-loop success on its own seeds."""
+    step = (
+        json.loads((folder / "train_state.json").read_text())["step"]
+        if (folder / "train_state.json").exists()
+        else None
+    )
+    selection = {"rule": rule, "step": step, "folder": folder.name}
+    if rule == "best" and (folder.parent / BEST).exists():  # a step folder given directly was picked by its user
+        kept = json.loads((folder.parent / BEST).read_text())
+        selection |= {
+            "of": len(kept),
+            "by": f"training-time closed-loop success on seeds from {TRAIN_EVAL_SEED}",
+            **kept[0],
+        }
+    return selection
 
 
 def execution_settings(cfg: EvalConfig) -> dict:

@@ -68,15 +68,28 @@ def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
     return folder
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder, its checkpoints folder or a step folder -> the policy folder to load."""
+#: In a run's checkpoints folder: the best checkpoints by training-time closed-loop success, best
+#: first (``protege train --keep-best K``); ``latest.json`` names the newest.
+BEST = "best.json"
+
+
+def resolve_checkpoint(path: str | Path, select: str = "final") -> Path:
+    """A run folder, its checkpoints folder or a step folder -> the policy folder to load: the newest
+    (``final``, named by ``latest.json``) or the best by training-time success (``best``, the first
+    entry of ``best.json``, written by ``protege train --keep-best K``)."""
     path = Path(path)
     if (path / "model.safetensors").exists():
         return path
+    name = {"final": "latest.json", "best": BEST}[select]
     for root in (path / "checkpoints", path):
-        latest = root / "latest.json"
-        if latest.exists():
-            return root / json.loads(latest.read_text())["dir"]
+        index = root / name
+        if index.exists():
+            entry = json.loads(index.read_text())
+            return root / (entry[0] if select == "best" else entry)["dir"]
+    if select == "best" and (path / "checkpoints" / "latest.json").exists():
+        raise FileNotFoundError(
+            f"run '{path}' kept no best checkpoints; train it with --keep-best K (and --eval-every)"
+        )
     raise FileNotFoundError(f"no checkpoint found at '{path}' (expected model.safetensors or checkpoints/latest.json)")
 
 

@@ -5,6 +5,8 @@ Layout of a run folder::
     RUN/config.json                      the whole run config (reproduces the run)
     RUN/metrics.jsonl                    one JSON line per logging step / evaluation
     RUN/checkpoints/latest.json          {"step": 5000, "dir": "step-0005000"}
+    RUN/checkpoints/best.json            with --keep-best K: the K best by training-time closed-loop
+                                         success, best first: [{"step", "dir", "success", ...}]
     RUN/checkpoints/step-0005000/
         config.json                      policy family, policy config, feature spec, train config
         model.safetensors                trained weights + normalizer stats (``normalizer.*``)
@@ -27,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from protege.atomic import staged_folder, write_json_atomic
 from protege.policies import Policy
-from protege.policies.storage import weights
+from protege.policies.storage import BEST, weights
 
 
 def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -61,8 +63,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     rng: dict[str, torch.Tensor],
     keep: int = 2,
+    scores: dict[str, float] | None = None,
+    keep_best: int = 0,
 ) -> Path:
-    """Write checkpoint ``step`` atomically, point latest.json at it, prune to the newest ``keep``."""
+    """Write checkpoint ``step`` atomically, rank it in best.json by its training-time ``scores``
+    (with ``keep_best`` > 0), point latest.json at it, and prune to the newest ``keep`` plus the best."""
     ckpt_root = run_dir / "checkpoints"
     name = f"step-{step:07d}"
     final = ckpt_root / name
@@ -77,11 +82,29 @@ def save_checkpoint(
         )
         (tmp / "train_state.json").write_text(json.dumps({"step": step, "optimizer": optim_rest}))
         (tmp / "config.json").write_text(json.dumps(config_json, indent=2, default=str))
+    best = rank_best(ckpt_root, step, name, scores, keep_best) if keep_best and scores else read_best(ckpt_root)
     write_json_atomic(ckpt_root / "latest.json", {"step": step, "dir": name})
+    kept = {entry["dir"] for entry in best}
     steps = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir())
     for old in steps[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.name not in kept:
+            shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def read_best(ckpt_root: Path) -> list[dict]:
+    path = ckpt_root / BEST
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def rank_best(ckpt_root: Path, step: int, name: str, scores: dict[str, float], keep_best: int) -> list[dict]:
+    """best.json with checkpoint ``step`` ranked in: the ``keep_best`` highest by (success, mean max
+    progress, step), best first. A step written again (a resumed run) replaces its old entry."""
+    entries = [entry for entry in read_best(ckpt_root) if entry["step"] != step]
+    entries.append({"step": step, "dir": name, **scores})
+    entries.sort(key=lambda e: (e["success"], e.get("max_progress", 0.0), e["step"]), reverse=True)
+    write_json_atomic(ckpt_root / BEST, entries[:keep_best])
+    return entries[:keep_best]
 
 
 def load_train_state(

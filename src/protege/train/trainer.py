@@ -114,6 +114,11 @@ def train(cfg: TrainConfig) -> Path:
     for name in ("batch_size", "log_every", "save_every"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.keep_best < 0 or (cfg.keep_best and not (cfg.eval_every and cfg.eval_episodes)):
+        raise ValueError(
+            f"--keep-best must be >= 0 and ranks closed-loop evaluations (set --eval-every and --eval-episodes), "
+            f"got --keep-best {cfg.keep_best}"
+        )
     device = resolve_device(cfg.device)
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
@@ -169,23 +174,34 @@ def train(cfg: TrainConfig) -> Path:
         with metrics_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, scores: dict[str, float] | None = None) -> None:
         save_checkpoint(
-            run_dir, step, policy, ema.model if ema else None, config_json, optimizer, _rng_state(generator, device)
+            run_dir,
+            step,
+            policy,
+            ema.model if ema else None,
+            config_json,
+            optimizer,
+            _rng_state(generator, device),
+            scores=scores,
+            keep_best=cfg.keep_best,
         )
 
     eval_policy = ema.model if ema else policy
     curation.start(sampler, cfg.batch_size, total_steps, run_dir)
 
-    def evaluate_now(step: int) -> None:
+    def evaluate_now(step: int) -> dict[str, float] | None:
+        """Validation loss and closed-loop scores at ``step``, logged; the closed-loop scores (if any)."""
         eval_policy.eval()
-        row = {"step": step}
+        row, scores = {"step": step}, None
         if val_sampler is not None:
             row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
         if eval_task and cfg.eval_episodes > 0:
-            row |= closed_loop(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
+            scores = closed_loop(eval_policy, eval_task, cfg.eval_episodes, cfg.progress)
+            row |= scores
         log(row)
         policy.train()
+        return scores
 
     bar = tqdm(
         range(start, total_steps),
@@ -237,13 +253,13 @@ def train(cfg: TrainConfig) -> Path:
             log(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
             window = {k: 0.0 if k != "n" else 0 for k in window}
+        scores = None
         if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
-            evaluate_now(done)
-        if done % cfg.save_every == 0 or done == total_steps:
-            checkpoint(done)
+            scores = evaluate_now(done)
+        if done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and scores):
+            checkpoint(done, scores)
     bar.close()
     if start >= total_steps and not has_checkpoint:
-        if not trainable and cfg.eval_every:
-            evaluate_now(0)
-        checkpoint(total_steps)
+        scores = evaluate_now(0) if not trainable and cfg.eval_every else None
+        checkpoint(total_steps, scores)
     return run_dir
