@@ -84,7 +84,8 @@ def test_student_contract_and_independence_from_teacher(family, teachers, data, 
         assert torch.equal(student.normalizer.state_dict()[key], value), key
     saved = load_file(resolve_checkpoint(run) / "model.safetensors")
     assert set(saved) == set(student.state_dict())
-    assert all(k.startswith(("student.", "normalizer.")) for k in saved), sorted(saved)
+    assert all(k.startswith(("student.", "normalizer.")) or k == "action_reference" for k in saved), sorted(saved)
+    assert torch.equal(student.action_reference, teacher.action_reference)  # the teacher's offsets, if any
 
     batch = WindowSampler(store, 2, 8).gather(torch.arange(6))
     noise = student.sample_noise(6, torch.Generator().manual_seed(1))

@@ -65,3 +65,24 @@ class Normalizer(nn.Module):
     def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         offset, scale = self._stats(key)
         return x * scale + offset
+
+
+#: An action dimension counts as an absolute target for a state coordinate when its offset from
+#: that coordinate varies at most this fraction as much as the action itself (PushT: ~0.2).
+TRACKING_RATIO = 0.5
+
+
+def tracked_coordinates(action: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """(A,) index of the state column (N, D) each action column (N, A) is an absolute target for, -1
+    for none: the column whose offset from the action varies least, if it varies under
+    ``TRACKING_RATIO`` times the action's own spread (a position target tracks the position; a
+    velocity or delta action is not close to any coordinate)."""
+    action, state = np.asarray(action, dtype=np.float64), np.asarray(state, dtype=np.float64)
+    if state.shape[1] == 0:
+        return np.full(action.shape[1], -1, dtype=np.int64)
+    a, s = action - action.mean(0), state - state.mean(0)
+    offset_var = (a**2).mean(0)[:, None] + (s**2).mean(0)[None] - 2 * (a.T @ s) / len(a)  # (A, D): var(a_j - s_i)
+    best = offset_var.argmin(1)
+    spread = a.std(0)
+    ratio = np.sqrt(np.maximum(offset_var[np.arange(len(best)), best], 0.0)) / np.maximum(spread, 1e-12)
+    return np.where((ratio < TRACKING_RATIO) & (spread > 1e-6), best, -1)

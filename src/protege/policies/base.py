@@ -21,15 +21,15 @@ likelihood, weigh steps by ``loss_steps``) so the choice is made once, here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from protege.data.normalize import Normalizer
+from protege.data.normalize import Normalizer, tracked_coordinates
 from protege.data.store import ACTION, EpisodeStore
-from protege.data.windows import WindowSampler
+from protege.data.windows import WindowSampler, window_index
 from protege.policies.nets.common import masked_mse
 
 #: Default of ``PolicyConfig.mask_padding`` (see docs/results.md#padded-chunk-steps).
@@ -52,6 +52,12 @@ class PolicyConfig:
     """Leave a chunk's padded steps (after the episode's end, repeating its last action) out of the
     loss; False fits them like real steps (the policy learns to hold still at the end). One default
     for every family, chosen by a paired measurement (docs/results.md#padded-chunk-steps)."""
+    relative_actions: Literal["auto", "off"] = "auto"
+    """``auto``: an action dimension that is an absolute target for an observed coordinate (PushT's
+    target x for the agent's x), found in the data at ``fit``, is learned as its offset from that
+    coordinate's current value, so the network never has to copy the agent's position to the pixel;
+    ``off`` learns every action as recorded. Velocity and delta actions track no coordinate, so
+    ``auto`` leaves them alone (docs/results.md#relative-actions)."""
 
     name: ClassVar[str] = ""
 
@@ -60,6 +66,8 @@ class PolicyConfig:
             raise ValueError(f"n_obs and horizon must be >= 1, got n_obs={self.n_obs}, horizon={self.horizon}")
         if not 1 <= self.n_action_steps <= self.horizon:
             raise ValueError(f"n_action_steps must be in [1, horizon={self.horizon}], got {self.n_action_steps}")
+        if self.relative_actions not in ("auto", "off"):
+            raise ValueError(f"relative_actions must be 'auto' or 'off', got '{self.relative_actions}'")
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,8 @@ class Policy(nn.Module):
         self.config, self.spec = config, spec
         shapes = {**spec.obs_shapes, ACTION: (spec.action_dim,)}
         self.normalizer = Normalizer(shapes, {**{k: "mean_std" for k in spec.obs_shapes}, ACTION: "min_max"})
+        if config.relative_actions != "off":  # per action dim: the flat state column it is offset from, or -1
+            self.register_buffer("action_reference", torch.full((spec.action_dim,), -1, dtype=torch.long))
 
     @property
     def device(self) -> torch.device:
@@ -105,10 +115,36 @@ class Policy(nn.Module):
         """Width of one flattened observation frame (all keys concatenated)."""
         return sum(int(np.prod(s)) for s in self.spec.obs_shapes.values())
 
+    @property
+    def state_keys(self) -> list[str]:
+        """The low-dimensional observation keys, whose concatenated columns actions may be offset from."""
+        return [k for k, shape in self.spec.obs_shapes.items() if len(shape) == 1]
+
     def fit(self, store: EpisodeStore) -> None:
-        """Fit what comes from the data before training: normalizer stats here; families add their own
-        data-derived buffers (action bins, retrieval memory) by extending this."""
-        self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: store.action})
+        """Fit what comes from the data before training: which actions are learned as offsets, and the
+        normalizer stats (of the offsets, over every chunk step); families add their own data-derived
+        buffers (action bins, retrieval memory) by extending this."""
+        action = store.action
+        if hasattr(self, "action_reference"):
+            state = np.concatenate([store.obs[k] for k in self.state_keys] or [np.zeros((len(action), 0))], axis=1)
+            reference = tracked_coordinates(action, state)
+            self.action_reference.copy_(torch.as_tensor(reference))
+            if (reference >= 0).any():
+                index = window_index(store.episode_ends, self.config.n_obs, self.config.horizon)
+                origin = np.where(reference >= 0, state[:, np.maximum(reference, 0)], 0.0)
+                action = (action[index.action_rows] - origin[index.obs_rows[:, -1], None]).reshape(-1, action.shape[1])
+        self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: action})
+
+    def action_origin(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """(B, 1, A) raw values the actions are offsets from (the current frame's tracked coordinates,
+        0 for untracked dims), or None when every action is learned as recorded."""
+        reference = getattr(self, "action_reference", None)
+        if reference is None or not bool((reference >= 0).any()):
+            return None
+        current = torch.cat(
+            [torch.as_tensor(obs[k], dtype=torch.float32, device=self.device)[:, -1] for k in self.state_keys], dim=1
+        )
+        return torch.where(reference >= 0, current[:, reference.clamp(min=0)], 0.0).unsqueeze(1)
 
     def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Normalized, flattened observation history (B, n_obs * obs_dim); checks shapes loudly."""
@@ -134,7 +170,8 @@ class Policy(nn.Module):
             raise ValueError(
                 f"batch actions have dimension {action.shape[-1]} but the policy expects {self.spec.action_dim}"
             )
-        return self.normalizer.normalize(ACTION, action)
+        origin = self.action_origin(batch)
+        return self.normalizer.normalize(ACTION, action if origin is None else action - origin)
 
     def loss_steps(self, action_is_pad: torch.Tensor) -> torch.Tensor | None:
         """(B, horizon) 1.0 for the chunk steps that count in the loss, 0.0 for the others; None when
@@ -174,7 +211,9 @@ class Policy(nn.Module):
         without ``noise`` a generative family draws it from the global random stream."""
         features = self.encode_obs(obs)
         noise = self.sample_noise(len(features)) if noise is None else noise.to(self.device)
-        return self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))
+        action = self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))
+        origin = self.action_origin(obs)
+        return action if origin is None else action + origin
 
 
 @torch.no_grad()

@@ -164,6 +164,10 @@ class DistilledPolicy(Policy):
         """Load the teacher, take its normalizer (the student works in the teacher's units) and, with
         ``cache_noise`` K > 0, sample the teacher K times from fresh noise at every training window."""
         self.normalizer.load_state_dict(self.teacher.normalizer.state_dict())
+        if hasattr(self, "action_reference"):  # the teacher's offsets (none if it learned raw actions)
+            self.action_reference.copy_(
+                getattr(self.teacher, "action_reference", self.action_reference.new_full((self.spec.action_dim,), -1))
+            )
         self._cache = None
         if self.config.cache_noise == 0:
             return

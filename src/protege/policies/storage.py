@@ -22,9 +22,9 @@ from protege.policies import FeatureSpec, Policy, PolicyConfig, policy_class
 #: Config fields added after checkpoints were first written, per family: the value a checkpoint that
 #: lacks the field was trained with, so it loads and resumes as it was trained whatever today's
 #: default. (Before ``mask_padding`` existed, bet, knn and mcnn masked padded chunk steps and the
-#: other families fitted them.)
+#: other families fitted them; before ``relative_actions``, every action was learned as recorded.)
 WRITTEN_BEFORE: dict[str, dict[str, object]] = {
-    family: {"mask_padding": family in ("bet", "knn", "mcnn")}
+    family: {"mask_padding": family in ("bet", "knn", "mcnn"), "relative_actions": "off"}
     for family in ("mlp", "diffusion", "gaussian", "gmm", "flow", "mip", "bet", "knn", "mcnn", "distilled")
 }
 

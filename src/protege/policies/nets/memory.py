@@ -24,12 +24,16 @@ def frame_windows(policy: Policy, store: EpisodeStore) -> tuple[torch.Tensor, to
     """Every frame's encoded observation history (N, n_obs * obs_dim) and normalized action chunk
     (N, horizon, A), on the policy's device; call after the normalizer is fitted."""
     index = window_index(store.episode_ends, policy.config.n_obs, policy.config.horizon)
-    obs_rows = torch.as_tensor(index.obs_rows)
-    obs = {key: torch.as_tensor(store.obs[key], dtype=torch.float32)[obs_rows] for key in policy.spec.obs_shapes}
-    blocks = torch.arange(len(obs_rows)).split(QUERY_BLOCK)
-    features = torch.cat([policy.encode_obs({k: v[rows] for k, v in obs.items()}) for rows in blocks])
-    action = torch.as_tensor(store.action, dtype=torch.float32, device=policy.device)
-    chunks = policy.normalizer.normalize(ACTION, action[torch.as_tensor(index.action_rows, device=policy.device)])
+    obs = {key: torch.as_tensor(store.obs[key], dtype=torch.float32) for key in policy.spec.obs_shapes}
+    action = torch.as_tensor(store.action, dtype=torch.float32)
+    obs_rows, action_rows = torch.as_tensor(index.obs_rows), torch.as_tensor(index.action_rows)
+    features, chunks = [], []
+    for rows in torch.arange(len(obs_rows)).split(QUERY_BLOCK):
+        batch = {k: v[obs_rows[rows]].to(policy.device) for k, v in obs.items()}
+        batch[ACTION] = action[action_rows[rows]].to(policy.device)
+        features.append(policy.encode_obs(batch))
+        chunks.append(policy.normalized_action(batch))
+    features, chunks = torch.cat(features), torch.cat(chunks)
     return features, chunks
 
 
