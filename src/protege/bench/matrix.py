@@ -50,6 +50,9 @@ class Arm:
     curation: CurationConfig = field(default_factory=CurationConfig)
     settings: tuple[tuple[str, object], ...] = ()
     """Policy config fields that differ from the family's defaults, as (name, value) pairs."""
+    training: tuple[tuple[str, object], ...] = ()
+    """Training settings (``TrainConfig`` fields: lr, ema_decay, batch_size, ...) that differ from the
+    matrix's, as (name, value) pairs."""
 
 
 @dataclass
@@ -99,19 +102,19 @@ def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, P
         if not (run / "checkpoints" / "latest.json").exists():
             teacher = {"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}
             config = policy_class(arm.policy).config_class(**dict(arm.settings), **teacher)
+            settings = {"steps": matrix.steps, "batch_size": matrix.batch_size, **dict(arm.training)}
             train(
                 TrainConfig(
                     dataset=data,
                     policy=config,
                     out=run,
-                    steps=matrix.steps,
-                    batch_size=matrix.batch_size,
                     seed=seed,
                     device=matrix.device,
                     eval_every=0,
-                    save_every=matrix.steps,
+                    save_every=int(settings["steps"]),
                     progress=matrix.progress,
                     curation=arm.curation,
+                    **settings,
                 )
             )
         runs[name] = run
@@ -147,7 +150,15 @@ def run_matrix(matrix: Matrix) -> dict:
             "training_seeds": matrix.num_seeds,
             "eval_episodes_per_seed": matrix.eval_episodes,
         },
-        "arms": {name: {"policy": arm.policy, "curation": arm.curation.label} for name, arm in matrix.arms.items()},
+        "arms": {
+            name: {
+                "policy": arm.policy,
+                "curation": arm.curation.label,
+                **({"settings": dict(arm.settings)} if arm.settings else {}),
+                **({"training": dict(arm.training)} if arm.training else {}),
+            }
+            for name, arm in matrix.arms.items()
+        },
         "mixture": list(matrix.mixture),
         "baseline": matrix.baseline,
     }
