@@ -29,7 +29,7 @@ from protege.policies.storage import load_policy
 #: Small enough for seconds on two busy CPU cores.
 TRAIN = ["--steps", "20", "--batch-size", "32", "--eval-every", "0", "--device", "cpu", "--no-progress"]
 STEP_FILES = ("model.safetensors", "ema.safetensors", "config.json", "train_state.safetensors", "train_state.json")
-METRIC_KEYS = {"step", "loss", "lr", "samples_per_s", "data_s_per_step", "update_s_per_step"}
+METRIC_KEYS = {"step", "loss", "lr", "samples_per_s", "data_s_per_step", "update_s_per_step", "train_s"}
 
 
 def policy_args(name: str, teacher: Path | None = None) -> list[str]:
@@ -506,3 +506,16 @@ def test_bench_policies_student_needs_its_teacher(work: Path, capsys: pytest.Cap
             ]
         )
     assert_clean_error(err, capsys.readouterr(), "distils a 'flow' teacher")
+
+
+@pytest.mark.parametrize("spelling", [["--threads", "1"], ["--threads=1"]])
+def test_threads_option_sets_torch_threads_for_any_command(fork_data: Path, spelling: list[str]) -> None:
+    before = torch.get_num_threads()
+    try:
+        main(["inspect", str(fork_data), *spelling])
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    for bad in (["--threads", "0"], ["--threads"], ["--threads=two"]):
+        with pytest.raises(SystemExit, match="--threads needs a positive number"):
+            main(["inspect", str(fork_data), *bad])

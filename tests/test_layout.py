@@ -77,3 +77,5 @@ def test_benchmark_scripts_import() -> None:
         code = f"import runpy; runpy.run_path({str(script)!r}, run_name='not_main')"
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert result.returncode == 0, f"{script.name}: {result.stderr.strip().splitlines()[-1:]}"
+    for script in sorted((SRC.parent / "benchmarks" / "peers").glob("*.py")):  # run in a peer's own venv
+        compile(script.read_text(), str(script), "exec")

@@ -92,9 +92,19 @@ def assert_consistent(run: Path) -> int:
     return step
 
 
+def metric_rows(run: Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl, a torn last line left out."""
+    rows = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
 def metric_steps(run: Path) -> list[int]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [r["step"] for r in rows if "loss" in r]
+    return [r["step"] for r in metric_rows(run) if "loss" in r]
 
 
 def train_and_kill(data: Path, run: Path, steps: int) -> int | None:
@@ -187,10 +197,13 @@ def test_leftover_temporary_step_folder_is_ignored(data: Path, tmp_path: Path, p
     ema_40 = load_file(ckpts / "step-0000040" / "ema.safetensors")
     assert all(torch.equal(v, ema_40[k]) for k, v in policy.state_dict().items())
 
+    clock_at_40 = [r["train_s"] for r in metric_rows(run) if r.get("step") == 40 and "loss" in r][0]
     # the run's own config.json (it names --out full: copied) replays the options; --out and --resume override
     main(["train", "--config", str(run / "config.json"), "--out", str(run), "--resume"])
     assert assert_consistent(run) == 80
     assert metric_steps(run) == list(range(LOG_EVERY, 81, LOG_EVERY))
+    clock = [r["train_s"] for r in metric_rows(run) if "loss" in r]  # training time goes on across the resume
+    assert clock == sorted(clock) and clock[0] > 0 and clock[len(clock) // 2 - 1] == clock_at_40
     for name in ("model.safetensors", "ema.safetensors", "train_state.safetensors"):
         assert_same_tensors(ckpts / "step-0000080" / name, full / "checkpoints" / "step-0000080" / name)
     assert sorted(p.name for p in ckpts.glob("step-*")) == ["step-0000040", "step-0000080"]

@@ -46,7 +46,10 @@ commands:
   bench             the default benchmark: collect toy/fork, train mlp + diffusion, compare
                     (--suite policies: every family; --suite curation: curations on mixed data)
 
-`protege COMMAND --help` lists every option of a command.
+`protege COMMAND --help` lists every option of a command. Every command also takes --threads N:
+torch's CPU threads for this process (default: torch's choice, one per core). Give jobs that run
+side by side one thread each: on 2 cores, two jobs at 2 threads each spin against each other
+(docs/results.md#threads-for-jobs-side-by-side).
 """
 
 
@@ -84,6 +87,23 @@ def _pop_config(args: list[str]) -> tuple[list[str], TrainConfig | None]:
         return args[:i] + args[i + 2 :], TrainConfig.from_json(json.loads(path.read_text()))
     except (ValueError, KeyError, TypeError) as err:
         raise SystemExit(f"--config: '{path}' is not a run's config.json ({err})") from None
+
+
+def _pop_threads(args: list[str]) -> list[str]:
+    """Strip ``--threads N`` (any command) and give torch N CPU threads."""
+    for i, arg in enumerate(args):
+        name, sep, value = arg.partition("=")
+        if name != "--threads":
+            continue
+        if not sep:
+            value = args[i + 1] if i + 1 < len(args) else ""
+        if not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"--threads needs a positive number of threads, got '{value}'")
+        import torch
+
+        torch.set_num_threads(int(value))
+        return args[:i] + args[i + (1 if sep else 2) :]
+    return args
 
 
 def run(command: str, cfg) -> None:
@@ -168,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         if args and args[0] not in ("-h", "--help"):
             raise SystemExit(f"unknown command '{args[0]}'; choose one of: {', '.join(COMMANDS)}")
         return
-    command, rest = args[0], _renamed(args[0], args[1:])
+    command, rest = args[0], _pop_threads(_renamed(args[0], args[1:]))
     default = None
     if command == "train":
         rest, default = _pop_config(rest)

@@ -70,9 +70,10 @@ def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, dev
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop rows logged after ``step`` (and a line torn by a kill): a resumed run logs those steps again."""
-    kept = []
+def _truncate_metrics(path: Path, step: int) -> float:
+    """Drop rows logged after ``step`` (and a line torn by a kill): a resumed run logs those steps
+    again. Returns the training seconds logged by then (``train_s``), where the run's clock goes on."""
+    kept, train_s = [], 0.0
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
@@ -80,7 +81,9 @@ def _truncate_metrics(path: Path, step: int) -> None:
             continue
         if row.get("step", 0) <= step:
             kept.append(line + "\n")
+            train_s = row.get("train_s", train_s)
     write_text_atomic(path, "".join(kept))
+    return train_s
 
 
 def _check_resumable(ckpt: Path, config_json: dict) -> None:
@@ -165,10 +168,11 @@ def train(cfg: TrainConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", run_config)
     metrics_path = run_dir / "metrics.jsonl"
+    train_s = 0.0  # seconds spent on batches and updates (evaluation and checkpoints excluded), over resumes
     if start == 0:
         metrics_path.write_text("")
     elif metrics_path.exists():
-        _truncate_metrics(metrics_path, start)
+        train_s = _truncate_metrics(metrics_path, start)
 
     def log(row: dict) -> None:
         with metrics_path.open("a") as f:
@@ -193,7 +197,7 @@ def train(cfg: TrainConfig) -> Path:
     def evaluate_now(step: int) -> dict[str, float] | None:
         """Validation loss and closed-loop scores at ``step``, logged; the closed-loop scores (if any)."""
         eval_policy.eval()
-        row, scores = {"step": step}, None
+        row, scores = {"step": step, "train_s": train_s}, None
         if val_sampler is not None:
             row["val_loss"] = validation_loss(eval_policy, val_sampler, 1024, cfg.seed)
         if eval_task and cfg.eval_episodes > 0:
@@ -237,6 +241,7 @@ def train(cfg: TrainConfig) -> Path:
         window["data_s"] += t1 - t0
         window["update_s"] += t2 - t1
         window["n"] += 1
+        train_s += t2 - t0
         done = step + 1
         if done % cfg.log_every == 0 or done == total_steps:
             n, elapsed = window["n"], window["data_s"] + window["update_s"]
@@ -249,6 +254,7 @@ def train(cfg: TrainConfig) -> Path:
                 "steps_per_s": n / elapsed,
                 "data_s_per_step": window["data_s"] / n,
                 "update_s_per_step": window["update_s"] / n,
+                "train_s": train_s,
             }
             log(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
