@@ -37,7 +37,7 @@ def reference(variant: str) -> dict[str, torch.Tensor]:
     prediction = policy.predict({k: v for k, v in batch.items() if k.startswith("observation.")}, noise=noise)
     tensors = {f"weights.{k}": v.contiguous() for k, v in policy.state_dict().items()}
     tensors |= {f"batch.{k}": v.contiguous() for k, v in batch.items()}
-    tensors |= {"loss": loss, "prediction": prediction}
+    tensors |= {"loss": loss.contiguous(), "prediction": prediction.contiguous()}
     if noise is not None:
         tensors["noise"] = noise
     return tensors

@@ -1,7 +1,7 @@
 """``diffusion``: diffusion policy over action chunks (DDPM training, DDIM sampling).
 
-Training adds noise at a random timestep of a cosine schedule and regresses the noise (or the
-clean chunk); sampling runs ``num_inference_steps`` deterministic DDIM steps from Gaussian noise,
+Training adds noise at a random timestep of a cosine schedule and regresses the clean chunk (or
+the noise); sampling runs ``num_inference_steps`` deterministic DDIM steps from Gaussian noise,
 which may be passed in (``predict(obs, noise=...)``) to fix or steer the result.
 
 Measured: docs/results.md#family-diffusion
@@ -36,8 +36,11 @@ class DiffusionConfig(DenoiserConfig):
     noise as if it were nearly clean and fails; ``trailing`` (T-1, T-1-r, ...) starts there, which
     makes 1-4 step sampling usable. It only affects sampling, so it can be changed on a loaded
     policy (``policy.config.timestep_spacing``) without retraining."""
-    prediction: Literal["epsilon", "sample"] = "epsilon"
-    """What the network predicts: the added noise or the clean chunk."""
+    prediction: Literal["epsilon", "sample"] = "sample"
+    """What the network predicts: the clean chunk (``sample``) or the added noise (``epsilon``,
+    diffusion_policy's and LeRobot's choice). On PushT, sample prediction learns several times
+    faster at the same budget (docs/results.md#pusht-why-diffusion-failed-what-changed-and-the-bar);
+    checkpoints keep the choice they were trained with."""
     clip_sample: bool = True
     """Clip the predicted clean chunk to the normalized action range [-1, 1]."""
 
