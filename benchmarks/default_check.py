@@ -2,7 +2,7 @@
 the same family with the old setting back, paired, on tasks other than the one it was chosen on;
 prints JSON.
 
-    python benchmarks/default_check.py --family diffusion --old prediction=epsilon \\
+    python benchmarks/default_check.py --family diffusion --old prediction=epsilon
         [--tasks toy/fork metaworld/push] [--seeds 2] [--steps 2000] [--eval-episodes 100] [--out DIR]
 
 Both arms train on the same demonstrations with the same seeds and budget and are evaluated on the

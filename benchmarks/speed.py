@@ -1,25 +1,40 @@
-"""Training and inference speed of every registered policy, side by side in one run; prints JSON.
+"""Training and inference speed, batch assembly, policy-in-the-loop evaluation and shared cores,
+each section side by side in one run; prints JSON.
 
-    python benchmarks/speed.py [--steps 200] [--repeats 50]
+    python benchmarks/speed.py [--sections policies assembly loop shared] [--steps 200] [--repeats 50]
 
-Training: optimizer steps/s and samples/s at batch 256 (median of 5 timed windows). Inference:
-milliseconds per predicted chunk at batch 1 and 64 (median over repeats), under inference_mode.
+- ``policies``: every registered family at its defaults on toy/fork: optimizer steps/s and samples/s
+  at batch 256 (median of 5 timed windows) and milliseconds per predicted chunk at batch 1 and 64
+  (median over repeats, under inference_mode).
+- ``assembly``: training batches of 2-frame, 16-step windows gathered per second (batch 256).
+- ``loop``: PushT and Meta-World push with 50 envs: env steps/s of the bare simulator (a constant
+  action) and with default diffusion choosing every action, and the policy's share of the wall time.
+- ``shared``: toy/fork diffusion training steps/s of one job alone (torch's threads), two jobs side
+  by side with torch's threads each, and two side by side with one thread each (``--threads 1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from protege.bench.machine import machine
+from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
+from protege.evaluate.actor import PolicyActor
 from protege.evaluate.timing import predict_ms
-from protege.policies import POLICIES, FeatureSpec, make_policy
+from protege.formats import write_dataset
+from protege.policies import POLICIES, FeatureSpec, make_policy, policy_class
 from protege.runner import rollout
 from protege.tasks import make_task
 
@@ -48,14 +63,13 @@ def inference_ms(policy, sampler, batch: int, repeats: int) -> float:
     return ms
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed window")
-    parser.add_argument("--repeats", type=int, default=50, help="timed predict calls per batch size")
-    args = parser.parse_args()
-    task = make_task("toy/fork")
-    store = rollout(task, task.make_expert(), np.arange(100), num_envs=100, record=True, progress=False).store
-    results = {"machine": machine(), "task": task.name, "policies": {}}
+def expert_store(task_name: str, episodes: int) -> EpisodeStore:
+    task = make_task(task_name)
+    return rollout(task, task.make_expert(), np.arange(episodes), num_envs=episodes, record=True, progress=False).store
+
+
+def policies(store: EpisodeStore, steps: int, repeats: int) -> dict:
+    results = {}
     for name, cls in POLICIES.items():
         if "teacher" in cls.config_class.__dataclass_fields__:
             continue  # a student needs a trained teacher: benchmarks/sampling_steps.py times it
@@ -65,11 +79,151 @@ def main() -> None:
         policy.fit(store)
         sampler = WindowSampler(store, config.n_obs, config.horizon)
         trainable = any(p.requires_grad for p in policy.parameters())
-        results["policies"][name] = {
+        results[name] = {
             "parameters": sum(p.numel() for p in policy.parameters()),
-            "train": train_speed(policy, sampler, 256, args.steps) if trainable else None,
-            "inference_ms_per_chunk": {f"batch_{b}": inference_ms(policy, sampler, b, args.repeats) for b in (1, 64)},
+            "train": train_speed(policy, sampler, 256, steps) if trainable else None,
+            "inference_ms_per_chunk": {f"batch_{b}": inference_ms(policy, sampler, b, repeats) for b in (1, 64)},
         }
+    return results
+
+
+def assembly(store: EpisodeStore, batch_size: int = 256, calls: int = 2000) -> dict:
+    """Batches of 2-frame, 16-step windows gathered per second (what the trainer does every step)."""
+    sampler = WindowSampler(store, 2, 16)
+    generator = torch.Generator().manual_seed(0)
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls // 5):
+            sampler.sample(batch_size, generator)
+        rates.append(calls // 5 * batch_size / (time.perf_counter() - start))
+    return {"samples_per_s": statistics.median(rates), "batch_size": batch_size, "n_obs": 2, "horizon": 16}
+
+
+class TimedActor:
+    """An actor that counts the seconds spent choosing actions."""
+
+    def __init__(self, actor) -> None:
+        self.actor, self.seconds = actor, 0.0
+
+    def reset(self, seeds: np.ndarray) -> None:
+        self.actor.reset(seeds)
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        start = time.perf_counter()
+        action = self.actor.act(obs)
+        self.seconds += time.perf_counter() - start
+        return action
+
+
+class ConstantActor:
+    """The middle of the action box at every step: the bare simulator's cost."""
+
+    def __init__(self, low: float, high: float, action_dim: int) -> None:
+        self.action = np.full(action_dim, (low + high) / 2, dtype=np.float32)
+
+    def reset(self, seeds: np.ndarray) -> None:
+        pass
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.broadcast_to(self.action, (len(next(iter(obs.values()))), len(self.action)))
+
+
+def in_the_loop(task_name: str, envs: int = 50) -> dict:
+    """Env steps/s with default diffusion in the loop vs a constant action, the same 50 seeds."""
+    task = make_task(task_name)
+    store = expert_store(task_name, 10)  # fits the (untrained) policy's normalizer; speed only
+    policy = make_policy(policy_class("diffusion").config_class(), FeatureSpec.from_store(store))
+    policy.fit(store)
+    policy.eval()
+    seeds = 300_000 + np.arange(envs)
+    out = {}
+    low, high = getattr(task, "action_low", -1.0), getattr(task, "action_high", 1.0)
+    for name, actor in (("bare", ConstantActor(low, high, task.spec.action_dim)), ("diffusion", PolicyActor(policy))):
+        timed = TimedActor(actor)
+        start = time.perf_counter()
+        done = rollout(task, timed, seeds, num_envs=envs, progress=False)
+        wall = time.perf_counter() - start
+        out[name] = {"env_steps_per_s": float(done.lengths.sum() / wall), "actor_share": timed.seconds / wall}
+    out["ratio"] = out["diffusion"]["env_steps_per_s"] / out["bare"]["env_steps_per_s"]
+    return out
+
+
+def shared(store: EpisodeStore, steps: int = 600) -> dict:
+    """toy/fork diffusion training: one job alone, then two side by side at torch's threads and at one."""
+    folder = Path(tempfile.mkdtemp(prefix="protege-shared-"))
+    data = write_dataset(store, folder / "data")
+
+    def jobs(count: int, threads: int | None) -> list[float]:
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        command = [
+            sys.executable,
+            "-m",
+            "protege.cli",
+            "train",
+            str(data),
+            "policy:diffusion",
+            "--steps",
+            str(steps),
+            "--eval-every",
+            "0",
+            "--log-every",
+            "100",
+            "--no-progress",
+            "--device",
+            "cpu",
+        ]
+        threads_arg = ["--threads", str(threads)] if threads else []
+        runs = [folder / f"run-{count}-{threads}-{i}" for i in range(count)]
+        procs = [
+            subprocess.Popen([*command, *threads_arg, "--out", str(r)], env=env, stdout=subprocess.DEVNULL)
+            for r in runs
+        ]
+        for p in procs:
+            if p.wait():
+                raise RuntimeError(f"training job failed: {p.args}")
+        rates = []
+        for run in runs:
+            rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+            rates.append(steps / rows[-1]["train_s"])
+        return rates
+
+    alone = jobs(1, None)[0]
+    two_default, two_single = jobs(2, None), jobs(2, 1)
+    return {
+        "steps": steps,
+        "alone_steps_per_s": alone,
+        "two_jobs_torch_threads_steps_per_s": two_default,
+        "two_jobs_one_thread_steps_per_s": two_single,
+        "ratio_each_vs_alone": {
+            "torch_threads": [r / alone for r in two_default],
+            "one_thread": [r / alone for r in two_single],
+        },
+        "ratio_together_vs_alone": {"torch_threads": sum(two_default) / alone, "one_thread": sum(two_single) / alone},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=["policies", "assembly", "loop", "shared"],
+        choices=["policies", "assembly", "loop", "shared"],
+    )
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed window")
+    parser.add_argument("--repeats", type=int, default=50, help="timed predict calls per batch size")
+    args = parser.parse_args()
+    store = expert_store("toy/fork", 100)
+    results: dict = {"machine": machine(), "task": "toy/fork"}
+    if "policies" in args.sections:
+        results["policies"] = policies(store, args.steps, args.repeats)
+    if "assembly" in args.sections:
+        results["batch_assembly"] = assembly(store)
+    if "loop" in args.sections:
+        results["policy_in_the_loop"] = {name: in_the_loop(name) for name in ("pusht", "metaworld/push")}
+    if "shared" in args.sections:
+        results["shared_cores"] = shared(store)
     print(json.dumps(results, indent=2))
 
 
