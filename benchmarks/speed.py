@@ -70,7 +70,8 @@ def expert_store(task_name: str, episodes: int) -> EpisodeStore:
 
 def policies(store: EpisodeStore, steps: int, repeats: int) -> dict:
     results = {}
-    for name, cls in POLICIES.items():
+    for name in POLICIES:
+        cls = policy_class(name)
         if "teacher" in cls.config_class.__dataclass_fields__:
             continue  # a student needs a trained teacher: benchmarks/sampling_steps.py times it
         torch.manual_seed(0)

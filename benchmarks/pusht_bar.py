@@ -1,0 +1,175 @@
+"""PushT's bar: diffusion and flow at their defaults on 200 expert demonstrations, the score against
+training wall-clock minutes, then the final checkpoints on one shared seed list; prints JSON.
+
+    python benchmarks/pusht_bar.py --family diffusion --seed 0 [--steps 25000] [--eval-every 2500] --out DIR
+    python benchmarks/pusht_bar.py --merge --out DIR [--episodes 100]
+
+Each ``--family/--seed`` call is one run of the README's PushT command (``protege train
+data/pusht policy:<family> --steps ... --eval-every ...``), so two calls with ``--threads 1`` share
+the 2 cores. Training-time evaluation (its own seeds, 50 episodes) gives the curve of success and
+max coverage against ``train_s``, the training seconds (evaluation excluded). ``--merge`` evaluates
+every run's final checkpoint on evaluation seeds 100000.. (``--episodes``) and reports, per family,
+success and mean max coverage pooled over the training seeds and per seed, with the minutes each
+run trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from protege.bench.machine import machine
+from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
+from protege.demos.collect import collect
+from protege.evaluate.actor import PolicyActor
+from protege.evaluate.evaluate import evaluate
+from protege.evaluate.stats import mcnemar_exact, mean_interval, wilson_interval
+from protege.policies import policy_class
+from protege.policies.storage import load_policy
+from protege.runner import rollout
+from protege.tasks import make_task
+from protege.train.trainer import train
+
+#: sampling-time variants of a trained diffusion policy, evaluated on the same seeds (no retraining)
+VARIANTS: dict[str, dict] = {
+    "execute-4": {"n_action_steps": 4},
+    "trailing-5-steps": {"num_inference_steps": 5, "timestep_spacing": "trailing"},
+}
+
+
+def run_one(args: argparse.Namespace) -> None:
+    data = args.out / "data"
+    if not (data / "meta" / "info.json").exists():
+        collect(CollectConfig(task="pusht", episodes=args.demos, out=data, overwrite=True, progress=False))
+    train(
+        TrainConfig(
+            dataset=data,
+            policy=policy_class(args.family).config_class(**dict(kv.split("=", 1) for kv in args.set)),
+            out=args.out / f"{args.name or args.family}-seed{args.seed}",
+            steps=args.steps,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            eval_episodes=50,
+            save_every=args.eval_every,
+            resume=True,
+            progress=False,
+        )
+    )
+
+
+def curve(run: Path) -> list[dict]:
+    """(step, minutes of training, success, max coverage) at every training-time evaluation."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line]
+    return [
+        {"step": r["step"], "minutes": r["train_s"] / 60, "success": r["success"], "max_coverage": r["max_progress"]}
+        for r in rows
+        if "success" in r
+    ]
+
+
+def merge(args: argparse.Namespace) -> dict:
+    runs = sorted(p for p in args.out.glob("*-seed*") if (p / "checkpoints" / "latest.json").exists())
+    summary = args.out / "eval" / "summary.json"
+    done = json.loads(summary.read_text()) if summary.exists() else {}
+    if set(done.get("policies", {})) == {r.name for r in runs} and done.get("seeds", {}).get("count") == args.episodes:
+        report = done  # evaluated already (a merge that stopped later): reuse
+    else:
+        report = evaluate(
+            EvalConfig(
+                checkpoints=tuple(runs),
+                labels=tuple(r.name for r in runs),
+                task="pusht",
+                episodes=args.episodes,
+                out=args.out / "eval",
+                progress=False,
+            )
+        )
+    families: dict[str, dict] = {}
+    for run in runs:
+        family, seed = run.name.rsplit("-seed", 1)
+        scores = report["policies"][run.name]
+        entry = families.setdefault(family, {"per_seed": {}, "success": [], "coverage": []})
+        entry["per_seed"][seed] = {
+            "success_rate": scores["success_rate"],
+            "mean_max_coverage": scores["mean_max_progress"],
+            "train_minutes": curve(run)[-1]["minutes"] if curve(run) else None,
+            "curve": curve(run),
+        }
+    with (args.out / "eval" / "episodes.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            family = row["policy"].rsplit("-seed", 1)[0]
+            families[family]["success"].append(row["success"] == "True")
+            families[family]["coverage"].append(float(row["max_progress"]))
+    for entry in families.values():
+        success, coverage = entry.pop("success"), np.array(entry.pop("coverage"))
+        entry["pooled"] = {
+            "episodes": len(success),
+            "success_rate": sum(success) / len(success),
+            "success_ci95": list(wilson_interval(sum(success), len(success))),
+            "mean_max_coverage": float(coverage.mean()),
+            "max_coverage_ci95": mean_interval(coverage),
+        }
+    return {
+        "families": families,
+        "sampling_variants": variants(
+            [r for r in runs if r.name.rsplit("-seed", 1)[0] == args.variants_of], args.episodes
+        ),
+        "eval_episodes_per_seed": args.episodes,
+        "machine": machine(),
+    }
+
+
+def variants(runs: list[Path], episodes: int) -> dict:
+    """Each run's final checkpoint at its own settings and at each of ``VARIANTS``, paired."""
+    seeds = EVAL_SEED + np.arange(episodes)
+    task = make_task("pusht")
+    out: dict[str, dict] = {}
+    for run in runs:
+        for name, changes in {"defaults": {}, **VARIANTS}.items():
+            policy = load_policy(run)
+            steps = changes.get("n_action_steps")
+            for key, value in changes.items():
+                setattr(policy.config, key, value)
+            done = rollout(task, PolicyActor(policy, n_action_steps=steps), seeds, num_envs=50, progress=False)
+            entry = out.setdefault(name, {"success": [], "coverage": []})
+            entry["success"] += done.success.tolist()
+            entry["coverage"] += done.max_progress.tolist()
+    base = np.array(out["defaults"]["coverage"]) if out else None
+    return {
+        name: {
+            "episodes": len(e["success"]),
+            "success_rate": float(np.mean(e["success"])),
+            "mean_max_coverage": float(np.mean(e["coverage"])),
+            "paired_coverage_diff_ci95": mean_interval(np.array(e["coverage"]) - base),
+            "mcnemar_vs_defaults": mcnemar_exact(np.array(e["success"]), np.array(out["defaults"]["success"])),
+        }
+        for name, e in out.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/pusht-bar"))
+    parser.add_argument("--family", default="diffusion")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], help="policy settings NAME=VALUE (strings) off the defaults")
+    parser.add_argument("--name", default="", help="run name in place of the family's (with --set)")
+    parser.add_argument("--demos", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=25000)
+    parser.add_argument("--eval-every", type=int, default=2500)
+    parser.add_argument("--merge", action="store_true")
+    parser.add_argument("--episodes", type=int, default=100, help="final evaluation episodes per run (--merge)")
+    parser.add_argument("--variants-of", default="diffusion", help="run name whose sampling variants --merge evaluates")
+    args = parser.parse_args()
+    if args.merge:
+        print(json.dumps(merge(args), indent=2))
+    else:
+        run_one(args)
+
+
+if __name__ == "__main__":
+    main()
