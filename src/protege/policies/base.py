@@ -103,8 +103,10 @@ class Policy(nn.Module):
         self.config, self.spec = config, spec
         shapes = {**spec.obs_shapes, ACTION: (spec.action_dim,)}
         self.normalizer = Normalizer(shapes, {**{k: "mean_std" for k in spec.obs_shapes}, ACTION: "min_max"})
+        self.tracks_actions = False  # any dim offset (a host-side copy: no device sync per batch)
         if config.relative_actions != "off":  # per action dim: the flat state column it is offset from, or -1
             self.register_buffer("action_reference", torch.full((spec.action_dim,), -1, dtype=torch.long))
+            self.register_load_state_dict_post_hook(lambda module, _: module.set_action_reference())
 
     @property
     def device(self) -> torch.device:
@@ -128,19 +130,25 @@ class Policy(nn.Module):
         if hasattr(self, "action_reference"):
             state = np.concatenate([store.obs[k] for k in self.state_keys] or [np.zeros((len(action), 0))], axis=1)
             reference = tracked_coordinates(action, state)
-            self.action_reference.copy_(torch.as_tensor(reference))
+            self.set_action_reference(torch.as_tensor(reference))
             if (reference >= 0).any():
                 index = window_index(store.episode_ends, self.config.n_obs, self.config.horizon)
                 origin = np.where(reference >= 0, state[:, np.maximum(reference, 0)], 0.0)
                 action = (action[index.action_rows] - origin[index.obs_rows[:, -1], None]).reshape(-1, action.shape[1])
         self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: action})
 
+    def set_action_reference(self, reference: torch.Tensor | None = None) -> None:
+        """Set the tracked state column per action dim (-1: none; None keeps the loaded buffer)."""
+        if reference is not None:
+            self.action_reference.copy_(reference)
+        self.tracks_actions = bool((self.action_reference >= 0).any())
+
     def action_origin(self, obs: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """(B, 1, A) raw values the actions are offsets from (the current frame's tracked coordinates,
         0 for untracked dims), or None when every action is learned as recorded."""
-        reference = getattr(self, "action_reference", None)
-        if reference is None or not bool((reference >= 0).any()):
+        if not self.tracks_actions:
             return None
+        reference = self.action_reference
         current = torch.cat(
             [torch.as_tensor(obs[k], dtype=torch.float32, device=self.device)[:, -1] for k in self.state_keys], dim=1
         )

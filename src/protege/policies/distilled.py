@@ -165,7 +165,7 @@ class DistilledPolicy(Policy):
         ``cache_noise`` K > 0, sample the teacher K times from fresh noise at every training window."""
         self.normalizer.load_state_dict(self.teacher.normalizer.state_dict())
         if hasattr(self, "action_reference"):  # the teacher's offsets (none if it learned raw actions)
-            self.action_reference.copy_(
+            self.set_action_reference(
                 getattr(self.teacher, "action_reference", self.action_reference.new_full((self.spec.action_dim,), -1))
             )
         self._cache = None
