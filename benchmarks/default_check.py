@@ -19,14 +19,7 @@ from pathlib import Path
 
 from protege.bench.machine import machine
 from protege.bench.matrix import Arm, Matrix, format_matrix, run_matrix
-
-
-def setting(text: str) -> tuple[str, object]:
-    name, _, value = text.partition("=")
-    try:
-        return name, json.loads(value)
-    except json.JSONDecodeError:
-        return name, value
+from protege.bench.variants import parse_setting
 
 
 def main() -> None:
@@ -40,7 +33,7 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/default-check"))
     args = parser.parse_args()
-    old = tuple(setting(s) for s in args.old)
+    old = tuple(parse_setting(s) for s in args.old)
     matrix = Matrix(
         tasks=tuple(args.tasks),
         arms={"defaults": Arm(args.family), "old": Arm(args.family, settings=old)},

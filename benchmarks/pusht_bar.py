@@ -23,21 +23,18 @@ from pathlib import Path
 import numpy as np
 
 from protege.bench.machine import machine
-from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
+from protege.bench.variants import compare_variants
+from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.demos.collect import collect
-from protege.evaluate.actor import PolicyActor
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.stats import mcnemar_exact, mean_interval, wilson_interval
+from protege.evaluate.stats import mean_interval, wilson_interval
 from protege.policies import policy_class
-from protege.policies.storage import load_policy
-from protege.runner import rollout
-from protege.tasks import make_task
 from protege.train.trainer import train
 
-#: sampling-time variants of a trained diffusion policy, evaluated on the same seeds (no retraining)
+#: sampling-time variants of a trained run, evaluated on the same seeds (no retraining)
 VARIANTS: dict[str, dict] = {
-    "execute-4": {"n_action_steps": 4},
-    "trailing-5-steps": {"num_inference_steps": 5, "timestep_spacing": "trailing"},
+    "execute-8": {"n_action_steps": 8},
+    "leading-10-steps": {"num_inference_steps": 10, "timestep_spacing": "leading"},
 }
 
 
@@ -115,39 +112,14 @@ def merge(args: argparse.Namespace) -> dict:
         }
     return {
         "families": families,
-        "sampling_variants": variants(
-            [r for r in runs if r.name.rsplit("-seed", 1)[0] == args.variants_of], args.episodes
-        ),
+        "sampling_variants": compare_variants(
+            [r for r in runs if r.name.rsplit("-seed", 1)[0] == args.variants_of],
+            VARIANTS,
+            args.episodes,
+            args.out / "variants",
+        ).get("pusht", {}),
         "eval_episodes_per_seed": args.episodes,
         "machine": machine(),
-    }
-
-
-def variants(runs: list[Path], episodes: int) -> dict:
-    """Each run's final checkpoint at its own settings and at each of ``VARIANTS``, paired."""
-    seeds = EVAL_SEED + np.arange(episodes)
-    task = make_task("pusht")
-    out: dict[str, dict] = {}
-    for run in runs:
-        for name, changes in {"defaults": {}, **VARIANTS}.items():
-            policy = load_policy(run)
-            steps = changes.get("n_action_steps")
-            for key, value in changes.items():
-                setattr(policy.config, key, value)
-            done = rollout(task, PolicyActor(policy, n_action_steps=steps), seeds, num_envs=50, progress=False)
-            entry = out.setdefault(name, {"success": [], "coverage": []})
-            entry["success"] += done.success.tolist()
-            entry["coverage"] += done.max_progress.tolist()
-    base = np.array(out["defaults"]["coverage"]) if out else None
-    return {
-        name: {
-            "episodes": len(e["success"]),
-            "success_rate": float(np.mean(e["success"])),
-            "mean_max_coverage": float(np.mean(e["coverage"])),
-            "paired_coverage_diff_ci95": mean_interval(np.array(e["coverage"]) - base),
-            "mcnemar_vs_defaults": mcnemar_exact(np.array(e["success"]), np.array(out["defaults"]["success"])),
-        }
-        for name, e in out.items()
     }
 
 

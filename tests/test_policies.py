@@ -15,13 +15,19 @@ from protege.train.checkpoint import save_checkpoint
 SMALL = {
     "mlp": lambda: policy_class("mlp").config_class(n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2),
     "diffusion": lambda: DiffusionConfig(
-        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=5
+        n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=5, timestep_spacing="leading"
     ),
     "diffusion-trailing": lambda: DiffusionConfig(
         n_obs=2, horizon=8, n_action_steps=4, hidden_dim=32, depth=2, num_inference_steps=2, timestep_spacing="trailing"
     ),
     "diffusion-unet": lambda: DiffusionConfig(
-        n_obs=2, horizon=8, n_action_steps=4, denoiser="unet", unet_dims=(8, 16), num_inference_steps=3
+        n_obs=2,
+        horizon=8,
+        n_action_steps=4,
+        denoiser="unet",
+        unet_dims=(8, 16),
+        num_inference_steps=3,
+        timestep_spacing="leading",
     ),
     "gaussian": lambda: policy_class("gaussian").config_class(
         n_obs=2, horizon=4, n_action_steps=2, hidden_dim=32, depth=2
@@ -58,6 +64,7 @@ SMALL = {
         horizon=8,
         n_action_steps=4,
         denoiser="transformer",
+        timestep_spacing="leading",
         transformer_dim=16,
         transformer_depth=2,
         transformer_heads=2,

@@ -99,6 +99,28 @@ def test_mip_inference_is_the_two_supervised_steps(store):
     )
 
 
+@pytest.mark.parametrize("variant", ["diffusion", "diffusion-trailing", "diffusion-unet", "diffusion-transformer"])
+def test_ddim_with_batched_conditions_is_one_denoiser_call_per_step(variant, store):
+    """The sampler computes every step's conditions in one call; the chunk is that of calling the
+    denoiser on (x, t, cond) step by step, epsilon and sample prediction alike."""
+    policy, sampler = contract.build(variant, store)
+    for p in policy.denoiser.parameters():  # zero-initialized layers would hide a mix-up of steps
+        torch.nn.init.normal_(p, std=0.1)
+    features, noise = policy.encode_obs(_obs(sampler, 3)), torch.randn(3, *policy.noise_shape())
+    for prediction in ("epsilon", "sample"):
+        policy.config.prediction = prediction
+        x, steps = noise, policy.timesteps()
+        for t, t_prev in zip(steps, steps[1:] + [None]):
+            abar = policy.alphas_cumprod[t]
+            abar_prev = policy.alphas_cumprod[t_prev] if t_prev is not None else torch.tensor(1.0)
+            out = policy.denoiser(x, torch.full((3,), t), features)
+            x0 = out if prediction == "sample" else (x - (1 - abar).sqrt() * out) / abar.sqrt()
+            x0 = x0.clamp(-1, 1) if policy.config.clip_sample else x0
+            eps = (x - abar.sqrt() * x0) / (1 - abar).sqrt()
+            x = abar_prev.sqrt() * x0 + (1 - abar_prev).sqrt() * eps
+        torch.testing.assert_close(policy.predict_normalized(features, noise), x)
+
+
 def test_transformer_denoiser_is_not_causal(store):
     """Changing the last action of a chunk changes the output at its first step."""
     policy, sampler = contract.build("diffusion-transformer", store)

@@ -19,6 +19,19 @@ def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
+class Conditioned:
+    """The split every denoiser offers a sampler: ``conditions(t, cond)`` (tensors with the batch
+    first) then ``denoise(x, conditions)``. A sampler with a fixed schedule computes the conditions
+    of all its steps in one batched call and slices each step's rows; networks that gain nothing
+    from the split pass t and cond through."""
+
+    def conditions(self, t: torch.Tensor, cond: torch.Tensor) -> list[torch.Tensor]:
+        return [t, cond]
+
+    def denoise(self, x: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor:
+        return self(x, *conditions)
+
+
 class SinusoidalEmbedding(nn.Module):
     """Diffusion timestep (B,) -> (B, dim) sin/cos features at geometric frequencies."""
 

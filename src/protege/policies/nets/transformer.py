@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from protege.policies.nets.common import SinusoidalEmbedding
+from protege.policies.nets.common import Conditioned, SinusoidalEmbedding
 
 
 class AdaLNBlock(nn.Module):
@@ -41,7 +41,7 @@ class AdaLNBlock(nn.Module):
         return x + gate2 * self.mlp(h)
 
 
-class TransformerDenoiser(nn.Module):
+class TransformerDenoiser(Conditioned, nn.Module):
     """Same interface as FiLMMLPDenoiser: x (B, H, A), t (B,), cond (B, C) -> (B, H, A)."""
 
     def __init__(

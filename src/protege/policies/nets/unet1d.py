@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from protege.policies.nets.common import SinusoidalEmbedding
+from protege.policies.nets.common import Conditioned, SinusoidalEmbedding
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
@@ -33,7 +33,7 @@ class FiLMConvBlock(nn.Module):
         return self.conv2(h) + self.skip(x)
 
 
-class UNet1DDenoiser(nn.Module):
+class UNet1DDenoiser(Conditioned, nn.Module):
     """Same interface as FiLMMLPDenoiser: x (B, H, A), t (B,), cond (B, C) -> (B, H, A).
 
     ``dims`` are channel widths per resolution; the horizon must divide by 2**(len(dims) - 1).
