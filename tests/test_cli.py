@@ -489,6 +489,20 @@ def test_bench_policies_suite_tiny_and_resumable(work: Path, capsys: pytest.Capt
     )
 
 
+def test_bench_policies_suite_pairs_families_against_a_baseline(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["bench", "--suite", "policies", "--tasks", "toy/fork", "--policies", "mlp", "knn", "--baseline", "mlp"]
+    tiny = ["--num-seeds", "2", "--episodes", "10", "--steps", "5", "--eval-episodes", "6", "--no-progress"]
+    main([*args, *tiny, "--device", "cpu", "--out", str(work / "paired")])
+    families = json.loads((work / "paired" / "summary.json").read_text())["tasks"]["toy/fork"]
+    vs = families["knn"]["vs_baseline"]
+    assert "vs_baseline" not in families["mlp"] and 0 <= vs["mcnemar"]["p_value"] <= 1
+    assert vs["difference"] == pytest.approx(families["knn"]["mean_success"] - families["mlp"]["mean_success"])
+    assert "vs mlp: difference" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as err:
+        main([*args[:-1], "gmm", *tiny, "--out", str(work / "bad")])
+    assert_clean_error(err, capsys.readouterr(), "baseline 'gmm' is not one of the arms")
+
+
 def test_bench_policies_student_needs_its_teacher(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as err:
         main(

@@ -297,6 +297,9 @@ class BenchConfig:
     policies: tuple[str, ...] = ()
     """Policy families to train and compare with their default configs (default: mlp diffusion; policies suite: every
     registered family; curation suite: mlp)."""
+    baseline: str = ""
+    """Policies suite: a family every other one is paired against (difference over training seeds with its t-interval,
+    McNemar on the pooled episodes), e.g. ``--baseline mlp``."""
     curations: tuple[str, ...] = CURATION_SUITE_ARMS
     """Curation suite: the curations compared, each 'uniform' or methods joined by '+' (e.g.
     success-only+median-of-means)."""

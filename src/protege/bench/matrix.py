@@ -254,12 +254,12 @@ def paired_against(per_seed: dict[str, list[float]], pooled: dict[str, list[bool
 
 def format_matrix(results: dict) -> str:
     """Markdown: one row per task and arm; "mean max progress" is the task's progress signal (PushT's
-    coverage score), "-" for a task without one. With a baseline (one family, several curations) the
-    paired difference and McNemar p replace the inference timings, which do not differ by curation."""
+    coverage score), "-" for a task without one. With a baseline arm (a family, or the first curation
+    of a curation matrix) the paired difference and McNemar p replace the inference timings."""
     baseline = results.get("baseline", "")
     headers = [
         "task",
-        "curation" if baseline else "policy",
+        "arm" if baseline else "policy",
         "success: mean over seeds [95% t-CI] (per seed)",
         "pooled 95% Wilson",
         "mean max progress [95% CI]",

@@ -82,19 +82,20 @@ def bench_matrix(cfg: BenchConfig) -> dict:
     mixed-quality dataset, each paired against the first curation (uniform BC by default).
     """
     out = cfg.out or Path("runs") / f"bench-{cfg.suite}-{datetime.now():%Y%m%d-%H%M%S}"
+    families = cfg.families()
     if cfg.suite == "policies":
-        arms, tasks, mixture, baseline = (
-            {name: Arm(name) for name in cfg.families()},
-            cfg.tasks or POLICY_SUITE_TASKS,
-            (),
-            "",
+        arms = {name: Arm(name) for name in families}
+        tasks, mixture, baseline = cfg.tasks or POLICY_SUITE_TASKS, (), cfg.baseline
+    elif cfg.baseline:
+        raise ValueError(
+            "--baseline pairs families in the policies suite; the curation suite pairs against its first curation"
         )
     else:
-        families = cfg.families()
         arms = {
             (c if len(families) == 1 else f"{f}-{c}"): Arm(f, curation_of(c)) for f in families for c in cfg.curations
         }
-        tasks, mixture, baseline = cfg.tasks or CURATION_SUITE_TASKS, cfg.mixture, next(iter(arms))
+        tasks, mixture = cfg.tasks or CURATION_SUITE_TASKS, cfg.mixture
+        baseline = next(iter(arms)) if len(families) == 1 else ""
     matrix = Matrix(
         tasks=tasks,
         arms=arms,
@@ -107,7 +108,7 @@ def bench_matrix(cfg: BenchConfig) -> dict:
         device=cfg.device,
         progress=cfg.progress,
         mixture=mixture,
-        baseline=baseline if len(cfg.families()) == 1 else "",
+        baseline=baseline,
     )
     results = run_matrix(matrix)
     results["machine"] = machine()
