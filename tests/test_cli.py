@@ -334,6 +334,24 @@ def test_bench_unknown_policy_fails_before_any_work(work: Path, capsys: pytest.C
     assert not out.exists()
 
 
+def test_bench_default_suite_trains_a_student_after_its_teacher(work: Path) -> None:
+    out = work / "bench-student"
+    tiny = ["--episodes", "10", "--steps", "5", "--eval-episodes", "4", "--device", "cpu", "--no-progress"]
+    main(["bench", "--policies", "distilled", "flow", *tiny, "--out", str(out)])
+    teacher = json.loads((out / "distilled" / "config.json").read_text())["policy"]["teacher"]
+    assert Path(teacher) == out / "flow"
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    assert set(summary["policies"]) == {"flow", "distilled"}
+
+
+def test_bench_default_suite_student_needs_its_teacher(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = work / "bench-no-teacher"
+    with pytest.raises(SystemExit) as err:
+        main(["bench", "--policies", "mlp", "distilled", "--episodes", "2", "--out", str(out), "--no-progress"])
+    assert_clean_error(err, capsys.readouterr(), "distils a 'flow' teacher")
+    assert not out.exists()
+
+
 def malformed_datasets(root: Path) -> dict[str, tuple[Path, str]]:
     """Folder -> fragment the error must contain."""
     empty = root / "empty"

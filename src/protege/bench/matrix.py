@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import statistics
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,18 +76,25 @@ class Matrix:
     """Arm every other arm is paired against in the summary (none when empty)."""
 
 
-def _is_student(arm: Arm) -> bool:
-    return "teacher" in policy_class(arm.policy).config_class.__dataclass_fields__
+def is_student(family: str) -> bool:
+    """A student family (one with a ``teacher`` field) distils the ``STUDENT_TEACHER`` run beside it."""
+    return "teacher" in policy_class(family).config_class.__dataclass_fields__
+
+
+def check_teacher(families: Iterable[str], runs: Collection[str]) -> None:
+    """Fail before any work when a student family has no ``STUDENT_TEACHER`` among the ``runs``."""
+    for family in families:
+        if is_student(family) and STUDENT_TEACHER not in runs:
+            raise ValueError(
+                f"policy '{family}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies"
+            )
 
 
 def _check(matrix: Matrix) -> None:
     for arm in matrix.arms.values():
         policy_class(arm.policy)  # unknown names fail before minutes of work
         arm.curation.check()
-        if _is_student(arm) and STUDENT_TEACHER not in matrix.arms:
-            raise ValueError(
-                f"policy '{arm.policy}' distils a '{STUDENT_TEACHER}' teacher: add {STUDENT_TEACHER} to --policies"
-            )
+    check_teacher((arm.policy for arm in matrix.arms.values()), matrix.arms)
     if matrix.num_seeds < 1:
         raise ValueError(f"--num-seeds must be >= 1, got {matrix.num_seeds}")
     if matrix.baseline and matrix.baseline not in matrix.arms:
@@ -96,11 +104,11 @@ def _check(matrix: Matrix) -> None:
 def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, Path]:
     """Every arm's run for one training seed (students after their teacher); reuses finished runs."""
     runs: dict[str, Path] = {}
-    for name in sorted(matrix.arms, key=lambda n: _is_student(matrix.arms[n])):
+    for name in sorted(matrix.arms, key=lambda n: is_student(matrix.arms[n].policy)):
         arm = matrix.arms[name]
         run = matrix.out / task.replace("/", "-") / f"seed{seed}" / name
         if not (run / "checkpoints" / "latest.json").exists():
-            teacher = {"teacher": str(runs[STUDENT_TEACHER])} if _is_student(arm) else {}
+            teacher = {"teacher": str(runs[STUDENT_TEACHER])} if is_student(arm.policy) else {}
             config = policy_class(arm.policy).config_class(**dict(arm.settings), **teacher)
             settings = {"steps": matrix.steps, "batch_size": matrix.batch_size, **dict(arm.training)}
             train(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from protege.atomic import write_json_atomic
 from protege.bench.machine import machine
-from protege.bench.matrix import Arm, Matrix, run_matrix, samples_per_s
+from protege.bench.matrix import STUDENT_TEACHER, Arm, Matrix, check_teacher, is_student, run_matrix, samples_per_s
 from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.demos.collect import collect
@@ -21,8 +21,8 @@ def bench(cfg: BenchConfig) -> dict:
     """Run the whole pipeline into one run folder and return the evaluation report."""
     if cfg.suite in ("policies", "curation"):
         return bench_matrix(cfg)
-    for name in cfg.families():
-        policy_class(name)  # fail on an unknown name before spending minutes
+    families = sorted(cfg.families(), key=is_student)  # students after their teacher
+    check_teacher(families, families)  # fails, like an unknown name, before minutes of work
     out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -35,9 +35,10 @@ def bench(cfg: BenchConfig) -> dict:
     )
     timings["collect_s"] = time.perf_counter() - start
     runs = []
-    for name in cfg.families():
+    for name in families:
         t0 = time.perf_counter()
-        policy_cfg = policy_class(name).config_class()
+        teacher = {"teacher": str(out / STUDENT_TEACHER)} if is_student(name) else {}
+        policy_cfg = policy_class(name).config_class(**teacher)
         run = train(
             TrainConfig(
                 dataset=data_dir,
@@ -69,7 +70,7 @@ def bench(cfg: BenchConfig) -> dict:
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
     report["machine"] = machine()
-    report["training"] = {name: {"median_samples_per_s": samples_per_s(out / name)} for name in cfg.families()}
+    report["training"] = {name: {"median_samples_per_s": samples_per_s(out / name)} for name in families}
     write_json_atomic(out / "eval" / "summary.json", report)
     (out / "table.txt").write_text(format_report(report) + "\n")
     return report
