@@ -1,7 +1,7 @@
 """Training and inference speed, batch assembly, policy-in-the-loop evaluation and shared cores,
 each section side by side in one run; prints JSON.
 
-    python benchmarks/speed.py [--sections policies assembly loop shared] [--steps 200] [--repeats 50]
+    python benchmarks/speed.py [--sections policies assembly loop shared] [--families ...] [--steps 200] [--repeats 50]
 
 - ``policies``: every registered family at its defaults on toy/fork: optimizer steps/s and samples/s
   at batch 256 (median of 5 timed windows) and milliseconds per predicted chunk at batch 1 and 64
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from protege.bench.machine import machine
+from protege.bench.matrix import is_student
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
@@ -68,11 +69,11 @@ def expert_store(task_name: str, episodes: int) -> EpisodeStore:
     return rollout(task, task.make_expert(), np.arange(episodes), num_envs=episodes, record=True, progress=False).store
 
 
-def policies(store: EpisodeStore, steps: int, repeats: int) -> dict:
+def policies(store: EpisodeStore, steps: int, repeats: int, families: list[str]) -> dict:
     results = {}
-    for name in POLICIES:
+    for name in families:
         cls = policy_class(name)
-        if "teacher" in cls.config_class.__dataclass_fields__:
+        if is_student(name):
             continue  # a student needs a trained teacher: benchmarks/sampling_steps.py times it
         torch.manual_seed(0)
         config = cls.config_class()
@@ -212,13 +213,14 @@ def main() -> None:
         default=["policies", "assembly", "loop", "shared"],
         choices=["policies", "assembly", "loop", "shared"],
     )
+    parser.add_argument("--families", nargs="+", default=list(POLICIES), help="families the policies section times")
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed window")
     parser.add_argument("--repeats", type=int, default=50, help="timed predict calls per batch size")
     args = parser.parse_args()
     store = expert_store("toy/fork", 100)
     results: dict = {"machine": machine(), "task": "toy/fork"}
     if "policies" in args.sections:
-        results["policies"] = policies(store, args.steps, args.repeats)
+        results["policies"] = policies(store, args.steps, args.repeats, args.families)
     if "assembly" in args.sections:
         results["batch_assembly"] = assembly(store)
     if "loop" in args.sections:

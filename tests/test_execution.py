@@ -289,7 +289,8 @@ def test_eval_receding_counts_one_call_per_k_steps(run: Path, tmp_path: Path) ->
     (s,) = summary["policies"].values()
     k = s["n_action_steps"]
     lengths = [int(r["length"]) for r in rows]
-    assert k == 8 and s["policy_calls_per_step"] == sum(math.ceil(n / k) for n in lengths) / sum(lengths)
+    trained_with = json.loads((run / "config.json").read_text())["policy"]["n_action_steps"]
+    assert k == trained_with and s["policy_calls_per_step"] == sum(math.ceil(n / k) for n in lengths) / sum(lengths)
 
 
 def test_eval_adaptive_records_its_settings(run: Path, tmp_path: Path) -> None:
