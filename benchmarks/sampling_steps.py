@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 
 from protege.bench.machine import machine
+from protege.bench.variants import write_variant
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.timing import predict_ms
 from protege.policies import Policy, policy_class
 from protege.policies.distilled import DistilledConfig
-from protege.policies.storage import load_policy, save_policy
+from protege.policies.storage import load_policy
 from protege.tasks import make_task
 from protege.train.trainer import train
 
@@ -71,10 +72,7 @@ def calls(policy: Policy) -> float:
 
 def variant(run: Path, folder: Path, **changes) -> Path:
     """The run's (EMA) policy with config fields changed, saved as its own checkpoint folder."""
-    policy = load_policy(run)
-    for key, value in changes.items():
-        setattr(policy.config, key, value)
-    return save_policy(policy, folder, task=TASK)
+    return write_variant(run, folder, TASK, changes)
 
 
 def measure(group: str, variants: dict[str, Path], args) -> dict:
