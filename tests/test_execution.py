@@ -20,6 +20,7 @@ from protege.cli import main
 from protege.data.store import EpisodeStore
 from protege.evaluate.actor import PolicyActor
 from protege.policies import FeatureSpec, make_policy
+from protege.policies.base import Generators, per_row
 from protege.policies.diffusion import DiffusionConfig
 
 STATE = "observation.state"
@@ -36,8 +37,8 @@ class FakePolicy:
         self.device = torch.device("cpu")
         self.normalizer = SimpleNamespace(normalize=lambda key, x: x / scale)
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(batch_size, generator=generator)
+    def sample_noise(self, batch_size: int, generator: Generators = None) -> torch.Tensor:
+        return per_row(lambda g, n: torch.randn(n, generator=g), batch_size, generator)
 
     def predict(self, obs: dict, noise: torch.Tensor | None = None) -> torch.Tensor:
         chunk = torch.as_tensor(self.chunk_fn(self.calls, obs[STATE][:, -1, 0].numpy()), dtype=torch.float32)

@@ -4,8 +4,11 @@ half of one. Every writer in protege goes through these helpers."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,15 +48,36 @@ def refuse_existing(root: Path, overwrite: bool) -> None:
     """An existing destination is replaced only when asked to, and only if it is a folder."""
     if not root.exists() or (overwrite and root.is_dir()):
         return
-    hint = "pass overwrite=True to replace it" if root.is_dir() else "it is a file, not a folder"
+    hint = "pass --overwrite to replace it" if root.is_dir() else "it is a file, not a folder"
     raise FileExistsError(f"{root} already exists; {hint}")
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or filesystem cannot, and the caller falls back to two renames."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
-    """Rename the finished folder to ``root``; an old ``root`` is moved aside first, then deleted."""
+    """Put the finished folder at ``root``. An old ``root`` is swapped out in one atomic exchange
+    where the system has one; elsewhere it is renamed aside first, and a kill between the two
+    renames is repaired by the next ``clean_stale`` (the old copy goes back)."""
     refuse_existing(root, overwrite)
     if not root.exists():
         staging.rename(root)
+        return
+    if _exchange(staging, root):  # staging now holds the old copy
+        shutil.rmtree(staging)
         return
     old = sibling(root, "old")
     root.rename(old)
@@ -65,11 +89,44 @@ def move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
     shutil.rmtree(old)
 
 
+#: ``sibling`` names: hidden, the destination's name, the purpose, the writing process's id.
+SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<purpose>tmp|old)-(?P<pid>\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(folder: Path) -> None:
+    """Remove the temporary siblings that killed writers left in ``folder``; an old copy whose
+    destination is missing (killed between ``move_into_place``'s two renames) is put back."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        match = SIBLING.match(path.name)
+        if not match or _alive(int(match["pid"])):
+            continue
+        destination = folder / match["name"]
+        if match["purpose"] == "old" and not destination.exists():
+            path.rename(destination)
+        elif path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 @contextmanager
 def staged_folder(root: Path, overwrite: bool) -> Iterator[Path]:
     """A fresh hidden folder beside ``root`` to write into; when the block finishes it replaces
     ``root`` in one rename, and it is removed if the block fails (a killed write leaves ``root``
-    as it was)."""
+    as it was, and the next write beside it cleans up)."""
+    clean_stale(root.parent)
     refuse_existing(root, overwrite)
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = sibling(root, "tmp")

@@ -9,6 +9,7 @@ LeRobotDataset v3 folder by default, read and written by ``protege.formats.read_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +29,44 @@ EPISODE_COLUMNS: dict[str, tuple[np.dtype, object]] = {
 
 class DatasetError(ValueError):
     """A dataset is malformed; the message names the file, episode or key at fault."""
+
+
+def episode_column(name: str, values: object, labels: Sequence[str] | None = None) -> np.ndarray:
+    """A per-episode metadata column in its dtype (``EPISODE_COLUMNS``), converted only where the
+    value means the same: ``success`` from booleans or 0/1, ``seed`` from whole numbers, ``return``
+    from numbers. Anything else (the strings "False" or "yes", a success of 2, a seed of 3.7) is a
+    DatasetError naming the episode (by ``labels[i]`` if given), never a truthiness cast that turns
+    failures into successes."""
+    dtype = EPISODE_COLUMNS[name][0]
+    values = np.asarray(values)
+    if values.ndim != 1:
+        raise DatasetError(f"'{name}' must hold one value per episode, got shape {values.shape}")
+    if dtype.kind == "O":
+        return values.astype(object)
+    numeric = values.dtype.kind in "biuf" or (values.dtype == object and all(_is_number(v) for v in values))
+    if numeric:
+        as_float = values.astype(np.float64)
+        if dtype.kind == "b":
+            good = np.isin(as_float, (0.0, 1.0))
+        elif dtype.kind == "i":
+            good = np.isfinite(as_float) & (as_float == np.round(as_float)) & (values.dtype.kind != "b")
+        else:
+            good = np.full(len(values), values.dtype.kind != "b")
+        if good.all():
+            return as_float.astype(dtype)
+    else:
+        good = np.zeros(len(values), dtype=bool)
+    episode = int(np.argmin(good))
+    expected = {"b": "true/false (or 0/1)", "i": "a whole number", "f": "a number"}[dtype.kind]
+    value = values[episode].item() if isinstance(values[episode], np.generic) else values[episode]
+    column, where = (
+        (f"episode column '{name}'", f"episode {episode}") if labels is None else (f"'{name}'", labels[episode])
+    )
+    raise DatasetError(f"{column} must be {expected}; {where} has {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating))
 
 
 @dataclass
@@ -65,7 +104,7 @@ class EpisodeStore:
             if name not in self.episodes:
                 self.episodes[name] = np.full(self.num_episodes, default, dtype=dtype)
             else:
-                self.episodes[name] = np.asarray(self.episodes[name], dtype=dtype)
+                self.episodes[name] = episode_column(name, self.episodes[name])
 
     def validate(self) -> None:
         """Raise DatasetError naming the first inconsistency; cheap enough to run on every load."""

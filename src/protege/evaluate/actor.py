@@ -44,6 +44,11 @@ import torch
 from protege.data.store import ACTION
 from protege.policies.base import Policy
 
+
+class NonFiniteActionError(ValueError):
+    """A policy predicted NaN or inf: evaluation stops instead of scoring a broken policy 0%."""
+
+
 #: The execution strategies, each a ``_act_<name>`` method of PolicyActor.
 EXECUTIONS: tuple[str, ...] = ("receding", "ensemble", "adaptive")
 
@@ -53,8 +58,9 @@ class PolicyActor:
 
     With ``execution="receding"`` (default) ``n_action_steps`` of each predicted chunk are executed
     before the next prediction (default: the policy's own setting); ``ensemble`` and ``adaptive``
-    are described in the module docstring. Sampling noise comes from a generator seeded with
-    ``seed`` at every reset, so an evaluation is reproducible.
+    are described in the module docstring. Each env's sampling noise comes from its own generator,
+    seeded at every reset from ``seed`` and that env's episode seed, so an episode's outcome depends
+    on its seed only, not on how many envs run beside it.
     """
 
     def __init__(
@@ -88,7 +94,7 @@ class PolicyActor:
             raise ValueError(f"check_every must be >= 1, got {check_every}")
         self.ensemble_decay, self.replan_threshold, self.check_every = ensemble_decay, replan_threshold, check_every
         self.seed = seed
-        self.generator = torch.Generator(device="cpu")
+        self.generators: list[torch.Generator] = []  # one per env, seeded from its episode's seed
         self._clear()
         self._waves: list[tuple[np.ndarray, np.ndarray]] = []  # per reset: calls (T,), replans (T, B)
         self._calls: list[bool] = []
@@ -105,7 +111,7 @@ class PolicyActor:
     def reset(self, seeds: np.ndarray) -> None:
         self._close_wave()
         self._clear()
-        self.generator.manual_seed(int(self.seed) * 1_000_003 + int(seeds[0]))
+        self.generators = [torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(s)) for s in seeds]
 
     def _push(self, obs: dict[str, np.ndarray]) -> None:
         device = self.policy.device
@@ -121,8 +127,14 @@ class PolicyActor:
     def _predict(self) -> torch.Tensor:
         """One batched policy call: (B, H, A) chunks from the current histories."""
         batch = next(iter(self.history.values())).shape[0]
-        noise = self.policy.sample_noise(batch, self.generator)
-        return self.policy.predict(self.history, noise=noise)
+        noise = self.policy.sample_noise(batch, self.generators)
+        chunk = self.policy.predict(self.history, noise=noise)
+        if not torch.isfinite(chunk).all():
+            raise NonFiniteActionError(
+                "the policy predicted NaN/inf actions; its weights or normalizer stats are not finite "
+                "(a diverged run?), so no episode can be scored"
+            )
+        return chunk
 
     def _log(self, called: bool, replanned: np.ndarray | bool, batch: int) -> None:
         self._calls.append(called)

@@ -9,7 +9,6 @@ all episodes' steps) come from the actor's log. Episodes run in parallel waves, 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from protege.atomic import atomic_file, write_json_atomic
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.stats import mcnemar_exact, summarize
-from protege.policies.storage import BEST, load_policy, resolve_checkpoint
+from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
 from protege.runner import rollout
 from protege.tables import text_table
 from protege.tasks import make_task
@@ -44,7 +43,7 @@ class PolicyResult:
 
 
 def checkpoint_task(path: Path) -> str:
-    return json.loads((resolve_checkpoint(path) / "config.json").read_text()).get("task", "")
+    return read_checkpoint_json(resolve_checkpoint(path) / "config.json").get("task", "")
 
 
 def _label(path: Path, policy_name: str, taken: set[str]) -> str:
@@ -139,13 +138,13 @@ def checkpoint_selection(path: Path, folder: Path, rule: str) -> dict:
     """Which checkpoint was evaluated and the rule that picked it (recorded in summary.json): the
     final one, or the best of the kept ones by training-time closed-loop success on its own seeds."""
     step = (
-        json.loads((folder / "train_state.json").read_text())["step"]
+        read_checkpoint_json(folder / "train_state.json").get("step")
         if (folder / "train_state.json").exists()
         else None
     )
     selection = {"rule": rule, "step": step, "folder": folder.name}
     if rule == "best" and (folder.parent / BEST).exists():  # a step folder given directly was picked by its user
-        kept = json.loads((folder.parent / BEST).read_text())
+        kept = read_checkpoint_json(folder.parent / BEST)
         selection |= {
             "of": len(kept),
             "by": f"training-time closed-loop success on seeds from {TRAIN_EVAL_SEED}",

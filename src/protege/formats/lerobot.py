@@ -77,6 +77,8 @@ OBSERVATION_PREFIX = "observation."
 EPISODE_BOOKKEEPING = frozenset({"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"})
 EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")
 EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
+FRAME_CLOCK = ("frame_index", "timestamp")  # per-frame columns checked against the episode ranges and fps
+TIMESTAMP_TOLERANCE_S = 1e-4  # LeRobot's own tolerance for timestamps that do not step by 1/fps
 VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 #: Same values as LeRobot 0.4.4 writes; LeRobot uses them only when it appends to a dataset.
@@ -413,8 +415,9 @@ def read_lerobot(
     keys = _wanted_observations(info, obs_keys, images, root / INFO_PATH)
     video_keys = [key for key in keys if info["features"][key].get("dtype") == "video"]
     layout = (_v3_layout if info["codebase_version"] == CODEBASE_VERSION else _v21_layout)(root, info, video_keys)
-    arrays, frame_episodes = _read_frames(layout, [key for key in keys if key not in video_keys], progress)
-    ends = _episode_ends(layout.episodes, frame_episodes, layout.episodes_path)
+    arrays, bookkeeping = _read_frames(layout, [key for key in keys if key not in video_keys], progress)
+    ends = _episode_ends(layout.episodes, bookkeeping["episode_index"], layout.episodes_path)
+    _check_frame_clock(bookkeeping, ends, info["fps"], root / "data")
     arrays |= {key: _read_video(layout, key, progress) for key in video_keys}
     reward = arrays.pop(REWARD, None)
     parts = dict(
@@ -508,23 +511,76 @@ def _v21_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
     return _Layout(root, info, episodes, path, data_files, task, videos)
 
 
-def _read_frames(layout: _Layout, keys: list[str], progress: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Stored observations (float32 or uint8), action and reward, and each frame's episode, in ``index`` order."""
+def _read_frames(
+    layout: _Layout, keys: list[str], progress: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Stored observations (float32 or uint8), action and reward in ``index`` order, and beside them
+    each frame's bookkeeping columns (``episode_index``, and ``frame_index``/``timestamp`` where stored)."""
     where, features = layout.root / "data", layout.info["features"]
     keys = [*keys, ACTION, *([REWARD] if REWARD in features else [])]
-    tables = _read_tables(layout.data_files, lambda _: [*keys, "index", "episode_index"], progress)
+
+    def columns(schema: pa.Schema) -> list[str]:
+        return [*keys, "index", "episode_index", *(name for name in FRAME_CLOCK if name in schema.names)]
+
+    tables = _read_tables(layout.data_files, columns, progress)
     if layout.info["codebase_version"] == V21:
         _check_episode_files(layout, tables)
     data = _concat(tables, where)
+    index = _column_as_array(data, "index", (1,), np.int64, where)[:, 0]
     # the indexing copy also makes the arrays writable (pyarrow hands out read-only buffers)
-    order = np.argsort(_column_as_array(data, "index", (1,), np.int64, where)[:, 0], kind="stable")
+    order = np.argsort(index, kind="stable")
+    _check_index(index[order], where)
     arrays = {
         key: _column_as_array(
             data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where
         )[order]
         for key in keys
     }
-    return arrays, _column_as_array(data, "episode_index", (1,), np.int64, where)[order, 0]
+    dtypes = {"episode_index": np.int64, "frame_index": np.int64, "timestamp": np.float64}
+    bookkeeping = {
+        name: _column_as_array(data, name, (1,), dtype, where)[order, 0]
+        for name, dtype in dtypes.items()
+        if name in data.column_names
+    }
+    return arrays, bookkeeping
+
+
+def _check_index(index: np.ndarray, where: Path) -> None:
+    """Sorted ``index`` values must be 0..N-1: a duplicate or a gap would silently reorder frames."""
+    bad = np.flatnonzero(index != np.arange(len(index)))
+    if len(bad):
+        row = int(bad[0])
+        value = int(index[row])
+        what = f"index {value} appears twice" if row and index[row - 1] == value else f"index {row} is missing"
+        raise DatasetError(f"{where}: the 'index' column must number the frames 0..{len(index) - 1}; {what}")
+
+
+def _check_frame_clock(bookkeeping: dict[str, np.ndarray], ends: np.ndarray, fps: int, where: Path) -> None:
+    """Each episode's ``frame_index`` counts 0, 1, ... and its ``timestamp`` steps by 1/fps (LeRobot's
+    own tolerance, 1e-4 s): a boundary moved in the ranges and ``episode_index`` together shows here."""
+    starts = np.concatenate([[0], ends[:-1]])
+    expected = np.arange(ends[-1]) - np.repeat(starts, ends - starts)
+    if "frame_index" in bookkeeping:
+        bad = np.flatnonzero(bookkeeping["frame_index"] != expected)
+        if len(bad):
+            row = int(bad[0])
+            episode = int(np.searchsorted(ends, row, side="right"))
+            raise DatasetError(
+                f"{where}: frame {row} is frame {expected[row]} of episode {episode} by the episode ranges, "
+                f"but its frame_index says {bookkeeping['frame_index'][row]}"
+            )
+    if "timestamp" in bookkeeping:
+        step = np.diff(bookkeeping["timestamp"])
+        inside = np.ones(len(step), dtype=bool)
+        inside[ends[:-1] - 1] = False  # the step from an episode's last frame to the next one's first
+        bad = np.flatnonzero(inside & (np.abs(step - 1.0 / fps) > TIMESTAMP_TOLERANCE_S))
+        if len(bad):
+            row = int(bad[0]) + 1
+            episode = int(np.searchsorted(ends, row, side="right"))
+            raise DatasetError(
+                f"{where}: timestamps of episode {episode} step by {step[row - 1]:.6g} s at frame {row}, "
+                f"not 1/fps = {1.0 / fps:.6g} s (meta/info.json fps {fps})"
+            )
 
 
 def _check_episode_files(layout: _Layout, tables: list[pa.Table]) -> None:

@@ -332,10 +332,22 @@ def _read_episodes(
 ) -> list[Episode]:
     try:
         with h5py.File(main, "r") as file:
+            _check_episode_count(file, len(indices), main)
             bar = tqdm(indices, desc="reading Minari episodes", unit="episode", disable=not progress)
             return [_read_episode(file, int(index), leaves, action_shape, jpeg, main) for index in bar]
     except OSError as error:
         raise DatasetError(f"{main}: cannot read HDF5 file, it may be truncated or corrupt ({error})") from error
+
+
+def _check_episode_count(file: h5py.File, announced: int, main: Path) -> None:
+    """Minari reads ``range(total_episodes)`` and never lists the groups: groups beyond it would be
+    dropped without a word, so the file must hold exactly the episodes metadata.json announces."""
+    stored = sorted(name for name in file if name.startswith("episode_"))
+    if len(stored) != announced:
+        raise DatasetError(
+            f"{main}: holds {len(stored)} episode groups but {METADATA_FILE} announces total_episodes={announced}; "
+            "correct total_episodes (and total_steps) so no episode is dropped or missing"
+        )
 
 
 def _read_episode(

@@ -70,7 +70,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protege.atomic import atomic_file
-from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore
+from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column
 from protege.formats.files import stored_dtype
 
 OBSERVATION_PREFIX = "observation."
@@ -367,11 +367,15 @@ def _episode_column(data: h5py.Group, demos: list[str], name: str, path: Path) -
     values = [value.decode() if isinstance(value, bytes) else value for value in values]
     if any(np.ndim(value) != 0 for value in values):
         raise DatasetError(f"{path}: demo attribute '{name}' must be one scalar per demo")
-    dtype = EPISODE_COLUMNS[name][0] if name in EPISODE_COLUMNS else (object if isinstance(values[0], str) else None)
+    if name in EPISODE_COLUMNS:
+        try:
+            return episode_column(name, np.array(values, dtype=object), labels=demos)
+        except DatasetError as error:
+            raise DatasetError(f"{path}: demo attribute {error}") from error
     try:
-        return np.asarray(values, dtype=dtype)
+        return np.asarray(values, dtype=object if isinstance(values[0], str) else None)
     except (TypeError, ValueError) as error:
-        raise DatasetError(f"{path}: demo attribute '{name}' does not convert to {dtype} ({error})") from error
+        raise DatasetError(f"{path}: demo attribute '{name}' does not convert to an array ({error})") from error
 
 
 def _subsets(file: h5py.File, demos: list[str], path: Path) -> dict[str, np.ndarray]:
@@ -420,7 +424,7 @@ def _refuse_existing_file(path: Path, overwrite: bool) -> None:
     if path.is_dir():
         raise FileExistsError(f"{path} is a folder; a robomimic dataset is one .hdf5 file")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def _targets(store: EpisodeStore) -> dict[str, str]:

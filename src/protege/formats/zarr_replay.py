@@ -246,8 +246,24 @@ def _block_rows(array: zarr.Array) -> int:
     return max(chunk, BLOCK_BYTES // row_bytes // chunk * chunk)
 
 
+def _check_chunks_present(array: zarr.Array, path: Path) -> None:
+    """A missing chunk file reads as the fill value, so a lost file would import as zeros."""
+    try:
+        stored, expected = array.nchunks_initialized, array.nchunks
+    except ZARR_ERRORS as error:
+        raise DatasetError(
+            f"{path}: cannot list the chunks of '{array.path}' ({type(error).__name__}: {error})"
+        ) from error
+    if stored < expected:
+        raise DatasetError(
+            f"{path}: '{array.path}' has {stored} of its {expected} chunk files; zarr would read the missing "
+            f"{expected - stored} as {array.fill_value!r} (the buffer is incomplete or damaged)"
+        )
+
+
 def _read(array: zarr.Array, ends: np.ndarray, path: Path, bar: tqdm) -> np.ndarray:
     """The whole array, cast to float32 (uint8 kept) block by block, refusing NaN/inf."""
+    _check_chunks_present(array, path)
     out = np.empty(array.shape, stored_dtype(array.dtype))
     rows = _block_rows(array)
     for start in range(0, len(out), rows):

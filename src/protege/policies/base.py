@@ -20,6 +20,7 @@ likelihood, weigh steps by ``loss_steps``) so the choice is made once, here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -200,13 +201,14 @@ class Policy(nn.Module):
         """Shape of one sample's standard-normal initial noise; None for deterministic families."""
         return None
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+    def sample_noise(self, batch_size: int, generator: Generators = None) -> torch.Tensor | None:
         """Initial noise (B, *noise_shape) for ``predict``, drawn on the CPU from ``generator`` (the
-        global stream if None) and moved to the policy's device; None for deterministic families."""
+        global stream if None; a list: row i from generator i) and moved to the policy's device;
+        None for deterministic families."""
         shape = self.noise_shape()
         if shape is None:
             return None
-        return torch.randn((batch_size, *shape), generator=generator).to(self.device)
+        return per_row(lambda g, n: torch.randn((n, *shape), generator=g), batch_size, generator).to(self.device)
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         """(B, horizon, A) normalized chunk from encoded observations and the noise of
@@ -222,6 +224,20 @@ class Policy(nn.Module):
         action = self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))
         origin = self.action_origin(obs)
         return action if origin is None else action + origin
+
+
+#: One generator for a whole batch, one per row (each episode's noise then depends on its own seed
+#: only, whatever the batch it runs in), or None for torch's global stream.
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def per_row(draw: Callable[[torch.Generator | None, int], torch.Tensor], batch_size: int, generator: Generators):
+    """``draw(generator, n)`` for the batch, or row by row from a list of generators (one per row)."""
+    if not isinstance(generator, list):
+        return draw(generator, batch_size)
+    if len(generator) != batch_size:
+        raise ValueError(f"{len(generator)} generators for a batch of {batch_size}; give one per row")
+    return torch.cat([draw(g, 1) for g in generator])
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from protege.data.store import EpisodeStore
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.base import FeatureSpec, Generators, Policy, PolicyConfig, per_row
 from protege.policies.nets.gpt import GPT
 from protege.policies.nets.memory import frame_windows, kmeans, nearest
 
@@ -102,9 +102,9 @@ class BETPolicy(Policy):
         pred = self.bins[bin_index].view_as(target) + chosen
         return focal + self.config.offset_weight * self.chunk_mse(pred, target, batch["action_is_pad"])
 
-    def sample_noise(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_noise(self, batch_size: int, generator: Generators = None) -> torch.Tensor:
         """One uniform per sample: the inverse-CDF draw of its bin."""
-        return torch.rand(batch_size, generator=generator).to(self.device)
+        return per_row(lambda g, n: torch.rand(n, generator=g), batch_size, generator).to(self.device)
 
     def predict_normalized(self, obs_features: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         logits, offsets = self._forward(obs_features)

@@ -14,6 +14,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from protege.atomic import atomic_file, write_json_atomic
@@ -27,6 +28,55 @@ WRITTEN_BEFORE: dict[str, dict[str, object]] = {
     family: {"mask_padding": family in ("bet", "knn", "mcnn"), "relative_actions": "off"}
     for family in ("mlp", "diffusion", "gaussian", "gmm", "flow", "mip", "bet", "knn", "mcnn", "distilled")
 }
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is damaged or does not fit its config; the message names the file."""
+
+
+def read_checkpoint_json(path: Path) -> dict | list:
+    """A checkpoint's JSON file (config, latest, best, train state), or one error naming it."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise CheckpointError(f"{path}: missing; the checkpoint is incomplete") from error
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON, it may be truncated or corrupt ({error})") from error
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A safetensors file, or one error naming it (safetensors' own errors never say which file)."""
+    try:
+        return load_file(path)
+    except FileNotFoundError as error:
+        raise CheckpointError(f"{path}: missing; the checkpoint is incomplete") from error
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors file, it may be truncated or corrupt ({error})"
+        ) from error
+
+
+def load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load ``path`` into ``module`` only if every tensor is finite and has the name and dtype the
+    module expects: ``load_state_dict`` would cast an int32 tensor into float weights without a
+    word, and NaN weights (a diverged run) would evaluate as an ordinary-looking 0%."""
+    state, expected = read_tensors(path), module.state_dict()
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: does not fit the policy its config.json describes (missing {missing[:3] or 'none'}, "
+            f"unexpected {unexpected[:3] or 'none'}); the weights and config.json come from different runs"
+        )
+    for key, value in expected.items():
+        if state[key].dtype != value.dtype:
+            raise CheckpointError(f"{path}: '{key}' is stored as {state[key].dtype}, the policy expects {value.dtype}")
+        if state[key].is_floating_point() and not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{path}: '{key}' holds NaN/inf values; the run that wrote it diverged")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:  # shapes that do not fit (families that size buffers at load check their own)
+        reason = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"{path}: does not fit the policy its config.json describes ({reason})") from error
 
 
 def policy_config_to_json(config: PolicyConfig) -> dict:
@@ -84,8 +134,7 @@ def resolve_checkpoint(path: str | Path, select: str = "final") -> Path:
     for root in (path / "checkpoints", path):
         index = root / name
         if index.exists():
-            entry = json.loads(index.read_text())
-            return root / (entry[0] if select == "best" else entry)["dir"]
+            return _indexed_folder(index, select)
     if select == "best" and (path / "checkpoints" / "latest.json").exists():
         raise FileNotFoundError(
             f"run '{path}' kept no best checkpoints; train it with --keep-best K (and --eval-every)"
@@ -93,12 +142,37 @@ def resolve_checkpoint(path: str | Path, select: str = "final") -> Path:
     raise FileNotFoundError(f"no checkpoint found at '{path}' (expected model.safetensors or checkpoints/latest.json)")
 
 
+def _indexed_folder(index: Path, select: str) -> Path:
+    """The step folder ``latest.json`` / ``best.json`` names: a folder beside the index, never a
+    path that leads out of the run."""
+    entries = read_checkpoint_json(index)
+    entry = (entries[0] if isinstance(entries, list) and entries else None) if select == "best" else entries
+    name = entry.get("dir") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise CheckpointError(f"{index}: expected a step folder name in 'dir' (like \"step-0005000\"), got {name!r}")
+    folder = index.parent / name
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"{index}: names '{name}', which holds no model.safetensors")
+    return folder
+
+
+def read_policy_json(folder: Path) -> tuple[PolicyConfig, FeatureSpec]:
+    """The policy config and feature spec of a policy folder's ``config.json``, or one error naming it."""
+    path = folder / "config.json"
+    meta = read_checkpoint_json(path)
+    try:
+        return policy_config_from_json(meta["policy"]), FeatureSpec.from_json(meta["spec"])
+    except KeyError as error:
+        raise CheckpointError(f"{path}: no {error} entry; not a protege policy config") from error
+    except (TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"{path}: {error}") from error
+
+
 def load_policy(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> Policy:
     """Rebuild a trained policy from its folder; EMA weights when present unless ema=False."""
     folder = resolve_checkpoint(path)
-    meta = json.loads((folder / "config.json").read_text())
-    config = policy_config_from_json(meta["policy"])
-    policy = policy_class(config.name)(config, FeatureSpec.from_json(meta["spec"]))
+    config, spec = read_policy_json(folder)
+    policy = policy_class(config.name)(config, spec)
     file = folder / ("ema.safetensors" if ema and (folder / "ema.safetensors").exists() else "model.safetensors")
-    policy.load_state_dict(load_file(file), strict=True)
+    load_weights(policy, file)
     return policy.to(device).eval()

@@ -25,11 +25,11 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from protege.atomic import staged_folder, write_json_atomic
 from protege.policies import Policy
-from protege.policies.storage import BEST, weights
+from protege.policies.storage import BEST, CheckpointError, read_checkpoint_json, read_tensors, weights
 
 
 def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -94,7 +94,7 @@ def save_checkpoint(
 
 def read_best(ckpt_root: Path) -> list[dict]:
     path = ckpt_root / BEST
-    return json.loads(path.read_text()) if path.exists() else []
+    return read_checkpoint_json(path) if path.exists() else []
 
 
 def rank_best(ckpt_root: Path, step: int, name: str, scores: dict[str, float], keep_best: int) -> list[dict]:
@@ -107,13 +107,12 @@ def rank_best(ckpt_root: Path, step: int, name: str, scores: dict[str, float], k
     return entries[:keep_best]
 
 
-def load_train_state(
-    ckpt: Path,
-) -> tuple[int, dict, dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
-    """(step, optimizer state, rng tensors, model weights, ema weights) of a checkpoint."""
-    meta = json.loads((ckpt / "train_state.json").read_text())
-    tensors = load_file(ckpt / "train_state.safetensors")
+def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor]]:
+    """(step, optimizer state, rng tensors) of a checkpoint; its weights load with ``load_weights``."""
+    meta = read_checkpoint_json(ckpt / "train_state.json")
+    tensors = read_tensors(ckpt / "train_state.safetensors")
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
-    ema_path = ckpt / "ema.safetensors"
-    ema = load_file(ema_path) if ema_path.exists() else None
-    return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng, load_file(ckpt / "model.safetensors"), ema
+    try:
+        return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{ckpt / 'train_state.json'}: not a training state ({error!r})") from error

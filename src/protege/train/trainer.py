@@ -23,7 +23,13 @@ from protege.evaluate.actor import PolicyActor
 from protege.formats import read_dataset
 from protege.policies import FeatureSpec, Policy, make_policy
 from protege.policies.base import per_sample_losses
-from protege.policies.storage import policy_config_from_json, policy_config_to_json, resolve_checkpoint
+from protege.policies.storage import (
+    load_weights,
+    policy_config_from_json,
+    policy_config_to_json,
+    read_checkpoint_json,
+    resolve_checkpoint,
+)
 from protege.runner import rollout
 from protege.tasks import TASKS, make_task
 from protege.train.checkpoint import load_train_state, save_checkpoint
@@ -88,7 +94,7 @@ def _truncate_metrics(path: Path, step: int) -> float:
 
 def _check_resumable(ckpt: Path, config_json: dict) -> None:
     """Resuming needs the checkpoint's policy and features; name what differs instead of a state-dict error."""
-    saved = json.loads((ckpt / "config.json").read_text())
+    saved = read_checkpoint_json(ckpt / "config.json")
     now = json.loads(json.dumps(config_json, default=str))
     # a field added since the checkpoint was written reads as load_policy reads it (WRITTEN_BEFORE, else its default)
     if saved["policy"]["name"] == now["policy"]["name"]:
@@ -158,11 +164,12 @@ def train(cfg: TrainConfig) -> Path:
 
     start = 0
     if cfg.resume and has_checkpoint:
-        _check_resumable(resolve_checkpoint(run_dir), config_json)
-        start, optim_state, rng, weights, ema_weights = load_train_state(resolve_checkpoint(run_dir))
-        policy.load_state_dict(weights, strict=True)
-        if ema is not None and ema_weights is not None:
-            ema.model.load_state_dict(ema_weights, strict=True)
+        ckpt = resolve_checkpoint(run_dir)
+        _check_resumable(ckpt, config_json)
+        start, optim_state, rng = load_train_state(ckpt)
+        load_weights(policy, ckpt / "model.safetensors")
+        if ema is not None and (ckpt / "ema.safetensors").exists():
+            load_weights(ema.model, ckpt / "ema.safetensors")
         optimizer.load_state_dict(optim_state)
         _restore_rng(rng, generator, device)
     run_dir.mkdir(parents=True, exist_ok=True)
