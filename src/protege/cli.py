@@ -21,8 +21,28 @@ from protege.config import (
 )
 from protege.extras import MissingExtraError
 
-#: Errors that describe bad input; shown as one line (set PROTEGE_DEBUG=1 for the traceback).
-USER_ERRORS = (KeyError, ValueError, FileNotFoundError, FileExistsError, MissingExtraError)
+#: Errors that describe bad input or an unusable path; shown as one line (set PROTEGE_DEBUG=1 for the
+#: traceback). DatasetError and CheckpointError are ValueErrors that name the file.
+USER_ERRORS = (
+    KeyError,
+    ValueError,
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    MissingExtraError,
+)
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one line: a KeyError's own text (not its repr), an OS error with its path and what to do."""
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, (PermissionError, IsADirectoryError, NotADirectoryError)) and err.filename:
+        return f"cannot write or read '{err.filename}' ({err.strerror}); choose another path or fix its permissions"
+    return str(err)
+
 
 COMMANDS: dict[str, type] = {
     "collect": CollectConfig,
@@ -204,8 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     except USER_ERRORS as err:
         if os.environ.get("PROTEGE_DEBUG"):
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        raise SystemExit(f"protege {command}: error: {message}") from None
+        raise SystemExit(f"protege {command}: error: {_one_line(err)}") from None
 
 
 if __name__ == "__main__":

@@ -141,6 +141,9 @@ class TrainConfig:
     `protege eval --checkpoint best` evaluates the best one (0: keep only the newest)."""
     resume: bool = False
     """Continue the run in --out from its latest checkpoint."""
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    """At a NaN/inf loss or gradient: stop with an error, keeping the last finite checkpoint (stop), or skip that
+    step's update and count it in metrics.jsonl as skipped_steps (skip)."""
     curation: CurationConfig = field(default_factory=CurationConfig)
     """Which demonstrations to learn from and how much: filters, weights, robust loss."""
     progress: bool = True

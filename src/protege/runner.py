@@ -59,7 +59,9 @@ def rollout(
     recorded (DART-style labels). ``asynchronous`` steps the environments in subprocesses.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
-    n = max(1, min(num_envs, len(seeds)))
+    if num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {num_envs}")
+    n = min(num_envs, len(seeds))
     env = task.make_env(n, asynchronous=asynchronous)
     success, returns, lengths, wall, max_progress = (
         np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64, np.float64)

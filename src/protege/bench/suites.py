@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -23,16 +24,12 @@ def bench(cfg: BenchConfig) -> dict:
         return bench_matrix(cfg)
     families = sorted(cfg.families(), key=is_student)  # students after their teacher
     check_teacher(families, families)  # fails, like an unknown name, before minutes of work
-    out = cfg.out or Path("runs") / f"bench-{datetime.now():%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(
-        out / "bench_config.json", {k: str(v) if isinstance(v, Path) else v for k, v in vars(cfg).items()}
-    )
+    out = bench_folder(cfg, finished="table.txt")
     timings = {}
     start = time.perf_counter()
-    data_dir, store = collect(
-        CollectConfig(task=cfg.task, episodes=cfg.episodes, out=out / "data", overwrite=True, progress=cfg.progress)
-    )
+    data_dir = out / "data"
+    if not (data_dir / "meta" / "info.json").exists():  # written atomically: present means complete
+        collect(CollectConfig(task=cfg.task, episodes=cfg.episodes, out=data_dir, progress=cfg.progress))
     timings["collect_s"] = time.perf_counter() - start
     runs = []
     for name in families:
@@ -51,6 +48,7 @@ def bench(cfg: BenchConfig) -> dict:
                 eval_every=0,
                 save_every=cfg.steps,
                 progress=cfg.progress,
+                resume=True,  # a finished run is kept, a killed one goes on
             )
         )
         timings[f"train_{name}_s"] = time.perf_counter() - t0
@@ -82,7 +80,7 @@ def bench_matrix(cfg: BenchConfig) -> dict:
     policies: one arm per family on expert data. curation: one arm per family and curation on a
     mixed-quality dataset, each paired against the first curation (uniform BC by default).
     """
-    out = cfg.out or Path("runs") / f"bench-{cfg.suite}-{datetime.now():%Y%m%d-%H%M%S}"
+    out = bench_folder(cfg, finished="summary.json")
     families = cfg.families()
     if cfg.suite == "policies":
         arms = {name: Arm(name) for name in families}
@@ -115,6 +113,48 @@ def bench_matrix(cfg: BenchConfig) -> dict:
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
     return results | {"out": str(out / "summary.json")}
+
+
+BENCH_CONFIG = "bench_config.json"
+
+
+def _config_json(cfg: BenchConfig) -> dict:
+    """The settings that decide a benchmark's results, as JSON reads them back (``out`` and the
+    progress bars left out)."""
+    data = {k: v for k, v in vars(cfg).items() if k not in ("out", "progress")}
+    return json.loads(json.dumps(data, default=str))
+
+
+def bench_folder(cfg: BenchConfig, finished: str) -> Path:
+    """Where a benchmark runs: ``--out``, else the newest unfinished folder under runs/ started with
+    the same settings (a killed ``protege bench`` resumes by running the same command again), else
+    a new time-stamped one. ``finished``: the file a complete benchmark leaves in its folder."""
+    prefix = "bench-" if cfg.suite == "default" else f"bench-{cfg.suite}-"
+    out = cfg.out
+    if out is None:
+        for saved in sorted(Path("runs").glob(f"{prefix}*/{BENCH_CONFIG}"), reverse=True):
+            folder = saved.parent
+            if not (folder / finished).exists() and _read_config(saved) == _config_json(cfg):
+                print(f"protege bench: resuming the unfinished {folder} (same settings; --out picks another folder)")
+                return folder
+        out = Path("runs") / f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
+    elif (out / BENCH_CONFIG).exists() and _read_config(out / BENCH_CONFIG) != _config_json(cfg):
+        saved, now = _read_config(out / BENCH_CONFIG) or {}, _config_json(cfg)
+        changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+        raise ValueError(
+            f"{out} holds a benchmark started with other settings ({', '.join(changed)} differ); "
+            "repeat its options to resume it, or give another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / BENCH_CONFIG, _config_json(cfg))
+    return out
+
+
+def _read_config(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
 
 
 def curation_of(name: str) -> CurationConfig:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from protege.atomic import refuse_existing
 from protege.config import CollectConfig
 from protege.data.store import EpisodeStore
 from protege.demos.demonstrators import ActionNoise, assign_operators, corrupt_actions, make_operator, parse_mixture
@@ -29,14 +30,18 @@ def collect(cfg: CollectConfig) -> tuple[Path, EpisodeStore]:
     task = make_task(cfg.task, pixels=cfg.pixels, image_size=cfg.image_size)
     if cfg.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
+    out = cfg.out or Path("data") / cfg.task.replace("/", "-")
+    refuse_existing(out, cfg.overwrite)  # before simulating, not after
     seeds = cfg.seed + np.arange(cfg.episodes)
     store = _collect_mixture(task, seeds, cfg) if cfg.mixture else _collect_expert(task, seeds, cfg)
     if cfg.success_only:
         kept = np.flatnonzero(store.episodes["success"])
         if len(kept) == 0:
-            raise RuntimeError(f"none of the {cfg.episodes} episodes of {cfg.task} succeeded; nothing to keep")
+            raise ValueError(
+                f"none of the {cfg.episodes} episodes of {cfg.task} succeeded, so --success-only keeps nothing; "
+                "collect more episodes or less noise, or drop --success-only"
+            )
         store = store.select(kept)
-    out = cfg.out or Path("data") / cfg.task.replace("/", "-")
     write_dataset(store, out, overwrite=cfg.overwrite, video=False)  # images bit-exact
     return out, store
 

@@ -42,11 +42,30 @@ import numpy as np
 import torch
 
 from protege.data.store import ACTION
-from protege.policies.base import Policy
+from protege.policies.base import FeatureSpec, Policy
+from protege.tasks.base import Task
 
 
 class NonFiniteActionError(ValueError):
     """A policy predicted NaN or inf: evaluation stops instead of scoring a broken policy 0%."""
+
+
+def check_fits(spec: FeatureSpec, task: Task, what: str) -> None:
+    """Refuse, before any work, a policy whose observations or actions are not the task's: it would
+    fail mid-run after the training budget is spent, or worse, run on the wrong columns."""
+    problems = []
+    if spec.action_dim != task.spec.action_dim:
+        problems.append(f"{spec.action_dim}-D actions where the task takes {task.spec.action_dim}-D")
+    for key, shape in spec.obs_shapes.items():
+        given = task.spec.obs_shapes.get(key)
+        if given is None:
+            problems.append(
+                f"observation '{key}', which the task does not give (it gives {sorted(task.spec.obs_shapes)})"
+            )
+        elif tuple(given) != tuple(shape):
+            problems.append(f"'{key}' of shape {list(shape)} where the task gives {list(given)}")
+    if problems:
+        raise ValueError(f"{what} does not fit task '{task.name}': {'; '.join(problems)}")
 
 
 #: The execution strategies, each a ``_act_<name>`` method of PolicyActor.

@@ -17,7 +17,7 @@ import numpy as np
 
 from protege.atomic import atomic_file, write_json_atomic
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
-from protege.evaluate.actor import PolicyActor
+from protege.evaluate.actor import PolicyActor, check_fits
 from protege.evaluate.stats import mcnemar_exact, summarize
 from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
 from protege.runner import rollout
@@ -68,10 +68,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     task = make_task(task_name)
     seeds = cfg.seed + np.arange(cfg.episodes)
     device = resolve_device(cfg.device)
+    folders = [resolve_checkpoint(path, cfg.checkpoint) for path in cfg.checkpoints]
+    policies = [load_policy(folder, ema=cfg.ema, device=device) for folder in folders]  # every one, before any work
+    for folder, policy in zip(folders, policies):
+        check_fits(policy.spec, task, f"checkpoint '{folder}'")
     results, taken = [], set()
-    for i, path in enumerate(cfg.checkpoints):
-        folder = resolve_checkpoint(path, cfg.checkpoint)
-        policy = load_policy(folder, ema=cfg.ema, device=device)
+    for i, (path, folder, policy) in enumerate(zip(cfg.checkpoints, folders, policies)):
         label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
         actor = PolicyActor(
             policy,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from protege.data.store import EpisodeStore
+from protege.data.store import DatasetError, EpisodeStore
 from protege.extras import require
 
 
@@ -51,7 +51,7 @@ def detect_format(path: str | Path) -> str:
     """The format of the dataset at ``path``, judged by its layout (formats whose library is missing
     are skipped). A folder that looks like none is taken for protege's own (LeRobot) format, whose
     reader then names what is missing."""
-    path = Path(path)
+    path = _dataset_path(path)
     for name in FORMATS:
         try:
             if _function(name, "looks_like")(path):
@@ -62,7 +62,27 @@ def detect_format(path: str | Path) -> str:
         return "lerobot"
     if not path.exists():
         raise FileNotFoundError(f"no such dataset folder or file: '{path}'")
-    raise ValueError(f"cannot tell the format of '{path}'; pass --format ({', '.join(FORMATS)})")
+    raise DatasetError(f"{path}: {_damage_hint(path)}cannot tell its format; pass --format ({', '.join(FORMATS)})")
+
+
+#: The first bytes of the container files the formats use, to tell a damaged file from a foreign one.
+MAGIC = {b"\x89HDF\r\n\x1a\n": "an HDF5 file (robomimic or Minari)", b"PK": "a zip file (a .zarr.zip replay buffer?)"}
+
+
+def _dataset_path(path: str | Path) -> Path:
+    """``path``, unless it exists as something other than a folder or a regular file: a FIFO or a
+    device (/dev/zero) would block or never end when read. (A Minari id need not exist as a path.)"""
+    path = Path(path)
+    if path.exists() and not (path.is_dir() or path.is_file()):
+        raise DatasetError(f"{path}: not a dataset folder or a regular file (a FIFO, socket or device)")
+    return path
+
+
+def _damage_hint(path: Path) -> str:
+    with path.open("rb") as file:
+        head = file.read(8)
+    kind = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
+    return f"it starts like {kind} but cannot be opened as one, so it may be truncated or corrupt; " if kind else ""
 
 
 def read_dataset(
@@ -74,7 +94,7 @@ def read_dataset(
 ) -> EpisodeStore:
     """Read any supported dataset; ``obs_keys``/``images`` limit what is read (and decoded) from disk."""
     name = detect_format(path) if format == "auto" else format
-    return _function(name, "read")(Path(path), obs_keys=obs_keys, images=images, progress=progress)
+    return _function(name, "read")(_dataset_path(path), obs_keys=obs_keys, images=images, progress=progress)
 
 
 def write_dataset(

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ OBSERVATION_PREFIX = "observation."
 EPISODE_BOOKKEEPING = frozenset({"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"})
 EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")
 EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
+NON_NUMERIC_DTYPES = ("video", "image", "string")  # LeRobot's feature dtypes that are not numpy number types
 FRAME_CLOCK = ("frame_index", "timestamp")  # per-frame columns checked against the episode ranges and fps
 TIMESTAMP_TOLERANCE_S = 1e-4  # LeRobot's own tolerance for timestamps that do not step by 1/fps
 VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
@@ -649,6 +651,16 @@ def _read_info(root: Path) -> dict:
         raise DatasetError(f"{path}: 'features' must map each feature name to an object")
     if ACTION not in features:
         raise DatasetError(f"{path}: no '{ACTION}' feature")
+    for key, feature in features.items():
+        dtype = feature.get("dtype")
+        if dtype not in NON_NUMERIC_DTYPES and not _is_numeric_dtype(dtype):
+            raise DatasetError(
+                f"{path}: feature '{key}' has dtype {dtype!r}, which is neither a number type nor one of "
+                f"{', '.join(NON_NUMERIC_DTYPES)}"
+            )
+    for key in (ACTION, REWARD):
+        if key in features and not _is_numeric_dtype(features[key].get("dtype")):
+            raise DatasetError(f"{path}: '{key}' has dtype {features[key].get('dtype')!r}; it must hold numbers")
     fps = info["fps"]
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0 or not float(fps).is_integer():
         raise DatasetError(f"{path}: fps must be a positive integer, got {fps!r}")
@@ -672,6 +684,13 @@ def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: boo
         key for key, feature in features.items() if key.startswith(OBSERVATION_PREFIX) and _is_loadable(feature)
     ]
     if obs_keys is None:
+        skipped = [key for key in features if key.startswith(OBSERVATION_PREFIX) and key not in available]
+        if skipped:
+            warnings.warn(
+                f"{where}: observation feature(s) {skipped} are not read (LeRobot 'image' (PNG) and 'string' "
+                "features have no place in protege's store; a 'video' feature does)",
+                stacklevel=3,
+            )
         return [key for key in available if images or not _is_image(features[key])]
     unknown = [key for key in obs_keys if key not in available]
     if unknown:
@@ -679,12 +698,16 @@ def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: boo
     return list(dict.fromkeys(obs_keys))
 
 
-def _is_loadable(feature: dict) -> bool:
-    """Numeric and video features; LeRobot "image" (PNG bytes) and string features are not for the store."""
+def _is_numeric_dtype(dtype: object) -> bool:
     try:
-        return feature.get("dtype") == "video" or np.dtype(feature.get("dtype")).kind in "biuf"
+        return isinstance(dtype, str) and np.dtype(dtype).kind in "biuf"
     except TypeError:
         return False
+
+
+def _is_loadable(feature: dict) -> bool:
+    """Numeric and video features; LeRobot "image" (PNG bytes) and string features are not for the store."""
+    return feature.get("dtype") == "video" or _is_numeric_dtype(feature.get("dtype"))
 
 
 def _is_image(feature: dict) -> bool:

@@ -65,9 +65,11 @@ def save_checkpoint(
     keep: int = 2,
     scores: dict[str, float] | None = None,
     keep_best: int = 0,
+    log_window: dict | None = None,
 ) -> Path:
     """Write checkpoint ``step`` atomically, rank it in best.json by its training-time ``scores``
-    (with ``keep_best`` > 0), point latest.json at it, and prune to the newest ``keep`` plus the best."""
+    (with ``keep_best`` > 0), point latest.json at it, and prune to the newest ``keep`` plus the best.
+    ``log_window``: the metrics row being accumulated, restored on resume."""
     ckpt_root = run_dir / "checkpoints"
     name = f"step-{step:07d}"
     final = ckpt_root / name
@@ -80,7 +82,9 @@ def save_checkpoint(
         save_file(
             weights({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors"
         )
-        (tmp / "train_state.json").write_text(json.dumps({"step": step, "optimizer": optim_rest}))
+        (tmp / "train_state.json").write_text(
+            json.dumps({"step": step, "optimizer": optim_rest, "log_window": log_window or {}})
+        )
         (tmp / "config.json").write_text(json.dumps(config_json, indent=2, default=str))
     best = rank_best(ckpt_root, step, name, scores, keep_best) if keep_best and scores else read_best(ckpt_root)
     write_json_atomic(ckpt_root / "latest.json", {"step": step, "dir": name})
@@ -107,12 +111,13 @@ def rank_best(ckpt_root: Path, step: int, name: str, scores: dict[str, float], k
     return entries[:keep_best]
 
 
-def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor]]:
-    """(step, optimizer state, rng tensors) of a checkpoint; its weights load with ``load_weights``."""
+def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor], dict]:
+    """(step, optimizer state, rng tensors, metrics row being accumulated) of a checkpoint; its
+    weights load with ``load_weights``."""
     meta = read_checkpoint_json(ckpt / "train_state.json")
     tensors = read_tensors(ckpt / "train_state.safetensors")
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     try:
-        return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng
+        return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng, meta.get("log_window", {})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{ckpt / 'train_state.json'}: not a training state ({error!r})") from error

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from protege.atomic import write_json_atomic, write_text_atomic
+from protege.atomic import clean_stale, write_json_atomic, write_text_atomic
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
 from protege.curation.curate import Curation
 from protege.data.windows import WindowSampler
-from protege.evaluate.actor import PolicyActor
+from protege.evaluate.actor import PolicyActor, check_fits
 from protege.formats import read_dataset
 from protege.policies import FeatureSpec, Policy, make_policy
 from protege.policies.base import per_sample_losses
@@ -118,16 +118,54 @@ def _check_resumable(ckpt: Path, config_json: dict) -> None:
         )
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
-    for name in ("batch_size", "log_every", "save_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+class TrainingDiverged(ValueError):
+    """The loss or the gradient became NaN/inf; the run stops before saving non-finite weights."""
+
+
+def _check_options(cfg: TrainConfig) -> None:
+    """Every numeric option in its range, before any data is read: a negative --val-fraction or a
+    --steps of 0 would otherwise train on the wrong data or save an untrained checkpoint."""
+    ranges = {
+        "steps": (cfg.steps >= 1, ">= 1"),
+        "batch_size": (cfg.batch_size >= 1, ">= 1"),
+        "log_every": (cfg.log_every >= 1, ">= 1"),
+        "save_every": (cfg.save_every >= 1, ">= 1"),
+        "eval_every": (cfg.eval_every >= 0, ">= 0 (0 disables closed-loop evaluation)"),
+        "eval_episodes": (cfg.eval_episodes >= 0, ">= 0"),
+        "val_fraction": (0 <= cfg.val_fraction < 1, "in [0, 1)"),
+        "lr": (math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
+        "warmup_steps": (cfg.warmup_steps >= 0, ">= 0"),
+        "grad_clip": (cfg.grad_clip >= 0, ">= 0 (0 disables clipping)"),
+        "ema_decay": (0 <= cfg.ema_decay < 1, "in [0, 1) (0 disables EMA)"),
+        "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
+    }
+    for name, (ok, expected) in ranges.items():
+        if not ok:
+            raise ValueError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(cfg, name)}")
     if cfg.keep_best < 0 or (cfg.keep_best and not (cfg.eval_every and cfg.eval_episodes)):
         raise ValueError(
             f"--keep-best must be >= 0 and ranks closed-loop evaluations (set --eval-every and --eval-episodes), "
             f"got --keep-best {cfg.keep_best}"
         )
+    if cfg.eval_task and cfg.eval_task not in TASKS:
+        raise ValueError(f"--eval-task '{cfg.eval_task}' is not a task; known tasks: {', '.join(sorted(TASKS))}")
+
+
+def _strict_json(row: dict) -> str:
+    """A metrics line that strict JSON readers accept: a non-finite number is written as null."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()})
+
+
+def _last_checkpoint(run_dir: Path) -> str:
+    try:
+        return f"the last finite checkpoint is kept: {resolve_checkpoint(run_dir)}"
+    except FileNotFoundError:
+        return "no checkpoint was written before it"
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
+    _check_options(cfg)
     device = resolve_device(cfg.device)
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
@@ -154,6 +192,8 @@ def train(cfg: TrainConfig) -> Path:
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
+    if eval_task and cfg.eval_every and cfg.eval_episodes:
+        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'")
     run_config = cfg.to_json()
     config_json = {
         "train": run_config,
@@ -162,11 +202,13 @@ def train(cfg: TrainConfig) -> Path:
         "task": eval_task or store.task,
     }
 
-    start = 0
+    clean_stale(run_dir / "checkpoints")  # temporary folders of a killed run
+    clean_stale(run_dir)
+    start, saved_window = 0, None
     if cfg.resume and has_checkpoint:
         ckpt = resolve_checkpoint(run_dir)
         _check_resumable(ckpt, config_json)
-        start, optim_state, rng = load_train_state(ckpt)
+        start, optim_state, rng, saved_window = load_train_state(ckpt)
         load_weights(policy, ckpt / "model.safetensors")
         if ema is not None and (ckpt / "ema.safetensors").exists():
             load_weights(ema.model, ckpt / "ema.safetensors")
@@ -183,7 +225,7 @@ def train(cfg: TrainConfig) -> Path:
 
     def log(row: dict) -> None:
         with metrics_path.open("a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(_strict_json(row) + "\n")
 
     def checkpoint(step: int, scores: dict[str, float] | None = None) -> None:
         save_checkpoint(
@@ -196,6 +238,7 @@ def train(cfg: TrainConfig) -> Path:
             _rng_state(generator, device),
             scores=scores,
             keep_best=cfg.keep_best,
+            log_window=window,
         )
 
     eval_policy = ema.model if ema else policy
@@ -221,7 +264,10 @@ def train(cfg: TrainConfig) -> Path:
         desc=f"train {cfg.policy.name}",
         disable=not cfg.progress,
     )
-    window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0}
+    # the log row being accumulated; saved with each checkpoint, so a resumed run logs the rows an
+    # uninterrupted one would even when --save-every is not a multiple of --log-every
+    empty_window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0, "steps": 0, "skipped": 0}
+    window = {**empty_window, **(saved_window or {})}
     policy.train()
     for step in bar:
         curation.before_step(step, start, policy, eval_policy)
@@ -237,38 +283,60 @@ def train(cfg: TrainConfig) -> Path:
         grad_norm = torch.nn.utils.clip_grad_norm_(
             policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
         )
-        optimizer.step()
-        if ema is not None:
-            ema.update(policy, step)
+        loss_value, norm_value = float(loss.detach()), float(grad_norm)
+        done = step + 1
+        finite = math.isfinite(loss_value) and math.isfinite(norm_value)
+        if finite:
+            optimizer.step()
+            if ema is not None:
+                ema.update(policy, step)
+        elif cfg.on_nonfinite == "stop":
+            log({"step": done, "stopped": "non-finite loss or gradient"})
+            raise TrainingDiverged(
+                f"loss {loss_value} (gradient norm {norm_value}) at step {done}: training stopped, "
+                f"{_last_checkpoint(run_dir)}. Lower --lr, raise --warmup-steps or --batch-size, or pass "
+                "--on-nonfinite skip to skip such steps"
+            )
+        else:
+            bar.write(
+                f"step {done}: loss {loss_value}, gradient norm {norm_value}; update skipped (--on-nonfinite skip)"
+            )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t2 = time.perf_counter()
-        window["loss"] += float(loss.detach())
-        window["grad_norm"] += float(grad_norm)
+        if finite:
+            window["loss"] += loss_value
+            window["grad_norm"] += norm_value
+            window["n"] += 1
+        window["skipped"] += not finite
         window["data_s"] += t1 - t0
         window["update_s"] += t2 - t1
-        window["n"] += 1
+        window["steps"] += 1
         train_s += t2 - t0
-        done = step + 1
         if done % cfg.log_every == 0 or done == total_steps:
-            n, elapsed = window["n"], window["data_s"] + window["update_s"]
+            n, steps, elapsed = window["n"], window["steps"], window["data_s"] + window["update_s"]
             row = {
                 "step": done,
-                "loss": window["loss"] / n,
-                "grad_norm": window["grad_norm"] / n,
+                "loss": window["loss"] / n if n else None,
+                "grad_norm": window["grad_norm"] / n if n else None,
                 "lr": lr,
-                "samples_per_s": n * cfg.batch_size / elapsed,
-                "steps_per_s": n / elapsed,
-                "data_s_per_step": window["data_s"] / n,
-                "update_s_per_step": window["update_s"] / n,
+                "samples_per_s": steps * cfg.batch_size / elapsed,
+                "steps_per_s": steps / elapsed,
+                "data_s_per_step": window["data_s"] / steps,
+                "update_s_per_step": window["update_s"] / steps,
                 "train_s": train_s,
+                **({"skipped_steps": window["skipped"]} if window["skipped"] else {}),
             }
             log(row)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", sps=f"{row['samples_per_s']:.0f}")
-            window = {k: 0.0 if k != "n" else 0 for k in window}
+            bar.set_postfix(loss=f"{row['loss'] or float('nan'):.4f}", sps=f"{row['samples_per_s']:.0f}")
+            window = dict(empty_window)
         scores = None
         if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
-            scores = evaluate_now(done)
+            try:
+                scores = evaluate_now(done)
+            except BaseException:
+                checkpoint(done)  # the steps trained so far are kept even if the evaluation fails
+                raise
         if done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and scores):
             checkpoint(done, scores)
     bar.close()
