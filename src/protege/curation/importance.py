@@ -14,13 +14,13 @@ import copy
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file, save_file
 
 from protege.atomic import atomic_file
 from protege.curation.weights import iw_sft_weights, normalize_weights
 from protege.data.windows import WindowSampler
 from protege.policies import Policy
 from protege.policies.base import per_sample_losses
+from protege.policies.storage import load_weights, write_tensors
 
 REFERENCE_FILE = "iw_reference.safetensors"
 
@@ -61,9 +61,9 @@ class ImportanceWeighting:
             self.reference = copy.deepcopy(q).eval().requires_grad_(False)
             if step == self.warmup:
                 with atomic_file(self.path) as tmp:
-                    save_file({k: v.contiguous() for k, v in self.reference.state_dict().items()}, tmp)
+                    write_tensors(self.reference.state_dict(), tmp)
             else:  # resumed past the warm-up: the reference is the one saved then
-                self.reference.load_state_dict(load_file(self.path, device=str(q.device)))
+                load_weights(self.reference, self.path)
             # frozen and scored with fixed noise: its log-likelihoods never change
             self.logp_ref = -per_sample_losses(self.reference, self.sampler, 1024, self.seed).cpu().numpy()
         if step == self.warmup or step == start or (step - self.warmup) % self.every == 0:

@@ -41,28 +41,37 @@ def episode_column(name: str, values: object, labels: Sequence[str] | None = Non
     values = np.asarray(values)
     if values.ndim != 1:
         raise DatasetError(f"'{name}' must hold one value per episode, got shape {values.shape}")
-    if dtype.kind == "O":
-        return values.astype(object)
-    numeric = values.dtype.kind in "biuf" or (values.dtype == object and all(_is_number(v) for v in values))
-    if numeric:
-        as_float = values.astype(np.float64)
-        if dtype.kind == "b":
-            good = np.isin(as_float, (0.0, 1.0))
-        elif dtype.kind == "i":
-            good = np.isfinite(as_float) & (as_float == np.round(as_float)) & (values.dtype.kind != "b")
-        else:
-            good = np.full(len(values), values.dtype.kind != "b")
+    if dtype.kind == "O":  # text labels
+        good = np.array([isinstance(value, str) for value in values.tolist()], dtype=bool)
         if good.all():
-            return as_float.astype(dtype)
+            return values.astype(object)
+        expected = "text"
     else:
-        good = np.zeros(len(values), dtype=bool)
+        good, expected = _numeric_column(values, dtype)
+        if good is None:
+            return values.astype(dtype)
     episode = int(np.argmin(good))
-    expected = {"b": "true/false (or 0/1)", "i": "a whole number", "f": "a number"}[dtype.kind]
     value = values[episode].item() if isinstance(values[episode], np.generic) else values[episode]
     column, where = (
         (f"episode column '{name}'", f"episode {episode}") if labels is None else (f"'{name}'", labels[episode])
     )
     raise DatasetError(f"{column} must be {expected}; {where} has {value!r}")
+
+
+def _numeric_column(values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray | None, str]:
+    """(None, _) when every value converts to ``dtype`` keeping its meaning, else (which do, what is expected)."""
+    expected = {"b": "true/false (or 0/1)", "i": "a whole number", "f": "a number"}[dtype.kind]
+    numeric = values.dtype.kind in "biuf" or (values.dtype == object and all(_is_number(v) for v in values))
+    if not numeric:
+        return np.zeros(len(values), dtype=bool), expected
+    as_float = values.astype(np.float64)
+    if dtype.kind == "b":
+        good = np.isin(as_float, (0.0, 1.0))
+    elif dtype.kind == "i":
+        good = np.isfinite(as_float) & (as_float == np.round(as_float)) & (values.dtype.kind != "b")
+    else:
+        good = np.full(len(values), values.dtype.kind != "b")
+    return (None if good.all() else good), expected
 
 
 def _is_number(value: object) -> bool:

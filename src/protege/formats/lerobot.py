@@ -78,6 +78,7 @@ OBSERVATION_PREFIX = "observation."
 EPISODE_BOOKKEEPING = frozenset({"episode_index", "tasks", "length", "dataset_from_index", "dataset_to_index"})
 EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")
 EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
+COLUMNS_KEY = "protege.columns"  # parquet schema metadata: the column names, to check the footer against
 NON_NUMERIC_DTYPES = ("video", "image", "string")  # LeRobot's feature dtypes that are not numpy number types
 FRAME_CLOCK = ("frame_index", "timestamp")  # per-frame columns checked against the episode ranges and fps
 TIMESTAMP_TOLERANCE_S = 1e-4  # LeRobot's own tolerance for timestamps that do not step by 1/fps
@@ -194,7 +195,11 @@ def _write_parquet(path: Path, table: pa.Table) -> None:
     pyarrow, so readers go one row group at a time and memory stays bounded."""
     path.parent.mkdir(parents=True, exist_ok=True)
     row_bytes = max(1, table.nbytes // max(1, table.num_rows))
-    pq.write_table(table, path, row_group_size=max(1, ROW_GROUP_BYTES // row_bytes))
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), COLUMNS_KEY: json.dumps(table.column_names)}
+    )
+    # page checksums (CRC32, part of the parquet format): a damaged byte in the data reads as an error, not a value
+    pq.write_table(table, path, row_group_size=max(1, ROW_GROUP_BYTES // row_bytes), write_page_checksum=True)
 
 
 def _per_frame(values: np.ndarray, dtype: type) -> np.ndarray:
@@ -521,7 +526,14 @@ def _read_frames(
     where, features = layout.root / "data", layout.info["features"]
     keys = [*keys, ACTION, *([REWARD] if REWARD in features else [])]
 
+    declared = {key for key, feature in features.items() if feature.get("dtype") != "video"}
+
     def columns(schema: pa.Schema) -> list[str]:
+        undeclared = sorted(set(schema.names) - declared)
+        if undeclared:  # LeRobot declares every data column in info.json; a name that differs is damage
+            raise DatasetError(
+                f"{where}: data column(s) {undeclared} are not features of {INFO_PATH} (it declares {sorted(declared)})"
+            )
         return [*keys, "index", "episode_index", *(name for name in FRAME_CLOCK if name in schema.names)]
 
     tables = _read_tables(layout.data_files, columns, progress)
@@ -738,7 +750,8 @@ def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | No
     if not path.is_file():
         raise DatasetError(f"{path}: missing")
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)  # where the writer stored them
+        _check_column_names(parquet.schema_arrow, path)
         wanted = None if columns is None else list(columns(parquet.schema_arrow))
         missing = [column for column in wanted or [] if column not in parquet.schema_arrow.names]
         table = (
@@ -754,6 +767,24 @@ def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | No
     if missing:
         raise DatasetError(f"{path}: column(s) {missing} missing")
     return table
+
+
+def _check_column_names(schema: pa.Schema, path: Path) -> None:
+    """Column names against the list protege writes beside them: the footer holding them has no
+    checksum, and a damaged name would turn a known column (``success``) into an unknown one."""
+    written = (schema.metadata or {}).get(COLUMNS_KEY.encode())
+    if written is None:
+        return  # written by another tool
+    try:
+        names = json.loads(written)
+    except ValueError:
+        names = None
+    if not isinstance(names, list):
+        raise DatasetError(f"{path}: its '{COLUMNS_KEY}' metadata is damaged")
+    if len(names) == len(schema.names) and names != schema.names:  # a renamed column (a file edited on purpose
+        # to drop or add columns keeps the old list, and the checks of each column judge it)
+        now, was = next((a, b) for a, b in zip(schema.names, names) if a != b)
+        raise DatasetError(f"{path}: column '{now}' was written as '{was}'; the file is damaged")
 
 
 def _glob(root: Path, pattern: str) -> list[Path]:
@@ -840,7 +871,12 @@ def _protege_episode_columns(episodes: pa.Table) -> dict[str, np.ndarray]:
 def _read_task(path: Path) -> str:
     """The single task string; pandas stores it as the table's index column."""
     table = _read_parquet(path)
-    index_columns = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    try:
+        index_columns = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    except ValueError as error:  # json.JSONDecodeError: the pandas metadata is damaged
+        raise DatasetError(
+            f"{path}: its pandas metadata is not valid JSON, the file may be corrupt ({error})"
+        ) from error
     column = next((name for name in index_columns if isinstance(name, str)), "task")
     if column not in table.column_names:
         raise DatasetError(f"{path}: no task string column (looked for '{column}')")

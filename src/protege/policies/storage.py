@@ -9,13 +9,14 @@ newest (``protege.train.checkpoint``); ``resolve_checkpoint`` finds the folder f
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from protege.atomic import atomic_file, write_json_atomic
 from protege.policies import FeatureSpec, Policy, PolicyConfig, policy_class
@@ -44,16 +45,42 @@ def read_checkpoint_json(path: Path) -> dict | list:
         raise CheckpointError(f"{path}: not valid JSON, it may be truncated or corrupt ({error})") from error
 
 
+#: safetensors header metadata: a digest of every tensor's name, dtype, shape and bytes. safetensors
+#: has no checksum of its own, so one flipped byte in the data would load as a different weight.
+DIGEST = "protege.blake2b"
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(tensors):
+        tensor = tensors[key].contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def write_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """A safetensors file (detached, contiguous, CPU tensors) with the digest ``read_tensors`` checks."""
+    tensors = weights(tensors)
+    save_file(tensors, path, metadata={DIGEST: _digest(tensors)})
+
+
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """A safetensors file, or one error naming it (safetensors' own errors never say which file)."""
+    """A safetensors file, or one error naming it (safetensors' own errors never say which file).
+    Files protege wrote carry a digest: a damaged byte anywhere is an error, not a wrong weight."""
     try:
-        return load_file(path)
+        with safe_open(path, "pt") as file:
+            expected = (file.metadata() or {}).get(DIGEST)
+            tensors = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118 (no dict)
     except FileNotFoundError as error:
         raise CheckpointError(f"{path}: missing; the checkpoint is incomplete") from error
     except (SafetensorError, OSError) as error:
         raise CheckpointError(
             f"{path}: not a readable safetensors file, it may be truncated or corrupt ({error})"
         ) from error
+    if expected is not None and _digest(tensors) != expected:
+        raise CheckpointError(f"{path}: its content does not match the digest written with it; the file is damaged")
+    return tensors
 
 
 def load_weights(module: torch.nn.Module, path: Path) -> None:
@@ -113,7 +140,7 @@ def save_policy(policy: Policy, folder: str | Path, task: str = "") -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_file(folder / "model.safetensors") as tmp:
-        save_file(weights(policy.state_dict()), tmp)
+        write_tensors(policy.state_dict(), tmp)
     write_json_atomic(folder / "config.json", policy_json(policy, task))
     return folder
 

@@ -25,11 +25,10 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from protege.atomic import staged_folder, write_json_atomic
 from protege.policies import Policy
-from protege.policies.storage import BEST, CheckpointError, read_checkpoint_json, read_tensors, weights
+from protege.policies.storage import BEST, CheckpointError, read_checkpoint_json, read_tensors, write_tensors
 
 
 def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -75,13 +74,11 @@ def save_checkpoint(
     final = ckpt_root / name
     with staged_folder(final, overwrite=True) as tmp:
         tmp.mkdir()
-        save_file(weights(policy.state_dict()), tmp / "model.safetensors")
+        write_tensors(policy.state_dict(), tmp / "model.safetensors")
         if ema_model is not None:
-            save_file(weights(ema_model.state_dict()), tmp / "ema.safetensors")
+            write_tensors(ema_model.state_dict(), tmp / "ema.safetensors")
         optim_tensors, optim_rest = _optimizer_split(optimizer.state_dict())
-        save_file(
-            weights({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}), tmp / "train_state.safetensors"
-        )
+        write_tensors({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "train_state.safetensors")
         (tmp / "train_state.json").write_text(
             json.dumps({"step": step, "optimizer": optim_rest, "log_window": log_window or {}})
         )
