@@ -137,7 +137,11 @@ def bench_folder(cfg: BenchConfig, finished: str) -> Path:
             if not (folder / finished).exists() and _read_config(saved) == _config_json(cfg):
                 print(f"protege bench: resuming the unfinished {folder} (same settings; --out picks another folder)")
                 return folder
-        out = Path("runs") / f"{prefix}{datetime.now():%Y%m%d-%H%M%S}"
+        stamp, number = f"{prefix}{datetime.now():%Y%m%d-%H%M%S}", 1
+        out = Path("runs") / stamp
+        while out.exists():  # another benchmark started in the same second
+            number += 1
+            out = Path("runs") / f"{stamp}-{number}"
     elif (out / BENCH_CONFIG).exists() and _read_config(out / BENCH_CONFIG) != _config_json(cfg):
         saved, now = _read_config(out / BENCH_CONFIG) or {}, _config_json(cfg)
         changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))

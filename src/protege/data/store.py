@@ -61,9 +61,9 @@ def episode_column(name: str, values: object, labels: Sequence[str] | None = Non
 def _numeric_column(values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray | None, str]:
     """(None, _) when every value converts to ``dtype`` keeping its meaning, else (which do, what is expected)."""
     expected = {"b": "true/false (or 0/1)", "i": "a whole number", "f": "a number"}[dtype.kind]
-    numeric = values.dtype.kind in "biuf" or (values.dtype == object and all(_is_number(v) for v in values))
-    if not numeric:
-        return np.zeros(len(values), dtype=bool), expected
+    numbers = np.array([values.dtype.kind in "biuf" or _is_number(v) for v in values.tolist()], dtype=bool)
+    if not numbers.all():
+        return numbers, expected
     as_float = values.astype(np.float64)
     if dtype.kind == "b":
         good = np.isin(as_float, (0.0, 1.0))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,3 +34,8 @@ def write_json(path: Path, content: dict) -> None:
 def stored_dtype(dtype: np.dtype | str) -> type:
     """uint8 (images) as is; every other numeric feature as float32."""
     return np.uint8 if np.dtype(dtype) == np.uint8 else np.float32
+
+
+def json_digest(content: dict) -> str:
+    """A digest of a JSON object (keys sorted), for metadata files that carry their own checksum."""
+    return hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=16).hexdigest()

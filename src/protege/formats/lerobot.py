@@ -762,7 +762,7 @@ def _read_parquet(path: Path, columns: Callable[[pa.Schema], Sequence[str]] | No
                 or [parquet.schema_arrow.empty_table().select(wanted or parquet.schema_arrow.names)]
             )
         )
-    except (pa.ArrowException, OSError) as error:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as error:  # a damaged column name is not UTF-8
         raise DatasetError(f"{path}: cannot read parquet file, it may be truncated or corrupt ({error})") from error
     if missing:
         raise DatasetError(f"{path}: column(s) {missing} missing")

@@ -93,7 +93,8 @@ from tqdm.auto import tqdm
 
 from protege.atomic import staged_folder
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
-from protege.formats.files import read_json_object, stored_dtype, write_json
+from protege.formats.files import json_digest, read_json_object, stored_dtype, write_json
+from protege.formats.hdf5 import READ_ERRORS, create_file, write_array
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"
@@ -107,6 +108,7 @@ SUCCESS_INFOS = ("success", "is_success")
 PROTEGE = "protege"  # metadata.json object and episode attribute prefix for protege's extras
 DEFAULT_FPS = 10
 ARRAY_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+DIGEST = "digest"  # in the protege object of metadata.json: json_digest of the rest of the file
 MINARI_ERRORS = (ValueError, KeyError, AssertionError, TypeError, OSError, NotImplementedError)
 
 
@@ -246,6 +248,8 @@ def _load_with_minari(folder: Path) -> minari.MinariDataset:
 
 def _protege_metadata(metadata: dict, path: Path) -> dict:
     """The ``protege`` object protege writes (task, fps, subsets, reward), checked; {} when absent."""
+    if PROTEGE not in metadata and metadata.get("algorithm_name") == PROTEGE:
+        raise DatasetError(f"{path}: written by protege but its '{PROTEGE}' entry is missing; the file is damaged")
     extras = metadata.get(PROTEGE, {})
     checks = {
         "task": lambda value: isinstance(value, str),
@@ -261,6 +265,13 @@ def _protege_metadata(metadata: dict, path: Path) -> dict:
     for name, value in extras.items():
         if name in checks and not checks[name](value):
             raise DatasetError(f"{path}: '{PROTEGE}.{name}' has an invalid value {value!r}")
+    if DIGEST in extras:
+        unsigned = {**metadata, PROTEGE: {k: v for k, v in extras.items() if k != DIGEST}}
+        if json_digest(unsigned) != extras[DIGEST]:
+            raise DatasetError(
+                f"{path}: its content does not match the digest protege wrote with it, so it is damaged "
+                f"(if you edited it on purpose, delete '{PROTEGE}.{DIGEST}')"
+            )
     return extras
 
 
@@ -335,8 +346,12 @@ def _read_episodes(
             _check_episode_count(file, len(indices), main)
             bar = tqdm(indices, desc="reading Minari episodes", unit="episode", disable=not progress)
             return [_read_episode(file, int(index), leaves, action_shape, jpeg, main) for index in bar]
-    except OSError as error:
-        raise DatasetError(f"{main}: cannot read HDF5 file, it may be truncated or corrupt ({error})") from error
+    except DatasetError:
+        raise
+    except READ_ERRORS as error:
+        raise DatasetError(
+            f"{main}: cannot read HDF5 file, it may be truncated or corrupt ({type(error).__name__}: {error})"
+        ) from error
 
 
 def _check_episode_count(file: h5py.File, announced: int, main: Path) -> None:
@@ -565,7 +580,7 @@ def _box(values: np.ndarray) -> spaces.Box:
 def _metadata(store: EpisodeStore, layout: dict[str, tuple[str, ...]], dataset_id: str, size_bytes: int) -> dict:
     action = store.action.astype(np.float32)
     observation_space = _nested({parts: _box(store.obs[key]) for key, parts in layout.items()})
-    return {
+    metadata = {
         "dataset_id": dataset_id,
         "total_episodes": store.num_episodes,
         "total_steps": store.num_frames,
@@ -583,12 +598,14 @@ def _metadata(store: EpisodeStore, layout: dict[str, tuple[str, ...]], dataset_i
             "subsets": {name: ids.tolist() for name, ids in store.subsets.items()},
         },
     }
+    metadata[PROTEGE][DIGEST] = json_digest(metadata)  # JSON has no checksum: a damaged "task" would read as another
+    return metadata
 
 
 def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], main: Path, progress: bool) -> None:
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
     bounds = list(zip(store.episode_starts, store.episode_ends))
-    with h5py.File(main, "w") as file:
+    with create_file(main) as file:
         for index, (start, end) in enumerate(
             tqdm(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)
         ):
@@ -596,14 +613,14 @@ def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], mai
             group.attrs.update(_episode_attributes_to_write(store, index, end - start))
             for key, parts in layout.items():
                 frames = store.obs[key][start:end].astype(stored_dtype(store.obs[key].dtype), copy=False)
-                group.create_dataset("/".join(("observations", *parts)), data=np.concatenate([frames, frames[-1:]]))
+                write_array(group, "/".join(("observations", *parts)), np.concatenate([frames, frames[-1:]]))
             success = bool(store.episodes["success"][index])
             last_step = np.arange(end - start) == end - start - 1
-            group.create_dataset("actions", data=store.action[start:end].astype(np.float32))
-            group.create_dataset("rewards", data=reward[start:end])
-            group.create_dataset("terminations", data=last_step & success)
-            group.create_dataset("truncations", data=last_step & (not success))
-            group.create_dataset("infos/success", data=np.concatenate([[False], last_step & success]))
+            write_array(group, "actions", store.action[start:end].astype(np.float32))
+            write_array(group, "rewards", reward[start:end])
+            write_array(group, "terminations", last_step & success)
+            write_array(group, "truncations", last_step & (not success))
+            write_array(group, "infos/success", np.concatenate([[False], last_step & success]))
 
 
 def _episode_attributes_to_write(store: EpisodeStore, index: int, steps: int) -> dict:

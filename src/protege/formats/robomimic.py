@@ -72,6 +72,7 @@ from tqdm.auto import tqdm
 from protege.atomic import atomic_file
 from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column
 from protege.formats.files import stored_dtype
+from protege.formats.hdf5 import READ_ERRORS, create_file, write_array
 
 OBSERVATION_PREFIX = "observation."
 IMAGE_PREFIX = "observation.images."
@@ -150,8 +151,12 @@ def read_robomimic(
     with file:
         try:
             parts, fps = _read_file(file, path, obs_keys, images, progress)
-        except OSError as error:
-            raise DatasetError(f"{path}: cannot read HDF5 file, it may be truncated or corrupt ({error})") from error
+        except DatasetError:
+            raise
+        except READ_ERRORS as error:
+            raise DatasetError(
+                f"{path}: cannot read HDF5 file, it may be truncated or corrupt ({type(error).__name__}: {error})"
+            ) from error
     try:
         return EpisodeStore(**parts, **({} if fps is None else {"fps": fps}))
     except DatasetError as error:
@@ -414,7 +419,7 @@ def write_robomimic(store: EpisodeStore, path: Path, *, overwrite: bool = False,
     _refuse_existing_file(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as staging:
-        with h5py.File(staging, "w") as file:
+        with create_file(staging) as file:
             _write_file(store, file, targets, progress)
         _refuse_existing_file(path, overwrite)
     return path
@@ -468,7 +473,7 @@ def _write_file(store: EpisodeStore, file: h5py.File, targets: dict[str, str], p
         demo = data.create_group(f"{DEMO_PREFIX}{episode}")
         _write_demo(demo, store, targets, reward, episode, slice(start, end))
     for name, ids in store.subsets.items():
-        file.create_dataset(f"mask/{name}", data=np.array([f"{DEMO_PREFIX}{i}" for i in ids], dtype="S"))
+        write_array(file, f"mask/{name}", np.array([f"{DEMO_PREFIX}{i}" for i in ids], dtype="S"))
 
 
 def _write_demo(
@@ -479,15 +484,15 @@ def _write_demo(
     for name, values in store.episodes.items():
         value = values[episode]
         demo.attrs[name] = str(value) if values.dtype == object else value
-    demo.create_dataset("actions", data=store.action[rows].astype(np.float32))
-    demo.create_dataset("rewards", data=reward[rows])
-    demo.create_dataset("dones", data=(np.arange(steps) == steps - 1).astype(np.int64))
+    write_array(demo, "actions", store.action[rows].astype(np.float32))
+    write_array(demo, "rewards", reward[rows])
+    write_array(demo, "dones", (np.arange(steps) == steps - 1).astype(np.int64))
     for group in ("obs", "next_obs"):
         demo.create_group(group, track_order=True)  # h5py then lists the keys in the store's order
     for key, name in targets.items():
         values = store.obs[key][rows].astype(stored_dtype(store.obs[key].dtype))
         compression = "gzip" if values.ndim == 4 else None
-        demo.create_dataset(name, data=values, compression=compression)
+        write_array(demo, name, values, compression=compression)
         if name != STATES:
             following = np.concatenate([values[1:], values[-1:]])  # next_obs: last frame repeated
-            demo.create_dataset(f"next_{name}", data=following, compression=compression)
+            write_array(demo, f"next_{name}", following, compression=compression)

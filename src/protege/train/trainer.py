@@ -35,6 +35,10 @@ from protege.tasks import TASKS, make_task
 from protege.train.checkpoint import load_train_state, save_checkpoint
 from protege.train.ema import EMA
 
+#: The parts of a metrics row being accumulated that a checkpoint carries across a resume (the
+#: deterministic ones: a resumed run then logs the losses an uninterrupted one would).
+LOSS_WINDOW = ("loss", "grad_norm", "n", "skipped")
+
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up to ``cfg.lr``, then cosine decay to zero at ``cfg.steps``."""
@@ -238,7 +242,7 @@ def train(cfg: TrainConfig) -> Path:
             _rng_state(generator, device),
             scores=scores,
             keep_best=cfg.keep_best,
-            log_window=window,
+            log_window={k: window[k] for k in LOSS_WINDOW},  # timings restart with the process
         )
 
     eval_policy = ema.model if ema else policy
@@ -267,7 +271,7 @@ def train(cfg: TrainConfig) -> Path:
     # the log row being accumulated; saved with each checkpoint, so a resumed run logs the rows an
     # uninterrupted one would even when --save-every is not a multiple of --log-every
     empty_window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0, "steps": 0, "skipped": 0}
-    window = {**empty_window, **(saved_window or {})}
+    window = {**empty_window, **{k: v for k, v in (saved_window or {}).items() if k in LOSS_WINDOW}}
     policy.train()
     for step in bar:
         curation.before_step(step, start, policy, eval_policy)
