@@ -448,9 +448,8 @@ def unwritable_out(folder: Path) -> list[str]:
 
 
 def readonly_out(folder: Path) -> list[str]:
-    (folder / "ro").mkdir()
-    os.chmod(folder / "ro", 0o500)
-    return protege("export", str(ROOT / "data"), str(folder / "ro" / "x.hdf5"), "--format", "robomimic", *QUIET)
+    """/sys refuses new files even to root (a read-only folder would not stop root)."""
+    return protege("export", str(ROOT / "data"), "/sys/protege-probe/x.hdf5", "--format", "robomimic", *QUIET)
 
 
 def existing_dest(folder: Path) -> list[str]:
@@ -641,7 +640,7 @@ CASES = [
     ),
     Case("eval --num-envs 0", "cli", eval_case("--num-envs", "0"), ("--num-envs",)),
     Case("eval --out under a file", "cli", unwritable_out, ("file",)),
-    Case("export into a read-only folder", "cli", readonly_out, ("ro",)),
+    Case("export into a folder nobody may write", "cli", readonly_out, ("/sys/protege-probe",)),
     Case("import onto an existing folder", "cli", existing_dest, ("--overwrite",)),
     Case("collect --success-only, nothing succeeds", "cli", nothing_succeeded, ("succeeded",)),
     # kills

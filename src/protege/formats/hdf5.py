@@ -32,3 +32,14 @@ def write_array(group: h5py.Group, name: str, data: np.ndarray, **options) -> h5
     data = np.asarray(data)
     checked = data.ndim > 0 and data.size > 0 and data.dtype != object
     return group.create_dataset(name, data=data, **({"fletcher32": True} if checked else {}), **options)
+
+
+def attribute(value: object) -> object:
+    """A text attribute as fixed-length bytes, which HDF5 keeps in the checksummed object header (a
+    Python str becomes a variable-length string in the global heap, which nothing checks)."""
+    return np.bytes_(value.encode()) if isinstance(value, str) and value else value
+
+
+def text(value: object) -> object:
+    """An attribute read back: bytes (as ``attribute`` writes text) decoded, anything else as is."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -94,7 +94,7 @@ from tqdm.auto import tqdm
 from protege.atomic import staged_folder
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
 from protege.formats.files import json_digest, read_json_object, stored_dtype, write_json
-from protege.formats.hdf5 import READ_ERRORS, create_file, write_array
+from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, text, write_array
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"
@@ -474,7 +474,7 @@ def _episode_columns(episodes: list[Episode], attributes: list[dict]) -> dict[st
     }
     stored = [attrs[PROTEGE] if isinstance(attrs.get(PROTEGE), dict) else {} for attrs in attributes]
     for name in set.intersection(*(set(values) for values in stored)):
-        values = [values[name] for values in stored]
+        values = [text(values[name]) for values in stored]
         columns[name] = np.array(values, dtype=object) if isinstance(values[0], str) else np.array(values)
     return columns
 
@@ -610,7 +610,9 @@ def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], mai
             tqdm(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)
         ):
             group = file.create_group(f"episode_{index}")
-            group.attrs.update(_episode_attributes_to_write(store, index, end - start))
+            group.attrs.update(
+                {k: attribute(v) for k, v in _episode_attributes_to_write(store, index, end - start).items()}
+            )
             for key, parts in layout.items():
                 frames = store.obs[key][start:end].astype(stored_dtype(store.obs[key].dtype), copy=False)
                 write_array(group, "/".join(("observations", *parts)), np.concatenate([frames, frames[-1:]]))

@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 from protege.atomic import atomic_file
 from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column
 from protege.formats.files import stored_dtype
-from protege.formats.hdf5 import READ_ERRORS, create_file, write_array
+from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, write_array
 
 OBSERVATION_PREFIX = "observation."
 IMAGE_PREFIX = "observation.images."
@@ -463,10 +463,12 @@ def _targets(store: EpisodeStore) -> dict[str, str]:
 def _write_file(store: EpisodeStore, file: h5py.File, targets: dict[str, str], progress: bool) -> None:
     data = file.create_group("data")
     data.attrs["total"] = store.num_frames
-    data.attrs["env_args"] = json.dumps({"env_name": store.task, "type": GYM_TYPE, "env_kwargs": {}}, indent=4)
+    data.attrs["env_args"] = attribute(
+        json.dumps({"env_name": store.task, "type": GYM_TYPE, "env_kwargs": {}}, indent=4)
+    )
     data.attrs[FPS_ATTR] = int(store.fps)
     data.attrs[REWARD_MISSING_ATTR] = store.reward is None
-    data.attrs[EPISODE_COLUMNS_ATTR] = json.dumps(list(store.episodes))
+    data.attrs[EPISODE_COLUMNS_ATTR] = attribute(json.dumps(list(store.episodes)))
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
     bar = tqdm(range(store.num_episodes), desc="writing robomimic demos", unit="demo", disable=not progress)
     for episode, start, end in zip(bar, store.episode_starts, store.episode_ends):
@@ -483,7 +485,7 @@ def _write_demo(
     demo.attrs["num_samples"] = steps
     for name, values in store.episodes.items():
         value = values[episode]
-        demo.attrs[name] = str(value) if values.dtype == object else value
+        demo.attrs[name] = attribute(str(value)) if values.dtype == object else value
     write_array(demo, "actions", store.action[rows].astype(np.float32))
     write_array(demo, "rewards", reward[rows])
     write_array(demo, "dones", (np.arange(steps) == steps - 1).astype(np.int64))
