@@ -18,33 +18,13 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from store_checks import assert_stores_equal  # noqa: E402
+from store_checks import assert_stores_equal, two_episode_store  # noqa: E402
 
 from protege.data.store import DatasetError, EpisodeStore  # noqa: E402
 from protege.formats import read_dataset, write_dataset  # noqa: E402
 
 NAMES = {"lerobot": "ds", "robomimic": "ds.hdf5", "minari": "ds-v0"}
-
-
-def small_store() -> EpisodeStore:
-    rng = np.random.default_rng(0)
-    n = 40
-    return EpisodeStore(
-        obs={"observation.state": rng.normal(size=(n, 3)).astype(np.float32)},
-        action=rng.normal(size=(n, 2)).astype(np.float32),
-        episode_ends=np.array([15, 40]),
-        episodes={
-            "success": np.array([True, False]),
-            "seed": np.array([3, 4]),
-            "return": np.array([1.0, 0.0]),
-            "source": np.array(["expert", "noisy"], dtype=object),
-        },
-        reward=rng.normal(size=n).astype(np.float32),
-        task="toy/fork",
-    )
 
 
 def outcome(path: Path, fmt: str, reference: EpisodeStore) -> str:
@@ -62,7 +42,7 @@ def outcome(path: Path, fmt: str, reference: EpisodeStore) -> str:
 
 
 def damage_format(fmt: str, stride: int, root: Path) -> dict[str, dict[str, int]]:
-    path = write_dataset(small_store(), root / NAMES[fmt], fmt)
+    path = write_dataset(two_episode_store(40), root / NAMES[fmt], fmt)
     reference = read_dataset(path, fmt)
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     results = {}

@@ -93,27 +93,18 @@ def base(root: Path) -> tuple[Path, Path]:
         )
     if not run_dir.exists():
         subprocess.run(
-            protege(
-                "train",
-                str(data),
-                "policy:mlp",
-                "--steps",
-                "20",
-                "--eval-every",
-                "0",
-                "--val-fraction",
-                "0",
-                "--out",
-                str(run_dir),
-                "--device",
-                "cpu",
-                *QUIET,
-            ),
+            protege(*train_mlp(data, run_dir, steps=20)),
             env=ENV,
             check=True,
             capture_output=True,
         )
     return data, run_dir
+
+
+def train_mlp(data: Path, run_dir: Path, steps: int) -> list[str]:
+    """`protege train` arguments for a short mlp run without evaluation."""
+    return ["train", str(data), "policy:mlp", "--steps", str(steps), "--eval-every", "0", "--val-fraction", "0",
+            "--out", str(run_dir), "--device", "cpu", *QUIET]  # fmt: skip
 
 
 def copy_data(root: Path, folder: Path) -> Path:
@@ -321,23 +312,7 @@ def checkpoint_case(damage: Callable[[Path, Path], None], command: str = "eval")
         run_dir, step = copy_run(ROOT, folder)
         damage(run_dir, step)
         if command == "resume":
-            return protege(
-                "train",
-                str(ROOT / "data"),
-                "policy:mlp",
-                "--steps",
-                "30",
-                "--eval-every",
-                "0",
-                "--val-fraction",
-                "0",
-                "--out",
-                str(run_dir),
-                "--resume",
-                "--device",
-                "cpu",
-                *QUIET,
-            )
+            return protege(*train_mlp(ROOT / "data", run_dir, steps=30), "--resume")
         return protege(
             "eval", str(run_dir), "--episodes", "2", "--num-envs", "2", "--out", str(folder / "eval"), *QUIET
         )

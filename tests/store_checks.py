@@ -1,4 +1,5 @@
-"""Bit-exact comparison of EpisodeStores, shared by the format round-trip tests."""
+"""Bit-exact comparison of EpisodeStores, shared by the format round-trip and corruption tests
+(and benchmarks/damage.py), and the small store they damage."""
 
 from __future__ import annotations
 
@@ -34,3 +35,21 @@ def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore, key_order:
     assert sorted(actual.subsets) == sorted(expected.subsets)
     for name in expected.subsets:
         assert_bit_equal(actual.subsets[name], expected.subsets[name], name)
+
+
+def two_episode_store(frames: int = 30) -> EpisodeStore:
+    """Two episodes of random state, action and reward with every per-episode column set."""
+    rng = np.random.default_rng(0)
+    return EpisodeStore(
+        obs={"observation.state": rng.normal(size=(frames, 3)).astype(np.float32)},
+        action=rng.normal(size=(frames, 2)).astype(np.float32),
+        episode_ends=np.array([frames * 2 // 5, frames]),
+        episodes={
+            "success": np.array([True, False]),
+            "seed": np.array([3, 4]),
+            "return": np.array([1.0, 0.0]),
+            "source": np.array(["expert", "noisy"], dtype=object),
+        },
+        reward=rng.normal(size=frames).astype(np.float32),
+        task="toy/fork",
+    )
