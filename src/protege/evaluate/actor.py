@@ -50,7 +50,7 @@ class NonFiniteActionError(ValueError):
     """A policy predicted NaN or inf: evaluation stops instead of scoring a broken policy 0%."""
 
 
-def check_fits(spec: FeatureSpec, task: Task, what: str) -> None:
+def check_fits(spec: FeatureSpec, task: Task, what: str, hint: str = "") -> None:
     """Refuse, before any work, a policy whose observations or actions are not the task's: it would
     fail mid-run after the training budget is spent, or worse, run on the wrong columns."""
     problems = []
@@ -65,7 +65,7 @@ def check_fits(spec: FeatureSpec, task: Task, what: str) -> None:
         elif tuple(given) != tuple(shape):
             problems.append(f"'{key}' of shape {list(shape)} where the task gives {list(given)}")
     if problems:
-        raise ValueError(f"{what} does not fit task '{task.name}': {'; '.join(problems)}")
+        raise ValueError(f"{what} does not fit task '{task.name}': {'; '.join(problems)}{hint}")
 
 
 #: The execution strategies, each a ``_act_<name>`` method of PolicyActor.

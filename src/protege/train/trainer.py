@@ -197,7 +197,8 @@ def train(cfg: TrainConfig) -> Path:
     generator = torch.Generator().manual_seed(cfg.seed)
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
     if eval_task and cfg.eval_every and cfg.eval_episodes:
-        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'")
+        hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
+        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'", hint)
     run_config = cfg.to_json()
     config_json = {
         "train": run_config,
