@@ -80,6 +80,19 @@ def test_lerobot_fixture_loads(pusht_store: EpisodeStore) -> None:
     assert store.reward is None
 
 
+def test_lerobot_rewards_give_each_episode_its_return_and_unread_cameras_are_named() -> None:
+    """LeRobot keeps per-step next.reward, no return: the return is their sum (as the robomimic and
+    Minari readers do), not 0. Its PNG 'image' camera cannot be read, and the reader says so."""
+    folder = fixture_folder("image-reward-v3")
+    with pytest.warns(UserWarning, match=r"\['observation.images.cam'\] are not read"):
+        store = read_lerobot(folder)
+    rewards = pq.read_table(folder / DATA).column("next.reward").to_numpy().astype(np.float64)
+    ids = pq.read_table(folder / DATA).column("episode_index").to_numpy()
+    expected = [rewards[ids == e].sum() for e in range(store.num_episodes)]
+    np.testing.assert_allclose(store.episodes["return"], expected, rtol=1e-6)
+    assert (store.episodes["return"] > 0).all()
+
+
 def test_lerobot_fixture_values_match_pyarrow(pusht: Path, pusht_store: EpisodeStore) -> None:
     table = pq.read_table(pusht / DATA)
     for row in (0, 1, 2345, 4999):

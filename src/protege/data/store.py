@@ -74,6 +74,13 @@ def _numeric_column(values: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray | N
     return (None if good.all() else good), expected
 
 
+def episode_returns(reward: np.ndarray, episode_ends: np.ndarray) -> np.ndarray:
+    """(E,) sum of each episode's per-step rewards: the ``return`` of data that records rewards but
+    no returns (LeRobot's ``next.reward``, robomimic's ``rewards``)."""
+    starts = np.concatenate([[0], np.asarray(episode_ends)[:-1]]).astype(np.int64)
+    return np.add.reduceat(np.asarray(reward, dtype=np.float64), starts)
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (bool, int, float, np.bool_, np.integer, np.floating))
 

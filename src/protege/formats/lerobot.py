@@ -26,13 +26,14 @@ Mapping to the EpisodeStore: numeric ``observation.*`` features and video featur
 under the same names (float32; uint8 arrays stay uint8; videos decode to (N, H, W, 3) uint8),
 ``action`` and ``next.reward`` become ``action`` and ``reward``, the single task string becomes
 ``task``, scalar episodes-parquet columns that are not LeRobot's own become ``episodes`` (success,
-return, source, seed: they ride along in the episodes parquet, which LeRobot loads and ignores),
-and ``subsets`` come from meta/subsets.json, else from info.json "splits" ({"train": "0:5"}).
+return, source, seed: they ride along in the episodes parquet, which LeRobot loads and ignores;
+a dataset without a ``return`` column but with ``next.reward`` gets the sum of each episode's
+rewards), and ``subsets`` come from meta/subsets.json, else from info.json "splits" ({"train": "0:5"}).
 Writing, (N, H, W, 3) uint8 observations become MP4 videos (lossy, error measured in
 ``protege.formats.video``) or, with ``video=False``, uint8 arrays in the data parquet; everything
 else round-trips bit-exact. Subsets go to meta/subsets.json, and the contiguous ones also to "splits".
 Not carried: per-dimension feature names; several tasks (refused); LeRobot "image" features (PNG
-bytes in the parquet) and v2.1 per-episode stats are not read.
+bytes in the parquet; a warning names them) and v2.1 per-episode stats are not read.
 
 What LeRobot's docs do not say (seen in files LeRobot 0.4.4 writes): a video feature's shape is
 [H, W, C] with names ["height", "width", "channels"] (v2.0 files used [C, H, W] with "channel"
@@ -58,7 +59,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from protege.atomic import staged_folder
-from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore
+from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore, episode_returns
 from protege.extras import require
 from protege.formats.files import read_json_object, stored_dtype, write_json
 
@@ -427,12 +428,16 @@ def read_lerobot(
     _check_frame_clock(bookkeeping, ends, info["fps"], root / "data")
     arrays |= {key: _read_video(layout, key, progress) for key in video_keys}
     reward = arrays.pop(REWARD, None)
+    reward = None if reward is None else reward[:, 0]
+    episodes = _protege_episode_columns(layout.episodes)
+    if "return" not in episodes and reward is not None:  # LeRobot's own datasets record rewards, not returns
+        episodes["return"] = episode_returns(reward, ends)
     parts = dict(
         action=arrays.pop(ACTION),
         obs={key: arrays[key] for key in keys},
         episode_ends=ends,
-        episodes=_protege_episode_columns(layout.episodes),
-        reward=None if reward is None else reward[:, 0],
+        episodes=episodes,
+        reward=reward,
         fps=info["fps"],
         task=layout.task,
         subsets=_read_subsets(root, info),

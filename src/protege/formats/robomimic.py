@@ -70,7 +70,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from protege.atomic import atomic_file
-from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column
+from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column, episode_returns
 from protege.formats.files import stored_dtype
 from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, write_array
 
@@ -352,7 +352,7 @@ def _episode_columns(
         if all(name in data[demo].attrs for demo in demos)
     }
     if "return" not in columns and rewards is not None:
-        columns["return"] = np.add.reduceat(rewards.astype(np.float64), np.cumsum(lengths) - lengths)
+        columns["return"] = episode_returns(rewards, np.cumsum(lengths))
     return columns
 
 
