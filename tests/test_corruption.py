@@ -273,6 +273,29 @@ def test_zarr_missing_chunk_is_not_read_as_zeros(tmp_path: Path) -> None:
         read_dataset(root)
 
 
+def test_zarr3_chunks_left_out_as_all_fill_are_read_with_a_warning(tmp_path: Path) -> None:
+    """Chunks zarr 3 left out as all fill value: for its format a missing chunk is said, not refused."""
+    group = zarr.open_group(str(tmp_path / "b.zarr"), mode="w", zarr_format=3)
+    group.create_array("data/action", data=np.ones((40, 2), np.float32), chunks=(10, 2))
+    group.create_array("data/state", data=np.zeros((40, 5), np.float32), chunks=(10, 5))  # every chunk all fill
+    group.create_array("meta/episode_ends", data=np.array([20, 40]), chunks=(2,))
+    with pytest.warns(UserWarning, match="'data/state' has 0 of its 4 chunk files"):
+        store = read_dataset(tmp_path / "b.zarr", "zarr")
+    assert (store.obs["observation.state"] == 0).all()
+
+
+def test_long_episodes_keep_their_float32_timestamps(tmp_path: Path) -> None:
+    """Past ~1000 s one float32 step exceeds LeRobot's 1e-4 s tolerance; an hour at 30 fps still reads."""
+    frames = 30 * 3600
+    store = EpisodeStore(
+        obs={"observation.state": np.zeros((frames, 1), np.float32)},
+        action=np.zeros((frames, 1), np.float32),
+        episode_ends=np.array([frames]),
+        fps=30,
+    )
+    assert read_dataset(write_dataset(store, tmp_path / "long")).num_frames == frames
+
+
 @pytest.mark.parametrize(
     "name, content, words",
     [

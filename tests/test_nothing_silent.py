@@ -220,17 +220,19 @@ def dead_pid() -> int:
 
 def test_old_copy_left_by_a_kill_between_renames_is_restored(tmp_path: Path) -> None:
     """Where renameat2 is missing, --overwrite renames the old folder aside, then the new one in; a
-    kill between the two leaves only `.NAME.old-PID`. The next write beside it puts it back."""
-    old = tmp_path / f".dest.old-{dead_pid()}"
+    kill between the two leaves only `.NAME.old-HOST-PID`. The next write beside it puts it back."""
+    old = sibling(tmp_path / "dest", "old", pid=dead_pid())
     old.mkdir()
     (old / "kept").write_text("old data")
-    leftover = tmp_path / f".dest.tmp-{dead_pid()}"
+    leftover = sibling(tmp_path / "dest", "tmp", pid=dead_pid())
+    elsewhere = tmp_path / f".dest.tmp-othermachine-{dead_pid()}"  # a writer on another machine: not judged here
+    elsewhere.mkdir()
     leftover.mkdir()
     alive = sibling(tmp_path / "other", "tmp")  # this process's own, still being written
     alive.mkdir()
     clean_stale(tmp_path)
     assert (tmp_path / "dest" / "kept").read_text() == "old data"
-    assert not old.exists() and not leftover.exists() and alive.exists()
+    assert not old.exists() and not leftover.exists() and alive.exists() and elsewhere.exists()
 
 
 def test_overwrite_killed_at_any_moment_leaves_a_readable_destination(data: Path, tmp_path: Path) -> None:

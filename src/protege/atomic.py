@@ -10,15 +10,20 @@ import json
 import os
 import re
 import shutil
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+#: This machine's name in temporary names (no "/" or "-" to keep the names parseable).
+HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "host"
 
-def sibling(path: Path, purpose: str) -> Path:
-    """A hidden temporary path beside ``path`` (same filesystem, so a rename is atomic)."""
-    return path.parent / f".{path.name}.{purpose}-{os.getpid()}"
+
+def sibling(path: Path, purpose: str, pid: int | None = None) -> Path:
+    """A hidden temporary path beside ``path`` (same filesystem, so a rename is atomic), named by
+    this machine and process so that ``clean_stale`` only ever judges its own machine's writers."""
+    return path.parent / f".{path.name}.{purpose}-{HOST}-{os.getpid() if pid is None else pid}"
 
 
 @contextmanager
@@ -86,11 +91,13 @@ def move_into_place(staging: Path, root: Path, overwrite: bool) -> None:
     except BaseException:
         old.rename(root)
         raise
-    shutil.rmtree(old)
+    doomed = sibling(root, "tmp-old")  # renamed first, so a kill mid-delete never leaves half a copy to restore
+    old.rename(doomed)
+    shutil.rmtree(doomed)
 
 
-#: ``sibling`` names: hidden, the destination's name, the purpose, the writing process's id.
-SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<purpose>tmp|old)-(?P<pid>\d+)$")
+#: ``sibling`` names: hidden, the destination's name, the purpose, the writer's machine and process id.
+SIBLING = re.compile(r"^\.(?P<name>.+)\.(?P<purpose>tmp|old|tmp-old)-(?P<host>[A-Za-z0-9_.]+)-(?P<pid>\d+)$")
 
 
 def _alive(pid: int) -> bool:
@@ -110,15 +117,18 @@ def clean_stale(folder: Path) -> None:
         return
     for path in folder.iterdir():
         match = SIBLING.match(path.name)
-        if not match or _alive(int(match["pid"])):
-            continue
+        if not match or match["host"] != HOST or _alive(int(match["pid"])):
+            continue  # another machine's writer (a shared filesystem) or a live one is never touched
         destination = folder / match["name"]
-        if match["purpose"] == "old" and not destination.exists():
-            path.rename(destination)
-        elif path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if match["purpose"] == "old" and not destination.exists():
+                path.rename(destination)
+            elif path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError:  # another process cleaned or restored it first
+            continue
 
 
 @contextmanager

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import json
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from protege.atomic import write_json_atomic
 from protege.bench.machine import machine
@@ -134,7 +137,7 @@ def bench_folder(cfg: BenchConfig, finished: str) -> Path:
     if out is None:
         for saved in sorted(Path("runs").glob(f"{prefix}*/{BENCH_CONFIG}"), reverse=True):
             folder = saved.parent
-            if not (folder / finished).exists() and _read_config(saved) == _config_json(cfg):
+            if not (folder / finished).exists() and _read_config(saved) == _config_json(cfg) and _hold(folder):
                 print(f"protege bench: resuming the unfinished {folder} (same settings; --out picks another folder)")
                 return folder
         stamp, number = f"{prefix}{datetime.now():%Y%m%d-%H%M%S}", 1
@@ -142,23 +145,47 @@ def bench_folder(cfg: BenchConfig, finished: str) -> Path:
         while out.exists():  # another benchmark started in the same second
             number += 1
             out = Path("runs") / f"{stamp}-{number}"
-    elif (out / BENCH_CONFIG).exists() and _read_config(out / BENCH_CONFIG) != _config_json(cfg):
-        saved, now = _read_config(out / BENCH_CONFIG) or {}, _config_json(cfg)
+    elif (out / BENCH_CONFIG).exists() and (saved := _read_config(out / BENCH_CONFIG) or {}) != _config_json(cfg):
+        now = _config_json(cfg)
         changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         raise ValueError(
             f"{out} holds a benchmark started with other settings ({', '.join(changed)} differ); "
             "repeat its options to resume it, or give another --out"
         )
     out.mkdir(parents=True, exist_ok=True)
+    if not _hold(out):
+        raise ValueError(f"another protege bench is running in {out}; wait for it, or give another --out")
     write_json_atomic(out / BENCH_CONFIG, _config_json(cfg))
     return out
 
 
-def _read_config(path: Path) -> dict | None:
+#: Lock files of the benchmark folders this process runs in, held open (locked) until it exits.
+_HELD: dict[Path, IO] = {}
+
+
+def _hold(folder: Path) -> bool:
+    """Lock ``folder`` for this process (an flock the system drops when the process ends, killed or
+    not); False if another live process holds it, so two benchmarks never share a folder."""
+    if folder.resolve() in _HELD:
+        return True
+    handle = (folder / ".lock").open("a")
     try:
-        return json.loads(path.read_text())
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    _HELD[folder.resolve()] = handle
+    atexit.register(handle.close)
+    return True
+
+
+def _read_config(path: Path) -> dict | None:
+    """A saved bench_config.json as ``_config_json`` gives it (older ones also saved out and progress)."""
+    try:
+        saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+    return {k: v for k, v in saved.items() if k not in ("out", "progress")} if isinstance(saved, dict) else None
 
 
 def curation_of(name: str) -> CurationConfig:

@@ -79,7 +79,8 @@ class PolicyActor:
     before the next prediction (default: the policy's own setting); ``ensemble`` and ``adaptive``
     are described in the module docstring. Each env's sampling noise comes from its own generator,
     seeded at every reset from ``seed`` and that env's episode seed, so an episode's outcome depends
-    on its seed only, not on how many envs run beside it.
+    on its seed only, not on how many envs run beside it (with ``adaptive`` and ``check_every > 1``
+    one env's empty queue makes the whole batch predict, so there the envs of a batch still meet).
     """
 
     def __init__(

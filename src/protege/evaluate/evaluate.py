@@ -69,11 +69,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     seeds = cfg.seed + np.arange(cfg.episodes)
     device = resolve_device(cfg.device)
     folders = [resolve_checkpoint(path, cfg.checkpoint) for path in cfg.checkpoints]
-    policies = [load_policy(folder, ema=cfg.ema, device=device) for folder in folders]  # every one, before any work
+    policies = [load_policy(folder, ema=cfg.ema) for folder in folders]  # every one checked before any work, on the CPU
     for folder, policy in zip(folders, policies):
         check_fits(policy.spec, task, f"checkpoint '{folder}'")
     results, taken = [], set()
     for i, (path, folder, policy) in enumerate(zip(cfg.checkpoints, folders, policies)):
+        policy = policy.to(device)
         label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
         actor = PolicyActor(
             policy,

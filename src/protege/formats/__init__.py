@@ -8,6 +8,7 @@ use, so the libraries a format needs (h5py, zarr, PyAV, minari) stay optional ex
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,17 +53,23 @@ def detect_format(path: str | Path) -> str:
     are skipped). A folder that looks like none is taken for protege's own (LeRobot) format, whose
     reader then names what is missing."""
     path = _dataset_path(path)
+    unavailable = []
     for name in FORMATS:
         try:
             if _function(name, "looks_like")(path):
                 return name
         except ImportError:
-            continue
+            unavailable.append(name)
     if path.is_dir():
         return "lerobot"
     if not path.exists():
         raise FileNotFoundError(f"no such dataset folder or file: '{path}'")
-    raise DatasetError(f"{path}: {_damage_hint(path)}cannot tell its format; pass --format ({', '.join(FORMATS)})")
+    if unavailable:
+        extras = sorted({FORMATS[name].extra for name in unavailable})
+        hint = f"the {', '.join(unavailable)} format(s) need pip install 'protege[{','.join(extras)}]'; "
+    else:
+        hint = _damage_hint(path)
+    raise DatasetError(f"{path}: {hint}cannot tell its format; pass --format ({', '.join(FORMATS)})")
 
 
 #: The first bytes of the container files the formats use, to tell a damaged file from a foreign one.
@@ -79,10 +86,27 @@ def _dataset_path(path: str | Path) -> Path:
 
 
 def _damage_hint(path: Path) -> str:
+    """Why a file that starts like a container no format took may be damaged (or what else it is)."""
     with path.open("rb") as file:
         head = file.read(8)
     kind = next((kind for magic, kind in MAGIC.items() if head.startswith(magic)), None)
-    return f"it starts like {kind} but cannot be opened as one, so it may be truncated or corrupt; " if kind else ""
+    if kind is None:  # not a container protege knows
+        return ""
+    if _opens(path, kind):
+        return f"it is {kind} but holds neither layout protege reads; "
+    return f"it starts like {kind} but cannot be opened as one, so it may be truncated or corrupt; "
+
+
+def _opens(path: Path, kind: str) -> bool:
+    if kind.startswith("a zip"):
+        return zipfile.is_zipfile(path)
+    import h5py  # the HDF5 formats' library: installed, or detection would have named the extra
+
+    try:
+        with h5py.File(path, "r"):
+            return True
+    except OSError:
+        return False
 
 
 def read_dataset(

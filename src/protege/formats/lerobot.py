@@ -592,7 +592,9 @@ def _check_frame_clock(bookkeeping: dict[str, np.ndarray], ends: np.ndarray, fps
         step = np.diff(bookkeeping["timestamp"])
         inside = np.ones(len(step), dtype=bool)
         inside[ends[:-1] - 1] = False  # the step from an episode's last frame to the next one's first
-        bad = np.flatnonzero(inside & (np.abs(step - 1.0 / fps) > TIMESTAMP_TOLERANCE_S))
+        # timestamps are float32: past ~1000 s one float32 step alone exceeds LeRobot's tolerance
+        spacing = 2 * np.spacing(np.abs(bookkeeping["timestamp"][1:]).astype(np.float32)).astype(np.float64)
+        bad = np.flatnonzero(inside & (np.abs(step - 1.0 / fps) > TIMESTAMP_TOLERANCE_S + spacing))
         if len(bad):
             row = int(bad[0]) + 1
             episode = int(np.searchsorted(ends, row, side="right"))

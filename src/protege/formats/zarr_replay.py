@@ -44,6 +44,7 @@ Found out from diffusion_policy's code and zarr 3.1, not their docs:
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -247,18 +248,28 @@ def _block_rows(array: zarr.Array) -> int:
 
 
 def _check_chunks_present(array: zarr.Array, path: Path) -> None:
-    """A missing chunk file reads as the fill value, so a lost file would import as zeros."""
+    """A missing chunk file reads as the fill value. zarr 2, which wrote diffusion_policy's buffers,
+    stores every chunk (``write_empty_chunks=True``), so a missing one there is a lost file that
+    would import as zeros: refused. zarr 3 leaves out chunks that are all fill value by default, so
+    for its format a missing chunk is said, not refused."""
     try:
         stored, expected = array.nchunks_initialized, array.nchunks
     except ZARR_ERRORS as error:
         raise DatasetError(
             f"{path}: cannot list the chunks of '{array.path}' ({type(error).__name__}: {error})"
         ) from error
-    if stored < expected:
+    if stored >= expected:
+        return
+    message = (
+        f"{path}: '{array.path}' has {stored} of its {expected} chunk files; zarr reads the missing "
+        f"{expected - stored} as {array.fill_value!r}"
+    )
+    if array.metadata.zarr_format == 2:
         raise DatasetError(
-            f"{path}: '{array.path}' has {stored} of its {expected} chunk files; zarr would read the missing "
-            f"{expected - stored} as {array.fill_value!r} (the buffer is incomplete or damaged)"
+            f"{message} (zarr 2 writes every chunk, so the buffer is incomplete or damaged; a buffer written by "
+            "zarr 3 with write_empty_chunks=False must be rewritten with write_empty_chunks=True)"
         )
+    warnings.warn(f"{message} (zarr 3 leaves out chunks that are all fill value)", stacklevel=3)
 
 
 def _read(array: zarr.Array, ends: np.ndarray, path: Path, bar: tqdm) -> np.ndarray:

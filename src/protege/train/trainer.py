@@ -184,6 +184,10 @@ def train(cfg: TrainConfig) -> Path:
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     curation = Curation(cfg.curation, train_store, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
+    eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
+    if eval_task and cfg.eval_every and cfg.eval_episodes:
+        hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
+        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'", hint)
     policy = make_policy(cfg.policy, spec)
     policy.fit(curation.fit_store())
     policy.to(device)
@@ -195,10 +199,6 @@ def train(cfg: TrainConfig) -> Path:
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
     generator = torch.Generator().manual_seed(cfg.seed)
-    eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
-    if eval_task and cfg.eval_every and cfg.eval_episodes:
-        hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
-        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'", hint)
     run_config = cfg.to_json()
     config_json = {
         "train": run_config,
