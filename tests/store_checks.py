@@ -26,6 +26,7 @@ def assert_stores_equal(actual: EpisodeStore, expected: EpisodeStore, key_order:
     assert_bit_equal(actual.action, expected.action, "action")
     assert_bit_equal(actual.episode_ends, expected.episode_ends, "episode_ends")
     assert sorted(actual.episodes) == sorted(expected.episodes)
+    assert actual.unrecorded == expected.unrecorded
     for name in expected.episodes:
         assert_bit_equal(actual.episodes[name], expected.episodes[name], name)
     assert (actual.reward is None) == (expected.reward is None)

@@ -237,11 +237,18 @@ def test_h264_fallback_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert_video_close(read_lerobot(root).obs[CAMERA], store.obs[CAMERA])
 
 
-def test_video_false_keeps_pictures_bit_exact_in_the_parquet(tmp_path: Path) -> None:
+def test_video_false_keeps_pictures_bit_exact_as_lerobot_image_features(tmp_path: Path) -> None:
+    """One PNG per frame, declared as LeRobot declares a camera recorded without video (the
+    image-reward-v3 fixture): dtype 'image' in info.json, a datasets Image feature in the parquet."""
     store = camera_store((5, 4))
     root = write_lerobot(store, tmp_path / "ds", video=False)
     assert not (root / "videos").exists()
-    assert json.loads((root / INFO).read_text())["features"][CAMERA]["dtype"] == "uint8"
+    fixture = json.loads((FIXTURES / "image-reward-v3" / INFO).read_text())["features"]["observation.images.cam"]
+    ours = json.loads((root / INFO).read_text())["features"][CAMERA]
+    assert {k: ours[k] for k in ("dtype", "names")} == {k: fixture[k] for k in ("dtype", "names")}
+    schema = pq.read_schema(root / "data" / "chunk-000" / "file-000.parquet")
+    assert json.loads(schema.metadata[b"huggingface"])["info"]["features"][CAMERA] == {"_type": "Image"}
+    assert schema.field(CAMERA).type == pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     back = read_lerobot(root)
     assert_same_except_pictures(back, store)
     assert_bit_equal(back.obs[CAMERA], store.obs[CAMERA], CAMERA)

@@ -295,7 +295,7 @@ def test_round_trip_property(
         obs={key: frames(key) for key in keys},
         action=rng.normal(size=(n, dims + 1)).astype(np.float32),
         episode_ends=np.cumsum(lengths),
-        episodes={"success": rng.random(e) < 0.5, "seed": rng.integers(0, 100, e)},
+        episodes={"success": rng.random(e) < 0.5, "seed": rng.integers(0, 100, e), "return": rng.normal(size=e)},
         reward=rng.normal(size=n).astype(np.float32) if reward else None,
         fps=int(rng.integers(1, 60)),
         task="toy/fork",
@@ -456,3 +456,203 @@ def test_truncated_and_missing_files(lift: tuple[Path, dict], tmp_path: Path) ->
         read_robomimic(truncated)
     with pytest.raises(DatasetError, match=r"absent\.hdf5: no such robomimic file"):
         read_robomimic(tmp_path / "absent.hdf5")
+
+
+# -------------------------------------------------------------------------------- action scaling
+
+
+def pusht_like_store(action: np.ndarray, lengths: list[int] | None = None) -> EpisodeStore:
+    """A state-only store around ``action`` (N, A) float32, e.g. PushT's pixel targets in [40, 510]."""
+    n = len(action)
+    lengths = lengths or [n // 3, n // 3, n - 2 * (n // 3)]
+    return EpisodeStore(
+        obs={"observation.state": np.random.default_rng(1).normal(size=(n, 5)).astype(np.float32)},
+        action=action,
+        episode_ends=np.cumsum(lengths),
+        fps=10,
+        task="pusht",
+    )
+
+
+def file_actions(path: Path) -> tuple[np.ndarray, dict]:
+    """Every demo's actions as robomimic reads them (h5py, demo order), and the data attributes."""
+    with h5py.File(path, "r") as f:
+        data = f["data"]
+        demos = sorted(data, key=lambda name: int(name[5:]))
+        return np.concatenate([data[demo]["actions"][()] for demo in demos]), dict(data.attrs)
+
+
+def test_actions_outside_unit_range_are_scaled_into_it_and_read_back_exactly(tmp_path: Path) -> None:
+    """Robomimic squashes actions to [-1, 1] and get_dataset_info.py refuses others: the file holds
+    (raw - centre) / half-range per dimension, the store read back holds the raw units bit-exactly."""
+    rng = np.random.default_rng(0)
+    n = 300
+    action = np.column_stack(
+        [rng.uniform(40.03, 510.89, n), rng.uniform(-3, 0.5, n), np.full(n, 7.25)]  # the last one constant
+    ).astype(np.float32)
+    store = pusht_like_store(action)
+    path = write_robomimic(store, tmp_path / "pusht.hdf5")
+    written, attrs = file_actions(path)
+    assert written.dtype == np.float64 and written.shape == action.shape
+    assert written.min() >= -1 and written.max() <= 1
+    assert written[:, :2].min(axis=0).tolist() == [-1.0, -1.0] and written[:, :2].max(axis=0).tolist() == [1.0, 1.0]
+    assert (written[:, 2] == 0).all()
+    low, high = action.min(axis=0).astype(np.float64), action.max(axis=0).astype(np.float64)
+    assert_bit_equal(attrs["protege_action_center"], (low + high) / 2)
+    assert_bit_equal(attrs["protege_action_half_range"], np.array([(high[0] - low[0]) / 2, (high[1] - low[1]) / 2, 1]))
+    again = read_robomimic(path)
+    assert_bit_equal(again.action, action)  # raw units, bit-exact
+    assert_stores_equal(again, store)
+    assert again.format_meta == {"robomimic": {"env_args": {"env_name": "pusht", "type": 2, "env_kwargs": {}}}}
+    assert_stores_equal(read_robomimic(write_robomimic(again, tmp_path / "again.hdf5")), store)  # no double scaling
+
+
+def test_actions_inside_unit_range_are_written_as_they_are(tmp_path: Path) -> None:
+    """Robosuite's and robomimic's own actions lie in [-1, 1]: written unscaled, float32, no attributes."""
+    action = np.random.default_rng(0).uniform(-1, 1, (40, 7)).astype(np.float32)
+    action[0, 0], action[1, 1] = -1.0, 1.0  # the bounds themselves are inside
+    path = write_robomimic(pusht_like_store(action), tmp_path / "lift.hdf5")
+    written, attrs = file_actions(path)
+    assert_bit_equal(written, action)
+    assert not {"protege_action_center", "protege_action_half_range"} & set(attrs)
+    assert_bit_equal(read_robomimic(path).action, action)
+
+
+def test_dimensions_the_centred_scale_cannot_give_back_are_scaled_by_a_power_of_two(tmp_path: Path) -> None:
+    """(raw - c) / h in float64 loses a -0.0 (it comes back +0.0) and a value far closer to zero
+    than to the centre; such a dimension is scaled about zero by a power of two, exact for any float32."""
+    rng = np.random.default_rng(3)
+    action = np.column_stack([rng.uniform(40, 510, 20), rng.uniform(-100, 500, 20), rng.uniform(-5, 3, 20)])
+    action = action.astype(np.float32)
+    action[4, 1], action[5, 2] = 1e-30, -0.0
+    center, half_range = robomimic.action_scale(action)
+    assert center[0] == (np.float64(action[:, 0].min()) + action[:, 0].max()) / 2  # the centred scale
+    assert center[1:].tolist() == [0.0, 0.0]  # never added on reading, so -0.0 stays -0.0
+    assert half_range[1:].tolist() == [512.0, 8.0]  # the power of two at or above the largest magnitude
+    path = write_robomimic(pusht_like_store(action, [20]), tmp_path / "edge.hdf5")
+    written, _ = file_actions(path)
+    assert np.abs(written).max() <= 1
+    assert_bit_equal(read_robomimic(path).action, action)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offset=st.floats(-1e6, 1e6),
+    width=st.floats(0, 1e6),
+    dims=st.integers(1, 4),
+    specials=st.lists(st.sampled_from([0.0, -0.0, 1e-30, -3e-12, 1.0, -1.0]), max_size=3),
+    seed=st.integers(0, 2**16),
+)
+def test_scaled_actions_read_back_bit_exactly_property(
+    tmp_path: Path, offset: float, width: float, dims: int, specials: list[float], seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    action = (offset + width * rng.random((12, dims))).astype(np.float32)
+    action[: len(specials), 0] = specials
+    path = write_robomimic(pusht_like_store(action, [5, 7]), tmp_path / f"scale-{seed}.hdf5", overwrite=True)
+    written, attrs = file_actions(path)
+    assert np.abs(written).max() <= 1
+    assert ("protege_action_center" in attrs) == bool(np.abs(action).max() > 1)
+    assert_bit_equal(read_robomimic(path).action, action)
+
+
+def scaled_file(tmp_path: Path) -> Path:
+    action = np.random.default_rng(0).uniform(40, 510, (12, 2)).astype(np.float32)
+    return write_robomimic(pusht_like_store(action), tmp_path / "scaled.hdf5")
+
+
+BAD_SCALES = {
+    "wrong shape": (
+        lambda a: a.__setitem__("protege_action_center", np.zeros(3)),
+        r"'protege_action_center' must be 2 finite numbers .* shape \(3,\)",
+    ),
+    "scalar": (
+        lambda a: a.__setitem__("protege_action_half_range", 2.0),
+        r"'protege_action_half_range' must be 2 finite numbers",
+    ),
+    "not finite": (
+        lambda a: a.__setitem__("protege_action_half_range", np.array([1.0, np.nan])),
+        r"'protege_action_half_range' must be 2 finite numbers",
+    ),
+    "text": (
+        lambda a: a.__setitem__("protege_action_center", np.bytes_(b"[275, 275]")),
+        r"'protege_action_center' must be 2 finite numbers",
+    ),
+    "zero half-range": (
+        lambda a: a.__setitem__("protege_action_half_range", np.array([235.0, 0.0])),
+        r"'protege_action_half_range' must be positive, got \[235.0, 0.0\]",
+    ),
+    "negative half-range": (
+        lambda a: a.__setitem__("protege_action_half_range", np.array([-1.0, 1.0])),
+        r"'protege_action_half_range' must be positive",
+    ),
+    "centre alone": (
+        lambda a: a.__delitem__("protege_action_half_range"),
+        r"'protege_action_center' without 'protege_action_half_range'",
+    ),
+    "half-range alone": (
+        lambda a: a.__delitem__("protege_action_center"),
+        r"'protege_action_half_range' without 'protege_action_center'",
+    ),
+    "beyond float32": (
+        lambda a: a.__setitem__("protege_action_half_range", np.array([1e300, 1.0])),
+        r"'actions' scaled back by data attributes .* beyond float32's range",
+    ),
+    "format_meta": (
+        lambda a: a.__setitem__("protege_format_meta", np.bytes_(b'{"minari": 3}')),
+        r"'protege_format_meta' must be a JSON object of objects",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SCALES))
+def test_malformed_action_scale_is_refused(tmp_path: Path, case: str) -> None:
+    path = scaled_file(tmp_path)
+    change, message = BAD_SCALES[case]
+    edit(path, lambda f: change(f["data"].attrs))
+    with pytest.raises(DatasetError, match=message) as error:
+        read_robomimic(path)
+    assert str(error.value).startswith(f"{path}: ")
+
+
+# -------------------------------------------------------------------------- env_args and format_meta
+
+
+def test_env_args_survive_a_round_trip_through_protege(lift: tuple[Path, dict], tmp_path: Path) -> None:
+    """Robosuite's env_kwargs (controller, cameras, control_freq) and env_version come back as
+    robomimic wrote them, so robomimic can still build the rollout environment."""
+    path, _ = lift
+    store = read_robomimic(path)
+    assert store.format_meta == {"robomimic": {"env_args": LIFT_ENV_ARGS}}
+    again = write_robomimic(store, tmp_path / "again.hdf5")
+    with h5py.File(again, "r") as f:
+        assert json.loads(f["data"].attrs["env_args"]) == LIFT_ENV_ARGS
+    renamed = read_robomimic(again)
+    renamed.task = "toy/fork"  # another task: the Lift kwargs do not belong to it
+    with h5py.File(write_robomimic(renamed, tmp_path / "renamed.hdf5"), "r") as f:
+        assert json.loads(f["data"].attrs["env_args"]) == {"env_name": "toy/fork", "type": 2, "env_kwargs": {}}
+
+
+def test_other_formats_metadata_rides_along(tmp_path: Path) -> None:
+    store = make_store([2, 3])
+    store.format_meta = {"minari": {"env_spec": {"id": "PointMaze-v3"}, "spaces": [1, 2]}}
+    assert read_robomimic(write_robomimic(store, tmp_path / "out.hdf5")).format_meta == {
+        **store.format_meta,
+        "robomimic": {"env_args": {"env_name": "metaworld/pick-place", "type": 2, "env_kwargs": {}}},
+    }
+    store.format_meta = {"minari": {"space": np.zeros(2)}}
+    with pytest.raises(DatasetError, match="format_meta must be JSON-able"):
+        write_robomimic(store, tmp_path / "bad.hdf5")
+
+
+def test_env_args_and_scaled_actions_survive_a_stop_in_protege_format(lift: tuple[Path, dict], tmp_path: Path) -> None:
+    """Robomimic -> protege's LeRobot folder -> robomimic: the same env_args, the same actions."""
+    from protege.formats import read_dataset, write_dataset
+
+    path, _ = lift
+    store = read_robomimic(path, images=False)
+    folder = write_dataset(store, tmp_path / "lift-lerobot", "lerobot")
+    back = write_robomimic(read_dataset(folder, "lerobot"), tmp_path / "back.hdf5")
+    with h5py.File(back, "r") as f:
+        assert json.loads(f["data"].attrs["env_args"]) == LIFT_ENV_ARGS
+    assert_bit_equal(read_robomimic(back).action, store.action)

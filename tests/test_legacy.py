@@ -20,6 +20,12 @@ from protege.cli import main
 
 LEGACY = Path(__file__).parent / "legacy"
 RUNS = ("run-mlp", "run-bet")
+#: Float kernels differ between CPUs (the bet run differs in the last bit on an AMD EPYC from the
+#: machine that wrote it): a changed default or a lost optimizer state moves values by far more.
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}
+#: Ten Adam steps later such a difference grows to ~1e-5 (Adam divides by a near-zero second moment
+#: where gradients are tiny); a lost optimizer or RNG state moves weights by ~lr (1e-3) per step.
+RESUME_TOLERANCE = {"rtol": 1e-4, "atol": 5e-5}
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -27,7 +33,7 @@ def test_a_checkpoint_written_before_loads_and_predicts_the_same(run: str) -> No
     expected = load_file(LEGACY / run / "expected.safetensors")
     policy = load_policy(LEGACY / run)
     obs = {k.removeprefix("obs."): v for k, v in expected.items() if k.startswith("obs.")}
-    torch.testing.assert_close(policy.predict(obs, noise=expected.get("noise")), expected["prediction"], rtol=0, atol=0)
+    torch.testing.assert_close(policy.predict(obs, noise=expected.get("noise")), expected["prediction"], **TOLERANCE)
 
 
 @pytest.mark.parametrize("run", RUNS)
@@ -45,7 +51,9 @@ def test_a_run_written_before_resumes_to_the_same_weights(
         want = {k.removeprefix(f"step30.{kind}."): v for k, v in expected.items() if k.startswith(f"step30.{kind}.")}
         assert weights.keys() == want.keys()
         for key, value in want.items():
-            assert torch.equal(weights[key], value), f"{run} {kind} {key} differs after resuming"
+            torch.testing.assert_close(
+                weights[key], value, **RESUME_TOLERANCE, msg=f"{run} {kind} {key} differs after resuming"
+            )
 
 
 def test_renamed_options_still_work_with_a_deprecation_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,11 +3,13 @@ writes are atomic, and every malformed folder fails with a DatasetError naming w
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -80,17 +82,45 @@ def test_lerobot_fixture_loads(pusht_store: EpisodeStore) -> None:
     assert store.reward is None
 
 
-def test_lerobot_rewards_give_each_episode_its_return_and_unread_cameras_are_named() -> None:
-    """LeRobot keeps per-step next.reward, no return: the return is their sum (as the robomimic and
-    Minari readers do), not 0. Its PNG 'image' camera cannot be read, and the reader says so."""
+def test_lerobot_image_reward_fixture_reads_cameras_rewards_and_done() -> None:
+    """LeRobot's PNG 'image' camera comes back bit-exact, as LeRobot wrote it; the return is the sum of
+    next.reward (as the robomimic and Minari readers do), not 0; next.done is checked against the
+    episode ends; success, source and seed, which LeRobot does not record, are named unrecorded."""
     folder = fixture_folder("image-reward-v3")
-    with pytest.warns(UserWarning, match=r"\['observation.images.cam'\] are not read"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every feature is read: nothing to warn about
         store = read_lerobot(folder)
-    rewards = pq.read_table(folder / DATA).column("next.reward").to_numpy().astype(np.float64)
-    ids = pq.read_table(folder / DATA).column("episode_index").to_numpy()
+    table = pq.read_table(folder / DATA)
+    rewards = table.column("next.reward").to_numpy().astype(np.float64)
+    ids, frames = table.column("episode_index").to_numpy(), table.column("frame_index").to_numpy()
     expected = [rewards[ids == e].sum() for e in range(store.num_episodes)]
     np.testing.assert_allclose(store.episodes["return"], expected, rtol=1e-6)
-    assert (store.episodes["return"] > 0).all()
+    assert store.unrecorded == {"success", "source", "seed"}
+    images = store.obs["observation.images.cam"]
+    assert images.shape == (130, 64, 64, 3) and images.dtype == np.uint8
+    for row in (0, 36, 37, 129):
+        np.testing.assert_array_equal(images[row], gradient_picture(int(ids[row]), int(frames[row])))
+
+
+def gradient_picture(episode: int, frame: int) -> np.ndarray:
+    """The fixture's pictures (tests/fixtures/regenerate.py writes them through LeRobot)."""
+    spec = importlib.util.spec_from_file_location("regenerate", Path(__file__).parent / "fixtures" / "regenerate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.gradient_picture(episode, frame)
+
+
+def test_lerobot_done_before_an_episode_ends_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(fixture_folder("image-reward-v3"), folder)
+    table = pq.read_table(folder / DATA)
+    done = table.column("next.done").to_numpy(zero_copy_only=False).copy()
+    done[5] = True
+    pq.write_table(
+        table.set_column(table.schema.get_field_index("next.done"), "next.done", pa.array(done)), folder / DATA
+    )
+    with pytest.raises(DatasetError, match=r"'next.done' is true at frame row 5, inside episode 0"):
+        read_lerobot(folder)
 
 
 def test_lerobot_fixture_values_match_pyarrow(pusht: Path, pusht_store: EpisodeStore) -> None:
@@ -340,9 +370,9 @@ def nan_in_state(root: Path) -> str:
     return "NaN"
 
 
-def two_tasks(root: Path) -> str:
-    rewrite_parquet(root / TASKS, lambda _: pa.table({"task": ["a", "b"], "task_index": [0, 1]}))
-    return str(root / TASKS)
+def unlisted_task(root: Path) -> str:
+    rewrite_parquet(root / TASKS, lambda _: pa.table({"task": ["a"], "task_index": [3]}))
+    return "task_index 0 is not in the dataset's task list [3]"
 
 
 def missing_tasks(root: Path) -> str:
@@ -371,7 +401,7 @@ def missing_episodes(root: Path) -> str:
         overlapping_episodes,
         episode_index_disagrees,
         nan_in_state,
-        two_tasks,
+        unlisted_task,
         missing_tasks,
         missing_episodes,
     ],

@@ -174,31 +174,50 @@ def run(command: str, cfg) -> None:
 def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:
     """import: any format -> protege folder; export: any readable dataset -> ``cfg.format``."""
     from protege.curation.describe import describe, format_description
+    from protege.data.keys import remap_keys
     from protege.formats import read_dataset, write_dataset
 
     start = time.perf_counter()
+    source_format = cfg.format if command == "import" else "auto"
+    fmt = "lerobot" if command == "import" else cfg.format
+    read_keys, copied = _copied_videos(cfg, source_format, fmt)
     store = read_dataset(
         cfg.source,
-        cfg.format if command == "import" else "auto",
-        obs_keys=cfg.obs_keys or None,
+        source_format,
+        obs_keys=read_keys or cfg.obs_keys or None,
         images=cfg.images,
         progress=cfg.progress,
     )
-    fmt = "lerobot" if command == "import" else cfg.format
-    out = write_dataset(
-        store,
-        cfg.dest,
-        fmt,
-        overwrite=cfg.overwrite,
-        progress=cfg.progress,
-        **({"video": cfg.video} if fmt == "lerobot" else {}),
-    )
+    store = remap_keys(store, cfg.keys)
+    options = {"video": cfg.video, **({"copy_videos_from": cfg.source} if copied else {})} if fmt == "lerobot" else {}
+    out = write_dataset(store, cfg.dest, fmt, overwrite=cfg.overwrite, progress=cfg.progress, **options)
+    if copied:
+        print(f"copied video stream(s) {copied} unchanged (not decoded and encoded again)")
     seconds = time.perf_counter() - start
     print(format_description(describe(store)))
     print(
         f"\nwrote {store.num_episodes} episodes ({store.num_frames} frames) to {out} in {seconds:.1f} s "
         f"({store.num_frames / max(seconds, 1e-9):,.0f} frames/s)"
     )
+
+
+def _copied_videos(cfg: ImportConfig | ExportConfig, source_format: str, fmt: str) -> tuple[list[str], list[str]]:
+    """LeRobot to LeRobot with video: (observation keys to read, video streams to copy as they are),
+    unless a key mapping renames a camera (then it is decoded and encoded)."""
+    from protege.formats import detect_format
+    from protege.formats.lerobot import copyable_videos
+
+    if (
+        fmt != "lerobot"
+        or not cfg.video
+        or (source_format if source_format != "auto" else detect_format(cfg.source)) != "lerobot"
+    ):
+        return [], []
+    read, copied = copyable_videos(cfg.source, cfg.obs_keys or None, cfg.images)
+    mapped = " ".join(cfg.keys)
+    if any(key in mapped for key in copied):
+        return [], []
+    return read, copied
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -243,11 +243,15 @@ class ImportConfig:
     """Format of the source (auto: judged by its layout)."""
     obs_keys: tuple[str, ...] = ()
     """Convert only these observation keys (default: all)."""
+    keys: tuple[str, ...] = ()
+    """Map observation keys on the way: DEST=SOURCE (rename), DEST=SOURCE[start:stop] (a slice of the last axis, to
+    split a vector), DEST=A+B (join). A source named is dropped unless it is also a destination; others pass through.
+    E.g. --keys observation.state=observation.state[0:2] observation.environment_state=observation.state[2:5]."""
     images: bool = True
     """Convert image/video observations (--no-images: state only, nothing decoded)."""
     video: bool = True
-    """Store images as MP4 video (LeRobot's layout: small, lossy, ~1/255 mean error); --no-video keeps them bit-exact
-    uint8 arrays."""
+    """Store images as MP4 video (LeRobot's layout: small, lossy, ~1/255 mean error); --no-video stores one PNG per
+    frame (LeRobot's 'image' features: bit-exact, larger)."""
     overwrite: bool = False
     """Replace the destination if it exists."""
     progress: bool = True
@@ -266,10 +270,14 @@ class ExportConfig:
     """Format to write."""
     obs_keys: tuple[str, ...] = ()
     """Export only these observation keys (default: all)."""
+    keys: tuple[str, ...] = ()
+    """Map observation keys on the way: DEST=SOURCE (rename), DEST=SOURCE[start:stop] (a slice of the last axis, to
+    split a vector), DEST=A+B (join). A source named is dropped unless it is also a destination; others pass through.
+    E.g. --keys observation.state=observation.state[0:2] observation.environment_state=observation.state[2:5]."""
     images: bool = True
     """Export image/video observations too."""
     video: bool = True
-    """lerobot: store images as MP4 video; --no-video keeps them bit-exact uint8 arrays."""
+    """lerobot: store images as MP4 video; --no-video stores bit-exact PNG frames (LeRobot 'image' features)."""
     overwrite: bool = False
     """Replace the destination if it exists."""
     progress: bool = True

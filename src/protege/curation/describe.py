@@ -21,9 +21,14 @@ def describe(store: EpisodeStore) -> dict:
         "frames": store.num_frames,
         "fps": store.fps,
         "task": store.task,
+        "tasks": store.task_counts(),
         "features": [
             {"name": name, "shape": list(values.shape[1:]), "dtype": values.dtype.name}
             for name, values in per_frame.items()
+        ]
+        + [
+            {"name": name, "shape": list(shape), "dtype": f"{dtype} (not read)"}
+            for name, (shape, dtype) in store.unread.items()
         ],
         "subsets": {name: len(ids) for name, ids in sorted(store.subsets.items())},
         **quality_report(store),
@@ -35,11 +40,16 @@ def format_description(desc: dict) -> str:
     header = [
         f"episodes  {desc['episodes']}",
         f"frames    {desc['frames']} at {desc['fps']} fps",
-        f"task      {desc['task'] or '(none)'}",
+        _tasks_line(desc["tasks"]),
         f"coverage  {_coverage_line(desc['coverage'])}",
         *(
             [f"subsets   {', '.join(f'{name} ({n} episodes)' for name, n in desc['subsets'].items())}"]
             if desc["subsets"]
+            else []
+        ),
+        *(
+            [f"not recorded  {', '.join(desc['unrecorded'])} (shown as '?'; curation that needs them refuses)"]
+            if desc["unrecorded"]
             else []
         ),
     ]
@@ -53,8 +63,8 @@ def format_description(desc: dict) -> str:
             [
                 name,
                 str(s["episodes"]),
-                f"{s['success_rate']:.1%}",
-                f"{s['mean_return']:.3f}",
+                "?" if s["success_rate"] is None else f"{s['success_rate']:.1%}",
+                "?" if s["mean_return"] is None else f"{s['mean_return']:.3f}",
                 f"{s['mean_length']:.1f}",
                 f"{s['mean_smoothness']:.3f}",
                 "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}",
@@ -63,6 +73,12 @@ def format_description(desc: dict) -> str:
         ],
     )
     return "\n\n".join(["\n".join(header), features, sources])
+
+
+def _tasks_line(tasks: dict[str, int]) -> str:
+    if len(tasks) <= 1:
+        return f"task      {next(iter(tasks), '') or '(none)'}"
+    return f"tasks     {len(tasks)}: " + ", ".join(f"{task!r} ({n} episodes)" for task, n in tasks.items())
 
 
 def _coverage_line(coverage: dict) -> str:

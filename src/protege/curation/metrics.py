@@ -75,13 +75,17 @@ def quality_report(store: EpisodeStore, bins: int = 10) -> dict:
     """
     metrics = episode_metrics(store)
     sources = store.episodes["source"].astype(str)
+
+    def recorded(name: str, value: float) -> float | None:  # None: the dataset does not record it
+        return None if name in store.unrecorded else value
+
     summary = {}
     for source in sorted(set(sources)):
         mine = sources == source
         summary[source] = {
             "episodes": int(mine.sum()),
-            "success_rate": float(metrics["success"][mine].mean()),
-            "mean_return": float(metrics["return"][mine].mean()),
+            "success_rate": recorded("success", float(metrics["success"][mine].mean())),
+            "mean_return": recorded("return", float(metrics["return"][mine].mean())),
             "mean_length": float(metrics["length"][mine].mean()),
             "mean_smoothness": float(metrics["smoothness"][mine].mean()),
             "mean_divergence": _finite_or_none(float(metrics["divergence"][mine].mean())),
@@ -106,8 +110,16 @@ def quality_report(store: EpisodeStore, bins: int = 10) -> dict:
             "explained_variance": explained,
         }
     per_episode = {"index": list(range(store.num_episodes)), "source": sources.tolist()}
-    per_episode |= {name: [_finite_or_none(v) for v in values.tolist()] for name, values in metrics.items()}
-    return {"per_episode": per_episode, "sources": summary, "coverage": coverage}
+    per_episode |= {
+        name: [None if name in store.unrecorded else _finite_or_none(v) for v in values.tolist()]
+        for name, values in metrics.items()
+    }
+    return {
+        "per_episode": per_episode,
+        "sources": summary,
+        "coverage": coverage,
+        "unrecorded": sorted(store.unrecorded),
+    }
 
 
 def state_features(store: EpisodeStore) -> tuple[str | None, np.ndarray | None]:

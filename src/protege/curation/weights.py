@@ -19,6 +19,7 @@ def quality_scores(store: EpisodeStore) -> np.ndarray:
     Return alone cannot see corrupted logs (the expert still succeeded); their actions jump, so
     the smoothness factor drives them towards zero while typical episodes keep about e^-1.
     """
+    store.require_recorded("return", "quality scores")
     returns = store.episodes["return"].astype(np.float64)
     spread = returns.max() - returns.min()
     value = (returns - returns.min()) / spread if spread > 0 else np.ones_like(returns)

@@ -17,6 +17,8 @@ import numpy as np
 ACTION = "action"
 STATE = "observation.state"
 REWARD = "next.reward"
+TASK = "task"  # per-episode column of a dataset with several tasks (one instruction per episode)
+TASK_SUBSET = "task:"  # ``subset("task:push")``: the episodes of one task
 
 #: Per-episode metadata columns every store carries, with their dtypes and defaults.
 EPISODE_COLUMNS: dict[str, tuple[np.dtype, object]] = {
@@ -98,6 +100,14 @@ class EpisodeStore:
     task: natural-language or registry name of the task the demonstrations solve.
     subsets: named episode lists (robomimic filter keys, LeRobot splits): name -> sorted (k,) int64
         episode ids; they follow the episodes through ``select`` and ``concatenate``.
+    unrecorded: ``EPISODE_COLUMNS`` the source did not record (a file without a ``success`` column,
+        e.g. after LeRobot's own dataset tools rewrote it): filled with defaults so every store has
+        the same shape, and named so that curation refuses them instead of reading defaults as data.
+    unread: features the source holds that the reader was asked not to load (cameras of a
+        state-only read): name -> (shape, dtype), so a summary can still list them.
+    format_meta: what a source format says that protege does not use but must give back when it
+        writes that format again, JSON-able, by format name (Minari's env_spec and spaces,
+        robomimic's env_args); every writer keeps it, so it survives a stop in protege's own format.
     """
 
     obs: dict[str, np.ndarray]
@@ -108,6 +118,9 @@ class EpisodeStore:
     fps: int = 10
     task: str = ""
     subsets: dict[str, np.ndarray] = field(default_factory=dict)
+    format_meta: dict[str, dict] = field(default_factory=dict)
+    unrecorded: frozenset[str] = frozenset()
+    unread: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.action = np.asarray(self.action)
@@ -116,11 +129,26 @@ class EpisodeStore:
         self.reward = None if self.reward is None else np.asarray(self.reward)
         self.episode_ends = np.asarray(self.episode_ends, dtype=np.int64)
         self.validate()
+        self.unrecorded = frozenset(self.unrecorded) | {name for name in EPISODE_COLUMNS if name not in self.episodes}
         for name, (dtype, default) in EPISODE_COLUMNS.items():
             if name not in self.episodes:
                 self.episodes[name] = np.full(self.num_episodes, default, dtype=dtype)
             else:
                 self.episodes[name] = episode_column(name, self.episodes[name])
+        if TASK in self.episodes:
+            self._settle_tasks()
+
+    def _settle_tasks(self) -> None:
+        """One task for all episodes is ``task``; several stay a per-episode text column."""
+        tasks = np.asarray(self.episodes[TASK])
+        if not all(isinstance(task, str) for task in tasks.tolist()):
+            raise DatasetError(f"episode column '{TASK}' must hold one text per episode")
+        if len(set(tasks.tolist())) == 1:
+            self.task = str(tasks[0])
+            del self.episodes[TASK]
+        else:
+            self.episodes[TASK] = tasks.astype(object)
+            self.task = ""
 
     def validate(self) -> None:
         """Raise DatasetError naming the first inconsistency; cheap enough to run on every load."""
@@ -181,12 +209,52 @@ class EpisodeStore:
     def episode_of(self, row: int) -> int:
         return int(np.searchsorted(self.episode_ends, row, side="right"))
 
+    def recorded_episodes(self) -> dict[str, np.ndarray]:
+        """The per-episode columns that hold data (``unrecorded`` ones left out): what writers store."""
+        return {name: values for name, values in self.episodes.items() if name not in self.unrecorded}
+
+    def episode_tasks(self) -> np.ndarray:
+        """(E,) the task of every episode."""
+        return self.episodes[TASK] if TASK in self.episodes else np.full(self.num_episodes, self.task, dtype=object)
+
+    def task_counts(self) -> dict[str, int]:
+        """Episodes per task, tasks in the order they first appear."""
+        tasks = self.episode_tasks().tolist()
+        return {task: tasks.count(task) for task in dict.fromkeys(tasks)}
+
+    def subset_names(self) -> list[str]:
+        """Named subsets, and ``task:<name>`` for each task of a dataset with several."""
+        tasks = self.task_counts()
+        return sorted(self.subsets) + ([f"{TASK_SUBSET}{task}" for task in tasks] if len(tasks) > 1 else [])
+
     def subset(self, name: str) -> EpisodeStore:
-        """The store of the episodes in subset ``name`` (e.g. robomimic's ``train`` or ``better``)."""
-        if name not in self.subsets:
-            known = ", ".join(sorted(self.subsets)) or "none"
-            raise KeyError(f"dataset has no episode subset '{name}'; its subsets: {known}")
-        return self.select(self.subsets[name])
+        """The store of the episodes in subset ``name`` (e.g. robomimic's ``train`` or ``better``, or
+        ``task:push``, the episodes of one task)."""
+        if name in self.subsets:
+            return self.select(self.subsets[name])
+        if name.startswith(TASK_SUBSET) and name in self.subset_names():
+            return self.select(np.flatnonzero(self.episode_tasks() == name[len(TASK_SUBSET) :]))
+        known = ", ".join(self.subset_names()) or "none"
+        raise KeyError(f"dataset has no episode subset '{name}'; its subsets: {known}")
+
+    def require_recorded(self, name: str, purpose: str) -> None:
+        """Refuse ``purpose`` when the episodes' ``name`` was never recorded: its defaults are no data."""
+        if name in self.unrecorded:
+            raise DatasetError(
+                f"{purpose} needs each episode's '{name}', which this dataset does not record (its file has no "
+                f"'{name}' column: LeRobot's own dataset tools, e.g. delete_episodes and split_dataset, drop "
+                "protege's episode columns)"
+            )
+
+    def require_one_task(self, purpose: str) -> None:
+        """Policies are not conditioned on the task yet: several tasks at once are refused."""
+        tasks = self.task_counts()
+        if len(tasks) > 1:
+            listed = ", ".join(f"{task!r} ({n} episodes)" for task, n in tasks.items())
+            raise DatasetError(
+                f"{purpose}: the dataset holds {len(tasks)} tasks ({listed}); protege's policies are not conditioned "
+                f"on the task yet, so take one task's episodes with --subset {TASK_SUBSET}<task>"
+            )
 
     def select(self, episode_ids: np.ndarray) -> EpisodeStore:
         """A new store holding only the given episodes, in the given order (subsets renumbered)."""
@@ -202,6 +270,9 @@ class EpisodeStore:
             fps=self.fps,
             task=self.task,
             subsets={name: np.flatnonzero(np.isin(episode_ids, ids)) for name, ids in self.subsets.items()},
+            format_meta=self.format_meta,
+            unrecorded=self.unrecorded,
+            unread=self.unread,
         )
 
     def split(self, val_fraction: float, seed: int) -> tuple[EpisodeStore, EpisodeStore | None]:
@@ -232,9 +303,13 @@ class EpisodeStore:
             obs={k: np.concatenate([s.obs[k] for s in stores]) for k in first.obs},
             action=np.concatenate([s.action for s in stores]),
             episode_ends=np.concatenate([s.episode_ends + o for s, o in zip(stores, offsets)]),
-            episodes={k: np.concatenate([s.episodes[k] for s in stores]) for k in first.episodes},
+            episodes={k: np.concatenate([s.episodes[k] for s in stores]) for k in first.episodes if k != TASK}
+            | {TASK: np.concatenate([s.episode_tasks() for s in stores])},
             reward=None if any(r is None for r in rewards) else np.concatenate(rewards),
             fps=first.fps,
             task=first.task,
             subsets=subsets,
+            format_meta=first.format_meta,
+            unrecorded=frozenset().union(*(s.unrecorded for s in stores)),
+            unread=first.unread,
         )

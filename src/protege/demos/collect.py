@@ -42,7 +42,7 @@ def collect(cfg: CollectConfig) -> tuple[Path, EpisodeStore]:
                 "collect more episodes or less noise, or drop --success-only"
             )
         store = store.select(kept)
-    write_dataset(store, out, overwrite=cfg.overwrite, video=False)  # images bit-exact
+    write_dataset(store, out, overwrite=cfg.overwrite, video=False)  # cameras as PNG frames: bit-exact
     return out, store
 
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from protege.atomic import staged_folder
-from protege.data.store import ACTION, REWARD, DatasetError, EpisodeStore, episode_returns
+from protege.data.store import ACTION, REWARD, TASK, DatasetError, EpisodeStore, episode_returns
 from protege.extras import require
+from protege.formats import png
 from protege.formats.files import read_json_object, stored_dtype, write_json
 
 CODEBASE_VERSION = "v3.0"
@@ -72,6 +74,7 @@ INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
 SUBSETS_PATH = "meta/subsets.json"
+FORMAT_META_PATH = "meta/format_meta.json"  # EpisodeStore.format_meta: other formats' metadata, kept for their writers
 V21_EPISODES_PATH = "meta/episodes.jsonl"
 V21_TASKS_PATH = "meta/tasks.jsonl"
 OBSERVATION_PREFIX = "observation."
@@ -81,7 +84,12 @@ EPISODE_BOOKKEEPING_PREFIXES = ("stats/", "data/", "meta/", "videos/")
 EPISODE_RANGE = ["episode_index", "dataset_from_index", "dataset_to_index"]
 COLUMNS_KEY = "protege.columns"  # parquet schema metadata: the column names, to check the footer against
 NON_NUMERIC_DTYPES = ("video", "image", "string")  # LeRobot's feature dtypes that are not numpy number types
+CAMERA_DTYPES = ("video", "image")  # LeRobot's camera features: MP4 files, or one PNG per frame in the parquet
+IMAGE_NAMES = ("height", "width", "channels")
 FRAME_CLOCK = ("frame_index", "timestamp")  # per-frame columns checked against the episode ranges and fps
+FRAME_BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+SUCCESS, DONE = "next.success", "next.done"
+SIGNALS = (SUCCESS, DONE)  # LeRobot's per-frame episode signals: read into success, checked against the ends
 TIMESTAMP_TOLERANCE_S = 1e-4  # LeRobot's own tolerance for timestamps that do not step by 1/fps
 VIDEO_COLUMNS = ("chunk_index", "file_index", "from_timestamp", "to_timestamp")
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
@@ -94,7 +102,13 @@ INFO_DEFAULTS = {"chunks_size": 1000, "data_files_size_in_mb": 100, "video_files
 
 
 def write_lerobot(
-    store: EpisodeStore, root: Path, *, overwrite: bool = False, progress: bool = False, video: bool = True
+    store: EpisodeStore,
+    root: Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = False,
+    video: bool = True,
+    copy_videos_from: Path | None = None,
 ) -> Path:
     """Write ``store`` as a LeRobotDataset v3.0 folder at ``root`` so LeRobot can load it as is.
 
@@ -105,13 +119,87 @@ def write_lerobot(
     a half-written ``root``. An existing ``root`` raises FileExistsError unless ``overwrite``.
     ``store.task`` is written verbatim, even when empty, so a round trip gives back the same store.
     1-D observations are written with shape (1,) and so read back as (N, 1).
+    ``copy_videos_from``: a LeRobot v3 folder holding the same episodes (what ``protege import``
+    read); its video features that the store does not hold are copied file for file, with their
+    feature entries, time ranges and stats, instead of being decoded and encoded again (lossless, and
+    no encoding time).
     """
     root = Path(root)
     store.validate()
     _check_writable(store)
+    cameras = _camera_keys(store)
+    streams = None if copy_videos_from is None else _Streams.of(Path(copy_videos_from), store)
     with staged_folder(root, overwrite) as staging:
-        _write_folder(store, staging, _video_keys(store) if video else [], progress)
+        _write_folder(store, staging, cameras if video else [], [] if video else cameras, progress)
+        if streams is not None:
+            streams.copy_into(staging)
     return root
+
+
+def copyable_videos(root: Path, obs_keys: Sequence[str] | None, images: bool) -> tuple[list[str], list[str]]:
+    """(observation keys to read, video keys to copy) for converting the LeRobot folder ``root`` into
+    another LeRobot folder: v3 video features are copied (``write_lerobot(copy_videos_from=root)``),
+    everything else is read. No video to copy gives ([], [])."""
+    info = _read_info(Path(root))
+    keys = _wanted_observations(info, obs_keys, images, Path(root) / INFO_PATH)
+    videos = [key for key in keys if info["features"][key].get("dtype") == "video"]
+    rest = [key for key in keys if key not in videos]
+    if info["codebase_version"] != CODEBASE_VERSION or not videos or not rest:
+        return [], []
+    return rest, videos
+
+
+@dataclass
+class _Streams:
+    """The video features of a LeRobot v3 folder, to be copied into a folder with the same episodes."""
+
+    root: Path
+    features: dict[str, dict]  # video key -> its info.json entry
+    stats: dict[str, dict]  # video key -> its stats.json entry (where the folder has one)
+    episodes: pa.Table  # per episode: videos/<key>/* time ranges and stats/<key>/* columns
+
+    @classmethod
+    def of(cls, root: Path, store: EpisodeStore) -> _Streams:
+        info = _read_info(root)
+        keys = [k for k, f in info["features"].items() if f.get("dtype") == "video" and k not in store.obs]
+        if info["codebase_version"] != CODEBASE_VERSION:
+            raise DatasetError(f"{root}: videos are copied from LeRobot {CODEBASE_VERSION} folders only")
+        prefixes = tuple(f"{kind}/{key}/" for key in keys for kind in ("videos", "stats"))
+        tables = _read_tables(
+            _glob(root, "meta/episodes/chunk-*/file-*.parquet"),
+            lambda schema: [*EPISODE_RANGE, *(name for name in schema.names if name.startswith(prefixes))],
+        )
+        episodes = _concat(tables, root / "meta" / "episodes").sort_by("episode_index")
+        lengths = episodes.column("dataset_to_index").to_numpy() - episodes.column("dataset_from_index").to_numpy()
+        if not np.array_equal(lengths, store.episode_lengths):
+            raise DatasetError(f"{root}: its episodes are not the ones being written, so its videos cannot be copied")
+        stats_path = root / STATS_PATH
+        stats = read_json_object(stats_path, "") if stats_path.is_file() else {}
+        return cls(root, {k: info["features"][k] for k in keys}, {k: stats[k] for k in keys if k in stats}, episodes)
+
+    def copy_into(self, folder: Path) -> None:
+        """Copy the MP4 files, then add the features to info.json and stats.json and the columns to
+        the episodes parquet of ``folder`` (written by ``_write_folder`` for the same episodes)."""
+        source_info = _read_info(self.root)
+        for key in self.features:
+            for chunk, file in set(
+                zip(*(self.episodes.column(f"videos/{key}/{n}").to_pylist() for n in VIDEO_COLUMNS[:2]))
+            ):
+                source = self.root / _format_path(
+                    source_info, "video_path", self.root, video_key=key, chunk_index=chunk, file_index=file
+                )
+                target = folder / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+        info = read_json_object(folder / INFO_PATH, "")
+        write_json(folder / INFO_PATH, info | {"video_path": VIDEO_PATH, "features": info["features"] | self.features})
+        write_json(folder / STATS_PATH, read_json_object(folder / STATS_PATH, "") | self.stats)
+        path = folder / EPISODES_PATH.format(chunk_index=0, file_index=0)
+        table = _read_parquet(path)
+        for name in self.episodes.column_names:
+            if name not in EPISODE_RANGE:
+                table = table.append_column(name, self.episodes.column(name))
+        _write_parquet(path, table)
 
 
 def _check_writable(store: EpisodeStore) -> None:
@@ -130,7 +218,7 @@ def _check_writable(store: EpisodeStore) -> None:
             )
 
 
-def _video_keys(store: EpisodeStore) -> list[str]:
+def _camera_keys(store: EpisodeStore) -> list[str]:
     """Observations that are RGB camera images: (N, H, W, 3) uint8."""
     return [
         key
@@ -139,17 +227,22 @@ def _video_keys(store: EpisodeStore) -> list[str]:
     ]
 
 
-def _write_folder(store: EpisodeStore, folder: Path, video_keys: list[str], progress: bool) -> None:
+def _write_folder(
+    store: EpisodeStore, folder: Path, video_keys: list[str], image_keys: list[str], progress: bool
+) -> None:
     frames = _frame_features(store)
     first_file = {"chunk_index": 0, "file_index": 0}
     video_info = _write_videos(store, folder, video_keys, progress) if video_keys else {}
-    write_json(folder / INFO_PATH, _info(store, frames, video_info))
+    write_json(folder / INFO_PATH, _info(store, frames, video_info, image_keys))
     write_json(folder / STATS_PATH, {key: _as_lists(_feature_stats(values)) for key, values in frames.items()})
     write_json(folder / SUBSETS_PATH, {name: ids.tolist() for name, ids in store.subsets.items()})
-    _write_parquet(folder / TASKS_PATH, _tasks_table(store.task))
+    if store.format_meta:
+        write_json(folder / FORMAT_META_PATH, store.format_meta)
+    _write_parquet(folder / TASKS_PATH, _tasks_table(_tasks(store)))
     _write_parquet(folder / EPISODES_PATH.format(**first_file), _episodes_table(store, frames, video_keys))
     _write_parquet(
-        folder / DATA_PATH.format(**first_file), _data_table({k: v for k, v in frames.items() if k not in video_keys})
+        folder / DATA_PATH.format(**first_file),
+        _data_table({k: v for k, v in frames.items() if k not in video_keys}, image_keys, store, progress),
     )
 
 
@@ -217,24 +310,39 @@ def _frame_features(store: EpisodeStore) -> dict[str, np.ndarray]:
     features[ACTION] = _per_frame(store.action, np.float32)
     if store.reward is not None:
         features[REWARD] = _per_frame(store.reward, np.float32)
+    if "success" not in store.unrecorded:  # also per frame, where LeRobot's dataset tools keep it
+        success = np.zeros(n, dtype=bool)
+        success[store.episode_ends - 1] = store.episodes["success"]
+        features[SUCCESS] = _per_frame(success, np.bool_)
     return features | {
         "timestamp": _per_frame(frame_index / store.fps, np.float32),
         "frame_index": _per_frame(frame_index, np.int64),
         "episode_index": _per_frame(store.episode_index(), np.int64),
         "index": _per_frame(np.arange(n), np.int64),
-        "task_index": _per_frame(np.zeros(n), np.int64),
+        "task_index": _per_frame(np.repeat(_task_indexes(store), store.episode_lengths), np.int64),
     }
 
 
-def _info(store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[str, dict]) -> dict:
+def _tasks(store: EpisodeStore) -> list[str]:
+    """The dataset's tasks, in the order they first appear: task_index is the position here."""
+    return list(store.task_counts())
+
+
+def _task_indexes(store: EpisodeStore) -> np.ndarray:
+    """(E,) each episode's task_index."""
+    position = {task: i for i, task in enumerate(_tasks(store))}
+    return np.array([position[task] for task in store.episode_tasks().tolist()], dtype=np.int64)
+
+
+def _info(
+    store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[str, dict], image_keys: list[str]
+) -> dict:
     def feature(key: str, values: np.ndarray) -> dict:
+        camera = {"shape": list(values.shape[1:]), "names": list(IMAGE_NAMES)}
         if key in video_info:
-            return {
-                "dtype": "video",
-                "shape": list(values.shape[1:]),
-                "names": ["height", "width", "channels"],
-                "info": video_info[key],
-            }
+            return {"dtype": "video", **camera, "info": video_info[key]}
+        if key in image_keys:
+            return {"dtype": "image", **camera}
         return {"dtype": values.dtype.name, "shape": list(values.shape[1:]), "names": None}
 
     return {
@@ -242,7 +350,7 @@ def _info(store: EpisodeStore, frames: dict[str, np.ndarray], video_info: dict[s
         "robot_type": None,
         "total_episodes": store.num_episodes,
         "total_frames": store.num_frames,
-        "total_tasks": 1,
+        "total_tasks": len(_tasks(store)),
         **INFO_DEFAULTS,
         "fps": int(store.fps),
         "splits": _splits(store),
@@ -292,7 +400,7 @@ def _as_lists(stats: dict[str, np.ndarray]) -> dict[str, list]:
     return {name: value.tolist() for name, value in stats.items()}
 
 
-def _tasks_table(task: str) -> pa.Table:
+def _tasks_table(tasks: list[str]) -> pa.Table:
     """The table pandas writes for LeRobot's tasks DataFrame: task string as the index."""
     pandas_metadata = {
         "index_columns": ["__index_level_0__"],
@@ -323,7 +431,9 @@ def _tasks_table(task: str) -> pa.Table:
         ],
         "attributes": {},
     }
-    table = pa.table({"task_index": pa.array([0], pa.int64()), "__index_level_0__": pa.array([task], pa.string())})
+    table = pa.table(
+        {"task_index": pa.array(range(len(tasks)), pa.int64()), "__index_level_0__": pa.array(tasks, pa.string())}
+    )
     return table.replace_schema_metadata({"pandas": json.dumps(pandas_metadata)})
 
 
@@ -333,7 +443,7 @@ def _episodes_table(store: EpisodeStore, frames: dict[str, np.ndarray], video_ke
     return pa.table(
         {
             "episode_index": np.arange(store.num_episodes, dtype=np.int64),
-            "tasks": pa.array([[store.task]] * store.num_episodes, pa.list_(pa.string())),
+            "tasks": pa.array([[task] for task in store.episode_tasks().tolist()], pa.list_(pa.string())),
             "length": store.episode_lengths,
             "data/chunk_index": zeros,
             "data/file_index": zeros,
@@ -343,9 +453,15 @@ def _episodes_table(store: EpisodeStore, frames: dict[str, np.ndarray], video_ke
             **_episode_stats_columns(frames, store.episode_starts, store.episode_ends),
             "meta/episodes/chunk_index": zeros,
             "meta/episodes/file_index": zeros,
-            **{name: pa.array(values) for name, values in store.episodes.items()},
+            **{name: pa.array(values) for name, values in _written_episode_columns(store).items()},
         }
     )
+
+
+def _written_episode_columns(store: EpisodeStore) -> dict[str, np.ndarray]:
+    """The store's episode columns for the episodes parquet: the recorded ones (an unrecorded column
+    stays absent, so it reads back unrecorded); the task goes to LeRobot's own ``tasks`` column."""
+    return {name: values for name, values in store.recorded_episodes().items() if name != TASK}
 
 
 def _episode_stats_columns(frames: dict[str, np.ndarray], starts: np.ndarray, ends: np.ndarray) -> dict[str, pa.Array]:
@@ -387,9 +503,19 @@ def _huggingface_feature(values: np.ndarray) -> dict:
     return {"shape": list(shape), "dtype": dtype, "_type": f"Array{len(shape)}D"}
 
 
-def _data_table(frames: dict[str, np.ndarray]) -> pa.Table:
-    table = pa.table({key: _arrow_column(values) for key, values in frames.items()})
-    features = {key: _huggingface_feature(values) for key, values in frames.items()}
+def _data_table(frames: dict[str, np.ndarray], image_keys: list[str], store: EpisodeStore, progress: bool) -> pa.Table:
+    """The data parquet: one row per frame; cameras in ``image_keys`` as PNG structs (LeRobot's
+    ``image`` dtype), everything else as numbers."""
+    columns = {}
+    for key, values in tqdm(frames.items(), desc="write frames", unit="feature", disable=not progress, leave=False):
+        if key in image_keys:
+            columns[key] = png.encode_images(values, lambda row, key=key: f"'{key}' episode {store.episode_of(row)}")
+        else:
+            columns[key] = _arrow_column(values)
+    table = pa.table(columns)
+    features = {
+        key: {"_type": "Image"} if key in image_keys else _huggingface_feature(values) for key, values in frames.items()
+    }
     return table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
 
 
@@ -432,6 +558,8 @@ def read_lerobot(
     episodes = _protege_episode_columns(layout.episodes)
     if "return" not in episodes and reward is not None:  # LeRobot's own datasets record rewards, not returns
         episodes["return"] = episode_returns(reward, ends)
+    _read_signals(arrays, episodes, ends, root / "data")
+    episodes[TASK] = _episode_tasks(layout.tasks, bookkeeping.get("task_index"), ends, root / "data")
     parts = dict(
         action=arrays.pop(ACTION),
         obs={key: arrays[key] for key in keys},
@@ -439,8 +567,9 @@ def read_lerobot(
         episodes=episodes,
         reward=reward,
         fps=info["fps"],
-        task=layout.task,
         subsets=_read_subsets(root, info),
+        format_meta=_read_format_meta(root),
+        unread=_unread_features(info, keys),
     )
     try:
         return EpisodeStore(**parts)
@@ -457,7 +586,7 @@ class _Layout:
     episodes: pa.Table  # one row per episode, by episode_index: EPISODE_RANGE and protege's columns
     episodes_path: Path  # where those rows come from, for messages
     data_files: list[Path]  # rows carry 'index' and 'episode_index'; v2.1: one file per episode
-    task: str
+    tasks: dict[int, str]  # task_index -> task string
     videos: dict[str, list[tuple[Path, float, float]]]  # video key -> per episode: file, from and to seconds
 
 
@@ -470,7 +599,7 @@ def _v3_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
     episodes = _concat(tables, root / "meta" / "episodes").sort_by("episode_index")
     videos = {key: _v3_segments(root, info, episodes, key) for key in video_keys}
     data_files = _glob(root, "data/chunk-*/file-*.parquet")
-    return _Layout(root, info, episodes, root / "meta" / "episodes", data_files, _read_task(root / TASKS_PATH), videos)
+    return _Layout(root, info, episodes, root / "meta" / "episodes", data_files, _read_tasks(root / TASKS_PATH), videos)
 
 
 def _v3_segments(root: Path, info: dict, episodes: pa.Table, key: str) -> list[tuple[Path, float, float]]:
@@ -517,10 +646,11 @@ def _v21_layout(root: Path, info: dict, video_keys: list[str]) -> _Layout:
         ]
         for key in video_keys
     }
-    task = _single_task(
-        [row.get("task") for row in _read_jsonl(root / V21_TASKS_PATH, "lists its tasks")], root / V21_TASKS_PATH
+    rows = _read_jsonl(root / V21_TASKS_PATH, "lists its tasks")
+    tasks = _task_table(
+        [row.get("task_index") for row in rows], [row.get("task") for row in rows], root / V21_TASKS_PATH
     )
-    return _Layout(root, info, episodes, path, data_files, task, videos)
+    return _Layout(root, info, episodes, path, data_files, tasks, videos)
 
 
 def _read_frames(
@@ -529,7 +659,7 @@ def _read_frames(
     """Stored observations (float32 or uint8), action and reward in ``index`` order, and beside them
     each frame's bookkeeping columns (``episode_index``, and ``frame_index``/``timestamp`` where stored)."""
     where, features = layout.root / "data", layout.info["features"]
-    keys = [*keys, ACTION, *([REWARD] if REWARD in features else [])]
+    keys = [*keys, ACTION, *(name for name in (REWARD, *SIGNALS) if name in features)]
 
     declared = {key for key, feature in features.items() if feature.get("dtype") != "video"}
 
@@ -539,7 +669,8 @@ def _read_frames(
             raise DatasetError(
                 f"{where}: data column(s) {undeclared} are not features of {INFO_PATH} (it declares {sorted(declared)})"
             )
-        return [*keys, "index", "episode_index", *(name for name in FRAME_CLOCK if name in schema.names)]
+        clock = (name for name in (*FRAME_CLOCK, "task_index") if name in schema.names)
+        return [*keys, "index", "episode_index", *clock]
 
     tables = _read_tables(layout.data_files, columns, progress)
     if layout.info["codebase_version"] == V21:
@@ -549,19 +680,79 @@ def _read_frames(
     # the indexing copy also makes the arrays writable (pyarrow hands out read-only buffers)
     order = np.argsort(index, kind="stable")
     _check_index(index[order], where)
-    arrays = {
-        key: _column_as_array(
-            data, key, _feature_shape(layout.info, key, layout.root), stored_dtype(features[key]["dtype"]), where
-        )[order]
-        for key in keys
-    }
-    dtypes = {"episode_index": np.int64, "frame_index": np.int64, "timestamp": np.float64}
+    arrays = {key: _feature_array(data, key, layout, index)[order] for key in keys}
+    dtypes = {"episode_index": np.int64, "frame_index": np.int64, "timestamp": np.float64, "task_index": np.int64}
     bookkeeping = {
         name: _column_as_array(data, name, (1,), dtype, where)[order, 0]
         for name, dtype in dtypes.items()
         if name in data.column_names
     }
     return arrays, bookkeeping
+
+
+def _feature_array(data: pa.Table, key: str, layout: _Layout, index: np.ndarray) -> np.ndarray:
+    """(N, *shape) values of one stored feature in file order: numbers, or PNG frames decoded."""
+    where, feature = layout.root / "data", layout.info["features"][key]
+    if feature.get("dtype") == "image":
+        if key not in data.column_names:
+            raise DatasetError(f"{where}: no '{key}' column")
+        shape = _image_shape(layout.info, key, layout.root)
+        return png.decode_images(data.column(key), shape, lambda row: f"{where}: '{key}' frame index {index[row]}")
+    shape = _feature_shape(layout.info, key, layout.root)
+    return _column_as_array(data, key, shape, stored_dtype(feature["dtype"]), where)
+
+
+def _read_signals(
+    arrays: dict[str, np.ndarray], episodes: dict[str, np.ndarray], ends: np.ndarray, where: Path
+) -> None:
+    """Use LeRobot's per-frame ``next.success`` and ``next.done`` (popped from ``arrays``): an episode
+    succeeded if any frame says so (LeRobot's own PushT records it; protege writes it too, so success
+    survives LeRobot's dataset tools, which drop protege's episode columns), and ``done`` may only be
+    true on an episode's last frame (protege's episodes end where the episode ranges say)."""
+    starts = np.concatenate([[0], ends[:-1]])
+    success = arrays.pop(SUCCESS, None)
+    if success is not None:
+        recovered = np.logical_or.reduceat(success[:, 0] != 0, starts)
+        if "success" not in episodes:
+            episodes["success"] = recovered
+        elif np.asarray(episodes["success"]).dtype.kind in "biu" and not np.array_equal(
+            np.asarray(episodes["success"]).astype(bool), recovered
+        ):  # a column of another type is judged (refused) by the store
+            episode = int(np.argmax(np.asarray(episodes["success"]).astype(bool) != recovered))
+            warnings.warn(
+                f"{where}: episode {episode}'s 'success' column disagrees with its frames' '{SUCCESS}'; "
+                "the column is used",
+                stacklevel=3,
+            )
+    done = arrays.pop(DONE, None)
+    if done is not None:
+        early = np.flatnonzero(done[:, 0] != 0)
+        early = early[~np.isin(early, ends - 1)]
+        if len(early):
+            episode = int(np.searchsorted(ends, early[0], side="right"))
+            raise DatasetError(
+                f"{where}: '{DONE}' is true at frame row {early[0]}, inside episode {episode} (frames "
+                f"{starts[episode]}..{ends[episode] - 1}); an episode must end where it is done"
+            )
+
+
+def _unread_features(info: dict, keys: list[str]) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Observation features left unloaded (a state-only read), and a warning for any other feature
+    protege has no place for, so nothing is dropped without a word."""
+    features = info["features"]
+    used = {*keys, ACTION, REWARD, *SIGNALS, *FRAME_BOOKKEEPING}
+    ignored = [key for key in features if key not in used and not key.startswith(OBSERVATION_PREFIX)]
+    if ignored:
+        warnings.warn(
+            f"{INFO_PATH}: feature(s) {ignored} are not read (protege keeps observations, "
+            f"'{ACTION}', '{REWARD}', '{SUCCESS}' and '{DONE}')",
+            stacklevel=3,
+        )
+    return {
+        key: (tuple(int(n) for n in feature.get("shape") or ()), str(feature.get("dtype")))
+        for key, feature in features.items()
+        if key.startswith(OBSERVATION_PREFIX) and key not in keys and _is_loadable(feature)
+    }
 
 
 def _check_index(index: np.ndarray, where: Path) -> None:
@@ -706,8 +897,8 @@ def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: boo
         skipped = [key for key in features if key.startswith(OBSERVATION_PREFIX) and key not in available]
         if skipped:
             warnings.warn(
-                f"{where}: observation feature(s) {skipped} are not read (LeRobot 'image' (PNG) and 'string' "
-                "features have no place in protege's store; a 'video' feature does)",
+                f"{where}: observation feature(s) {skipped} are not read ('string' features have no place in "
+                "protege's store; numbers, 'image' and 'video' features do)",
                 stacklevel=3,
             )
         return [key for key in available if images or not _is_image(features[key])]
@@ -725,12 +916,12 @@ def _is_numeric_dtype(dtype: object) -> bool:
 
 
 def _is_loadable(feature: dict) -> bool:
-    """Numeric and video features; LeRobot "image" (PNG bytes) and string features are not for the store."""
-    return feature.get("dtype") == "video" or _is_numeric_dtype(feature.get("dtype"))
+    """Numeric and camera features; string features are not for the store."""
+    return feature.get("dtype") in CAMERA_DTYPES or _is_numeric_dtype(feature.get("dtype"))
 
 
 def _is_image(feature: dict) -> bool:
-    return feature.get("dtype") == "video" or len(feature.get("shape") or ()) == 3
+    return feature.get("dtype") in CAMERA_DTYPES or len(feature.get("shape") or ()) == 3
 
 
 def _feature_shape(info: dict, key: str, root: Path) -> tuple[int, ...]:
@@ -741,13 +932,13 @@ def _feature_shape(info: dict, key: str, root: Path) -> tuple[int, ...]:
 
 
 def _image_shape(info: dict, key: str, root: Path) -> tuple[int, int, int]:
-    """(H, W, 3) of a video feature; shapes named channel-first ([C, H, W], LeRobot v2.0) are turned."""
+    """(H, W, 3) of a camera feature; shapes named channel-first ([C, H, W], LeRobot v2.0) are turned."""
     shape, names = _feature_shape(info, key, root), info["features"][key].get("names") or [None]
     if len(shape) == 3 and str(names[0]).startswith("channel"):
         shape = (*shape[1:], shape[0])
     if len(shape) != 3 or shape[2] != 3:
         raise DatasetError(
-            f"{root / INFO_PATH}: video feature '{key}' has shape {list(shape)}; protege reads RGB videos, (H, W, 3)"
+            f"{root / INFO_PATH}: camera feature '{key}' has shape {list(shape)}; protege reads RGB images, (H, W, 3)"
         )
     return shape
 
@@ -875,8 +1066,8 @@ def _protege_episode_columns(episodes: pa.Table) -> dict[str, np.ndarray]:
     return {name: episodes.column(name).to_numpy() for name in _protege_columns(episodes.schema)}
 
 
-def _read_task(path: Path) -> str:
-    """The single task string; pandas stores it as the table's index column."""
+def _read_tasks(path: Path) -> dict[int, str]:
+    """task_index -> task string; pandas stores the strings as the table's index column."""
     table = _read_parquet(path)
     try:
         index_columns = (table.schema.pandas_metadata or {}).get("index_columns", [])
@@ -885,17 +1076,44 @@ def _read_task(path: Path) -> str:
             f"{path}: its pandas metadata is not valid JSON, the file may be corrupt ({error})"
         ) from error
     column = next((name for name in index_columns if isinstance(name, str)), "task")
-    if column not in table.column_names:
-        raise DatasetError(f"{path}: no task string column (looked for '{column}')")
-    return _single_task(table.column(column).to_pylist(), path)
+    for name in (column, "task_index"):
+        if name not in table.column_names:
+            raise DatasetError(f"{path}: no '{name}' column")
+    return _task_table(table.column("task_index").to_pylist(), table.column(column).to_pylist(), path)
 
 
-def _single_task(tasks: list, path: Path) -> str:
-    if len(tasks) != 1 or not isinstance(tasks[0], str):
+def _task_table(indexes: list, tasks: list, path: Path) -> dict[int, str]:
+    """Checked task_index -> task: whole distinct indexes, text tasks, at least one."""
+    if not tasks:
+        raise DatasetError(f"{path}: lists no task")
+    for index, task in zip(indexes, tasks):
+        if type(index) is not int or not isinstance(task, str):
+            raise DatasetError(f"{path}: task_index {index!r} -> task {task!r}; expected a whole number and a text")
+    if len(set(indexes)) != len(indexes):
+        raise DatasetError(f"{path}: a task_index appears twice in {indexes}")
+    return dict(zip(indexes, tasks))
+
+
+def _episode_tasks(tasks: dict[int, str], task_index: np.ndarray | None, ends: np.ndarray, where: Path) -> np.ndarray:
+    """(E,) each episode's task, from its frames' ``task_index`` (what LeRobot trains on); every frame
+    of an episode must have the same one: protege keeps one task per episode."""
+    if task_index is None:
+        if len(tasks) > 1:
+            raise DatasetError(f"{where}: the dataset lists {len(tasks)} tasks but its frames have no 'task_index'")
+        return np.full(len(ends), next(iter(tasks.values())), dtype=object)
+    starts = np.concatenate([[0], ends[:-1]])
+    first = task_index[starts]
+    changes = np.flatnonzero(task_index != np.repeat(first, ends - starts))
+    if len(changes):
+        episode = int(np.searchsorted(ends, changes[0], side="right"))
         raise DatasetError(
-            f"{path}: holds {len(tasks)} tasks {tasks[:3]}; protege datasets have exactly one task string"
+            f"{where}: episode {episode} changes task_index from {first[episode]} to {task_index[changes[0]]} at "
+            f"frame row {changes[0]}; protege keeps one task per episode"
         )
-    return tasks[0]
+    unknown = sorted(set(first.tolist()) - set(tasks))
+    if unknown:
+        raise DatasetError(f"{where}: task_index {unknown[0]} is not in the dataset's task list {sorted(tasks)}")
+    return np.array([tasks[int(index)] for index in first], dtype=object)
 
 
 def _read_subsets(root: Path, info: dict) -> dict[str, np.ndarray]:
@@ -910,6 +1128,16 @@ def _read_subsets(root: Path, info: dict) -> dict[str, np.ndarray]:
     if not isinstance(splits, dict):
         raise DatasetError(f"{root / INFO_PATH}: 'splits' must map names to \"start:end\" strings, got {splits!r}")
     return {name: _split_range(name, text, root / INFO_PATH) for name, text in splits.items()}
+
+
+def _read_format_meta(root: Path) -> dict[str, dict]:
+    path = root / FORMAT_META_PATH
+    if not path.is_file():
+        return {}
+    meta = read_json_object(path, "")
+    if not all(isinstance(value, dict) for value in meta.values()):
+        raise DatasetError(f"{path}: expected {{format name: {{...}}}}")
+    return meta
 
 
 def _split_range(name: str, text: object, where: Path) -> np.ndarray:

@@ -33,19 +33,35 @@ Mapping to the EpisodeStore (``read_minari``):
 - ``task``: the dataset id; ``fps``: 10, as Minari records no control rate (the env spec does
   not either). Both, and the episode subsets, are taken from a ``protege`` object in
   metadata.json when there is one (Minari keeps unknown metadata keys and ignores them).
+- ``format_meta["minari"]``: metadata.json as read, less what a write computes (counts, size,
+  storage, version, the ``protege`` object): the serialized spaces and ``env_spec`` /
+  ``eval_env_spec`` as the exact strings of the file (text only: protege never parses an EnvSpec
+  or makes its environment), the source's ``dataset_id``, and every descriptive entry (author,
+  author_email, algorithm_name, description, code_permalink, ref_min_score, ref_max_score,
+  num_episodes_average_score, requirements, and keys Minari does not know). The observation
+  space also fixes each key's path (an array space is ``observations`` itself), so nothing
+  else is kept for the layout. Other formats' ``format_meta`` rides in the ``protege`` object.
 
-Writing (``write_minari``) inverts the mapping: ``observation.state`` -> Dict key
+Writing (``write_minari``) inverts the mapping. With ``format_meta["minari"]`` whose spaces
+still describe the data (the same observation keys, each of its space's shape, within Box
+bounds; actions likewise), those spaces are written verbatim and each key goes back to its path
+in them, stored in the space's dtype where that conversion is exact (float32 data under a
+float64 Box, whole numbers under Discrete); ``env_spec`` and the descriptive entries are
+written back as read, while the spaces fit or not. Otherwise (no source, or a warning naming
+the key or bound that does not fit, e.g. fewer keys selected) ``observation.state`` -> Dict key
 ``observation``, ``observation.images.<k>`` (3-D frames) and ``observation.<k>`` -> key path
-``k`` split at dots, the last frame repeated as the final observation, rewards (zeros when the
-store has none, marked so they read back as none), ``terminations`` true at the last step of a
-successful episode and ``truncations`` at the last step of the others, ``infos/success`` (T+1:
-the reset info, then one per step). The observation space is a Dict of float32 Boxes with
-infinite bounds (uint8 Boxes 0..255 for uint8 data), the action space a float32 Box spanning the
-data's range, ``jpeg_encoding`` is false so images stay bit-exact, and ``env_spec`` is left out
-(protege does not know the environment). The store's ``task``, ``fps`` and ``subsets`` go in the
-``protege`` metadata object, its per-episode columns in episode attributes, so a round trip
-gives back the same store. The folder's name must be a Minari id (``name-v0``); under the
-datasets root the id includes the namespace folders. Namespace metadata files are not written.
+``k`` split at dots, under a Dict of float32 Boxes with infinite bounds (uint8 Boxes 0..255 for
+uint8 data) and a float32 action Box spanning the data's range. Either way: the last frame
+repeated as the final observation, rewards (zeros when the store has none, marked so they read
+back as none), ``terminations`` true at the last step of a successful episode and
+``truncations`` at the last step of the others, ``infos/success`` (T+1: the reset info, then one
+per step), ``jpeg_encoding`` false so images stay bit-exact. The store's ``task``, ``fps`` and
+``subsets`` go in the ``protege`` metadata object, its per-episode columns in episode
+attributes, so a round trip gives back the same store. Not written back: other ``infos``, the
+source's own terminated/truncated pattern (rebuilt from ``success``), episode ``options`` and
+Minari's ``rewards_*`` episode statistics. The folder's name must be a Minari id (``name-v0``);
+under the datasets root the id includes the namespace folders. Namespace metadata files are not
+written.
 
 Why minari and h5py both: ``minari.load_dataset`` (never with ``download``) validates the
 metadata, parses the spaces and lists the episodes and their attributes, which reads no step
@@ -76,6 +92,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,7 +104,7 @@ import numpy as np
 from gymnasium import spaces
 from minari.dataset.minari_dataset import parse_dataset_id
 from minari.dataset.minari_storage import is_image_space
-from minari.serialization import serialize_space
+from minari.serialization import deserialize_space, serialize_space
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -110,6 +127,10 @@ DEFAULT_FPS = 10
 ARRAY_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 DIGEST = "digest"  # in the protege object of metadata.json: json_digest of the rest of the file
 MINARI_ERRORS = (ValueError, KeyError, AssertionError, TypeError, OSError, NotImplementedError)
+FORMAT = "minari"  # EpisodeStore.format_meta key: metadata.json as read, less what write_minari computes
+COMPUTED = ("total_episodes", "total_steps", "data_format", "jpeg_encoding", "dataset_size", "minari_version", PROTEGE)
+SPACES = ("observation_space", "action_space")
+SPEC_ENTRIES = ("env_spec", "eval_env_spec")  # EnvSpec JSON strings: carried as text, never parsed or made here
 
 
 @dataclass(frozen=True)
@@ -217,6 +238,11 @@ def read_minari(
             fps=extras.get("fps", DEFAULT_FPS),
             task=extras.get("task", dataset.id),
             subsets=extras.get("subsets", {}),
+            format_meta={
+                **extras.get("format_meta", {}),
+                FORMAT: {key: value for key, value in metadata.items() if key not in COMPUTED},
+            },
+            unrecorded=frozenset(extras.get("unrecorded", [])),
         )
     except ValueError as error:
         raise DatasetError(f"{main}: {error}") from error
@@ -247,7 +273,7 @@ def _load_with_minari(folder: Path) -> minari.MinariDataset:
 
 
 def _protege_metadata(metadata: dict, path: Path) -> dict:
-    """The ``protege`` object protege writes (task, fps, subsets, reward), checked; {} when absent."""
+    """The ``protege`` object protege writes (task, fps, subsets, reward, format_meta), checked; {} when absent."""
     if PROTEGE not in metadata and metadata.get("algorithm_name") == PROTEGE:
         raise DatasetError(f"{path}: written by protege but its '{PROTEGE}' entry is missing; the file is damaged")
     extras = metadata.get(PROTEGE, {})
@@ -259,6 +285,8 @@ def _protege_metadata(metadata: dict, path: Path) -> dict:
             isinstance(value, dict)
             and all(isinstance(ids, list) and all(isinstance(i, int) for i in ids) for ids in value.values())
         ),
+        "format_meta": lambda value: isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
+        "unrecorded": lambda value: isinstance(value, list) and set(value) <= set(EPISODE_COLUMNS),
     }
     if not isinstance(extras, dict):
         raise DatasetError(f"{path}: '{PROTEGE}' must be an object, got {type(extras).__name__}")
@@ -282,30 +310,31 @@ def _store_key(parts: tuple[str, ...], frame_shape: tuple[int, ...]) -> str:
     return STATE if parts == (STATE_NAME,) else OBSERVATION_PREFIX + ".".join(parts)
 
 
-def _observation_leaves(space: spaces.Space, main: Path) -> dict[str, Leaf]:
+def _observation_leaves(space: spaces.Space, where: Path | str) -> dict[str, Leaf]:
     """Every array leaf of the observation space, by protege key; an array space is key 'observation'."""
     try:
         found = _space_leaves(space, ())
     except DatasetError as error:
-        raise DatasetError(f"{main}: {error}") from error
+        raise DatasetError(f"{where}: {error}") from error
     leaves: dict[str, Leaf] = {}
     for parts, leaf_space in found:
+        if isinstance(leaf_space, spaces.Text):
+            continue
         key = _store_key(parts or (STATE_NAME,), tuple(leaf_space.shape))
         if key in leaves:
             clash = f"{'/'.join(leaves[key].parts)} and {'/'.join(parts)}"
-            raise DatasetError(f"{main}: observation keys {clash} both map to '{key}'")
+            raise DatasetError(f"{where}: observation keys {clash} both map to '{key}'")
         leaves[key] = Leaf(key, parts, leaf_space)
     return dict(sorted(leaves.items(), key=lambda item: item[0] != STATE))
 
 
 def _space_leaves(space: spaces.Space, parts: tuple[str, ...]) -> list[tuple[tuple[str, ...], spaces.Space]]:
+    """Each (key path, leaf space) in the space's order; Text leaves included (the reader skips them)."""
     if isinstance(space, spaces.Dict):
         return [leaf for name, sub in space.spaces.items() for leaf in _space_leaves(sub, (*parts, name))]
     if isinstance(space, spaces.Tuple):
         return [leaf for i, sub in enumerate(space.spaces) for leaf in _space_leaves(sub, (*parts, f"_index_{i}"))]
-    if isinstance(space, spaces.Text):
-        return []
-    if isinstance(space, ARRAY_SPACES):
+    if isinstance(space, (spaces.Text, *ARRAY_SPACES)):
         return [(parts, space)]
     raise DatasetError(f"observation '{'/'.join(parts)}' has a {type(space).__name__} space, which protege cannot read")
 
@@ -470,8 +499,9 @@ def _episode_columns(episodes: list[Episode], attributes: list[dict]) -> dict[st
     columns = {
         "success": np.array([episode.success for episode in episodes]),
         "return": np.array([episode.reward.astype(np.float64).sum() for episode in episodes]),
-        "seed": np.array([-1 if attrs.get("seed") is None else attrs["seed"] for attrs in attributes], dtype=np.int64),
     }
+    if any(attrs.get("seed") is not None for attrs in attributes):  # else: unrecorded
+        columns["seed"] = np.array([-1 if attrs.get("seed") is None else attrs["seed"] for attrs in attributes])
     stored = [attrs[PROTEGE] if isinstance(attrs.get(PROTEGE), dict) else {} for attrs in attributes]
     for name in set.intersection(*(set(values) for values in stored)):
         values = [text(values[name]) for values in stored]
@@ -486,20 +516,138 @@ def write_minari(store: EpisodeStore, path: Path, *, overwrite: bool = False, pr
     """Write ``store`` as a Minari HDF5 dataset folder at ``path`` that ``minari.load_dataset`` reads.
 
     The folder name is the dataset id (``name-v0``); under MINARI_DATASETS_PATH the id includes the
-    namespace folders. The folder is built in a hidden sibling and renamed into place, so a killed
-    write leaves nothing half-written; an existing ``path`` raises FileExistsError unless ``overwrite``.
+    namespace folders. A store read from Minari gets its source's spaces, env_spec and descriptive
+    metadata back (``format_meta["minari"]``) while its data still fits those spaces; otherwise
+    the spaces are built from the data, with a warning naming why. The folder is built in a hidden
+    sibling and renamed into place, so a killed write leaves nothing half-written; an existing
+    ``path`` raises FileExistsError unless ``overwrite``.
     """
     path = Path(path)
     store.validate()
     dataset_id = _dataset_id(path)
-    layout = _observation_layout(store)
+    carried = _carried(store)
     _check_episode_columns(store)
+    written = _source_spaces(store, carried) or _data_spaces(store)
     with staged_folder(path, overwrite) as staging:
         main = staging / "data" / MAIN_FILE
         main.parent.mkdir(parents=True)
-        _write_episodes(store, layout, main, progress)
-        write_json(main.parent / METADATA_FILE, _metadata(store, layout, dataset_id, main.stat().st_size))
+        _write_episodes(store, written, main, progress)
+        write_json(main.parent / METADATA_FILE, _metadata(store, written, carried, dataset_id, main.stat().st_size))
     return path
+
+
+@dataclass(frozen=True)
+class Written:
+    """How a store goes into Minari's layout: the spaces (serialized, as metadata.json keeps them), each
+    observation key's path under ``observations`` (``()``: an array observation space) and the
+    dtype its data is stored as, and the actions' dtype and per-step shape."""
+
+    observation_space: str
+    action_space: str
+    paths: dict[str, tuple[str, ...]]
+    dtypes: dict[str, np.dtype]
+    action_dtype: np.dtype
+    action_shape: tuple[int, ...]
+
+
+def _carried(store: EpisodeStore) -> dict:
+    """``format_meta["minari"]``: what ``read_minari`` kept of the source's metadata.json; EnvSpecs must be text."""
+    carried = store.format_meta.get(FORMAT, {})
+    for name in SPEC_ENTRIES:
+        if name in carried and not isinstance(carried[name], str):
+            raise DatasetError(
+                f"format_meta['{FORMAT}']['{name}'] must be the EnvSpec JSON string Minari wrote, "
+                f"got {type(carried[name]).__name__}"
+            )
+    return carried
+
+
+def _source_spaces(store: EpisodeStore, carried: dict) -> Written | None:
+    """The source's spaces, verbatim, while they describe the store's data; None (warning why) when they do not."""
+    if not any(name in carried for name in SPACES):
+        return None
+    try:
+        observation_space, action_space = (deserialize_space(carried[name]) for name in SPACES)
+        leaves = _observation_leaves(observation_space, "its observation space")
+        why = _misfit(store, observation_space, leaves, action_space)
+    except (DatasetError, *MINARI_ERRORS) as error:
+        why = f"they cannot be read ({type(error).__name__}: {error})"
+    if why is not None:
+        warnings.warn(
+            f"Minari export: the source dataset's spaces (format_meta['{FORMAT}']) do not fit this data: {why}; "
+            "writing spaces built from the data instead (unbounded observation Boxes, action bounds from the data)",
+            stacklevel=3,
+        )
+        return None
+    return Written(
+        observation_space=carried["observation_space"],
+        action_space=carried["action_space"],
+        paths={key: leaf.parts for key, leaf in leaves.items()},
+        dtypes={key: _stored_as(store.obs[key], leaf.space) for key, leaf in leaves.items()},
+        action_dtype=_stored_as(store.action, action_space),
+        action_shape=tuple(action_space.shape),
+    )
+
+
+def _misfit(
+    store: EpisodeStore, observation_space: spaces.Space, leaves: dict[str, Leaf], action_space: spaces.Space
+) -> str | None:
+    """Why the spaces do not describe the store's data (keys, shapes, Box bounds), or None when they do."""
+    text_keys = [
+        "/".join(parts) for parts, leaf in _space_leaves(observation_space, ()) if isinstance(leaf, spaces.Text)
+    ]
+    if text_keys:
+        return f"its observation space has Text key(s) {text_keys}, which protege does not keep"
+    if set(leaves) != set(store.obs):
+        only_space, only_data = sorted(set(leaves) - set(store.obs)), sorted(set(store.obs) - set(leaves))
+        return f"the observation keys differ (only in the space: {only_space}; only in the data: {only_data})"
+    for key, leaf in leaves.items():
+        why = _outside(store.obs[key], leaf.space)
+        if why is not None:
+            return f"observation '{key}' has {why}"
+    if not isinstance(action_space, ARRAY_SPACES) or store.action.shape[1] != int(np.prod(action_space.shape)):
+        return f"the actions have shape {store.action.shape[1:]} per step, the action space is {action_space}"
+    why = _outside(store.action.reshape(len(store.action), *action_space.shape), action_space)
+    return None if why is None else f"the actions have {why}"
+
+
+def _outside(values: np.ndarray, space: spaces.Space) -> str | None:
+    """How ``values`` (N, ...) break ``space``'s shape or Box bounds, or None."""
+    if values.shape[1:] != tuple(space.shape):
+        return f"shape {values.shape[1:]} per step, its space {tuple(space.shape)}"
+    if isinstance(space, spaces.Box):
+        low, high = space.low, space.high
+        if values.dtype.kind == "f":  # bounds rounded like the data: float32 data under float64 bounds still fits
+            with np.errstate(over="ignore"):
+                low, high = low.astype(values.dtype), high.astype(values.dtype)
+        if np.any(values < low) or np.any(values > high):
+            return f"values outside its Box bounds ({space})"
+    return None
+
+
+def _stored_as(values: np.ndarray, space: spaces.Space) -> np.dtype:
+    """The space's dtype where the data converts to it exactly (float32 under float64, whole numbers
+    under Discrete), so the file matches its space; else protege's own (see ``stored_dtype``)."""
+    dtype = np.dtype(space.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.can_cast(values.dtype, dtype, "safe") or np.array_equal(values.astype(dtype), values):
+            return dtype
+    return np.dtype(stored_dtype(values.dtype))
+
+
+def _data_spaces(store: EpisodeStore) -> Written:
+    """Spaces from the data: a Dict of Boxes (unbounded float32, uint8 0..255), actions a float32 Box of their range."""
+    layout = _observation_layout(store)
+    action = store.action.astype(np.float32)
+    observation_space = _nested({parts: _box(store.obs[key]) for key, parts in layout.items()})
+    return Written(
+        observation_space=serialize_space(observation_space),
+        action_space=serialize_space(spaces.Box(action.min(axis=0), action.max(axis=0), dtype=np.float32)),
+        paths=layout,
+        dtypes={key: np.dtype(stored_dtype(store.obs[key].dtype)) for key in layout},
+        action_dtype=np.dtype(np.float32),
+        action_shape=store.action.shape[1:],
+    )
 
 
 def _dataset_id(path: Path) -> str:
@@ -577,32 +725,37 @@ def _box(values: np.ndarray) -> spaces.Box:
     return spaces.Box(-np.inf, np.inf, values.shape[1:], np.float32)
 
 
-def _metadata(store: EpisodeStore, layout: dict[str, tuple[str, ...]], dataset_id: str, size_bytes: int) -> dict:
-    action = store.action.astype(np.float32)
-    observation_space = _nested({parts: _box(store.obs[key]) for key, parts in layout.items()})
+def _metadata(store: EpisodeStore, written: Written, carried: dict, dataset_id: str, size_bytes: int) -> dict:
+    """metadata.json: the source's descriptive entries (env_spec, author, ...) as read, and what this write computes."""
+    descriptive = {key: value for key, value in carried.items() if key not in ("dataset_id", *SPACES)}
     metadata = {
+        "algorithm_name": PROTEGE,
+        **descriptive,
         "dataset_id": dataset_id,
         "total_episodes": store.num_episodes,
         "total_steps": store.num_frames,
         "data_format": "hdf5",
         "jpeg_encoding": False,
-        "observation_space": serialize_space(observation_space),
-        "action_space": serialize_space(spaces.Box(action.min(axis=0), action.max(axis=0), dtype=np.float32)),
+        "observation_space": written.observation_space,
+        "action_space": written.action_space,
         "dataset_size": round(size_bytes / 1e6, 1),
-        "algorithm_name": "protege",
         "minari_version": MINARI_VERSION,
         PROTEGE: {
             "task": store.task,
             "fps": store.fps,
             "reward": store.reward is not None,
             "subsets": {name: ids.tolist() for name, ids in store.subsets.items()},
+            "unrecorded": sorted(store.unrecorded),
         },
     }
+    others = {name: meta for name, meta in store.format_meta.items() if name != FORMAT}  # kept for the other writers
+    if others:
+        metadata[PROTEGE]["format_meta"] = others
     metadata[PROTEGE][DIGEST] = json_digest(metadata)  # JSON has no checksum: a damaged "task" would read as another
     return metadata
 
 
-def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], main: Path, progress: bool) -> None:
+def _write_episodes(store: EpisodeStore, written: Written, main: Path, progress: bool) -> None:
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
     bounds = list(zip(store.episode_starts, store.episode_ends))
     with create_file(main) as file:
@@ -613,12 +766,13 @@ def _write_episodes(store: EpisodeStore, layout: dict[str, tuple[str, ...]], mai
             group.attrs.update(
                 {k: attribute(v) for k, v in _episode_attributes_to_write(store, index, end - start).items()}
             )
-            for key, parts in layout.items():
-                frames = store.obs[key][start:end].astype(stored_dtype(store.obs[key].dtype), copy=False)
+            for key, parts in written.paths.items():
+                frames = store.obs[key][start:end].astype(written.dtypes[key], copy=False)
                 write_array(group, "/".join(("observations", *parts)), np.concatenate([frames, frames[-1:]]))
             success = bool(store.episodes["success"][index])
             last_step = np.arange(end - start) == end - start - 1
-            write_array(group, "actions", store.action[start:end].astype(np.float32))
+            actions = store.action[start:end].reshape(end - start, *written.action_shape)
+            write_array(group, "actions", actions.astype(written.action_dtype, copy=False))
             write_array(group, "rewards", reward[start:end])
             write_array(group, "terminations", last_step & success)
             write_array(group, "truncations", last_step & (not success))
@@ -631,7 +785,7 @@ def _episode_attributes_to_write(store: EpisodeStore, index: int, steps: int) ->
     seed = int(store.episodes["seed"][index])
     if seed != EPISODE_COLUMNS["seed"][1]:  # -1: unknown, which Minari says by leaving the attribute out
         attributes["seed"] = seed
-    for name, values in store.episodes.items():
+    for name, values in store.recorded_episodes().items():
         if name != "seed":
             attributes[f"{PROTEGE}/{name}"] = values[index]
     return attributes

@@ -2,7 +2,9 @@
 
 One HDF5 file, laid out the way robomimic's ``dataset_states_to_obs.py`` writes it::
 
-    data/                        attrs: total (frames), env_args (JSON: env_name, type, env_kwargs)
+    data/                        attrs: total (frames), env_args (JSON: env_name, type, env_kwargs);
+                                 protege's: protege_action_center, protege_action_half_range
+                                 ((A,) float64, when actions were scaled), fps, protege_* (below)
     data/demo_<i>/               attrs: num_samples (= T), model_file (robosuite XML, optional)
         obs/<key>                (T, ...) low-dim vectors (float64) or images (T, H, W, 3) uint8
         next_obs/<key>           (T, ...) the observation after each action
@@ -22,10 +24,20 @@ Mapping to the EpisodeStore (``read_robomimic``):
   (skipped by ``images=False``) are ``*_image`` keys and any key with 3-D frames.
 - Numbers are read as float32 (observations, actions, rewards, simulator states, which robomimic
   stores as float64: ``reset_to`` from the rounded states is approximate), uint8 stays uint8.
+- Actions: when ``data`` has ``protege_action_center`` ``c`` and ``protege_action_half_range``
+  ``h`` (written by protege, see below) the store gets ``c + h * actions`` (in float64, then
+  float32; a ``c`` of 0 is not added, which keeps a -0.0): the raw units the actions had before
+  export. Without them actions are read as they
+  are. Attributes of the wrong shape, non-finite, or a half-range <= 0 are a DatasetError naming
+  the file and the attribute.
 - ``next_obs`` and ``dones`` are not read: frames pair each observation with its action, and
   episode boundaries are the demo groups. The observation after a demo's last action (its last
   ``next_obs``) therefore has no place in the store and is dropped.
 - ``mask/<filter_key>`` -> ``subsets[filter_key]`` (episode ids in the sorted order).
+- ``env_args`` is kept whole in ``store.format_meta["robomimic"]["env_args"]``, so a robomimic
+  file read, saved in any protege format and written back gives robomimic the same environment
+  metadata (robosuite's env_kwargs, controller configs, env_version). ``protege_format_meta``
+  (JSON) holds the other formats' entries of ``format_meta`` when protege wrote the file.
 - ``task`` = ``env_args["env_name"]``; ``fps``: the ``fps`` attribute protege writes, else
   ``env_kwargs["control_freq"]`` (robosuite's rate: 20 in robomimic's datasets), else the store
   default. ``success``/``return``/``source``/``seed``: demo attributes of those names when every
@@ -39,12 +51,28 @@ only (robomimic's ``done_mode=1``); ``rewards`` is ``store.reward``, zeros when 
 (with ``protege_reward_missing`` set so the zeros read back as None); ``states`` only when the
 store has ``observation.sim_state``, else omitted (robomimic then trains fine but cannot
 ``reset_to`` the demos' start states); images are gzip-compressed as robomimic does.
-``env_args`` is ``{"env_name": store.task, "type": 2 (robomimic's GYM_TYPE), "env_kwargs": {}}``:
-the store does not carry a robomimic environment's construction kwargs, so a robomimic file read
-and written again loses them (and robomimic cannot build rollout envs from the written file).
-Per-episode columns become demo attributes (robomimic ignores unknown attributes) and their
-names the ``protege_episode_columns`` data attribute; ``fps`` is a data attribute. A round trip
-store -> file -> store is bit-exact for float32/uint8 data.
+``env_args`` is the one in ``format_meta["robomimic"]`` when its ``env_name`` is the store's task
+(the store came from a robomimic file), else ``{"env_name": store.task, "type": 2 (robomimic's
+GYM_TYPE), "env_kwargs": {}}``, from which robomimic cannot build rollout envs. Per-episode
+columns become demo attributes (robomimic ignores unknown attributes) and their names the
+``protege_episode_columns`` data attribute; ``fps`` is a data attribute. A round trip store ->
+file -> store is bit-exact for float32/uint8 data, actions included.
+
+Actions are scaled into [-1, 1] per dimension, because robomimic expects them there: its
+policies squash their outputs to [-1, 1] (BC on raw PushT pixels trains without an error and
+cannot fit) and its ``get_dataset_info.py`` refuses anything else. The bounds are the data's own
+range per dimension (min and max over all frames; a constant dimension gets half-range 1), known
+at export time: ``actions = (raw - c) / h`` with ``c`` the centre and ``h`` the half-range,
+written as float64 in the file with ``c`` and ``h`` as the data attributes above, so a policy
+trained in robomimic outputs [-1, 1] and ``c + h * output`` maps it back to the store's units.
+The scaled actions are float64 because float32 ones would not read back exactly (rounding the
+scaled value costs up to ``h`` * 2^-24, more than a float32 step of the raw value when ``h`` is
+large); in float64, ``c + h * actions`` rounded to float32 gives every original back, which the
+writer checks per dimension. A dimension where it would not (a -0.0, which comes back +0.0, or a
+nonzero value within ~|c| * 2^-29 of zero) is scaled about zero by the power of two at or above
+its largest magnitude instead: exact for any float32, still within [-1, 1], though not centred.
+Actions already inside [-1, 1] (robosuite's controllers, robomimic's own datasets) are written
+unscaled as float32, with no attributes, so those files stay as robomimic users have them.
 
 Found out from robomimic's code, not its docs:
 
@@ -72,7 +100,7 @@ from tqdm.auto import tqdm
 from protege.atomic import atomic_file
 from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column, episode_returns
 from protege.formats.files import stored_dtype
-from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, write_array
+from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, text, write_array
 
 OBSERVATION_PREFIX = "observation."
 IMAGE_PREFIX = "observation.images."
@@ -84,6 +112,10 @@ GYM_TYPE = 2  # robomimic.envs.env_base.EnvType.GYM_TYPE
 FPS_ATTR = "fps"
 REWARD_MISSING_ATTR = "protege_reward_missing"
 EPISODE_COLUMNS_ATTR = "protege_episode_columns"
+FORMAT_META_ATTR = "protege_format_meta"  # EpisodeStore.format_meta of the other formats, JSON
+ACTION_CENTER_ATTR = "protege_action_center"  # (A,) float64: raw action = center + half_range * file action
+ACTION_HALF_RANGE_ATTR = "protege_action_half_range"  # (A,) float64, > 0
+FORMAT = "robomimic"  # this format's entry in EpisodeStore.format_meta
 NUMERIC_KINDS = "biuf"
 ROBOMIMIC_DEMO_ATTRS = ("num_samples", "model_file", "ep_meta", "camera_info")
 FRAME_NDIM = {"actions": 2, "rewards": 1, STATES: 2}  # required ndim of the demo datasets that have one
@@ -174,15 +206,17 @@ def _read_file(
     rewards = not data.attrs.get(REWARD_MISSING_ATTR, False) and any("rewards" in data[demo] for demo in demos)
     names = ["actions", *sources.values(), *(["rewards"] if rewards else [])]
     lengths = np.array([_check_demo(data[demo], names, f"{path} {demo}") for demo in demos])
-    arrays = _read_demos(data, demos, names, lengths, path, progress)
+    scale = _action_scale(data, data[demos[0]]["actions"].shape[1], path)
+    arrays = _read_demos(data, demos, names, lengths, path, progress, {} if scale is None else {"actions": np.float64})
     parts = dict(
         obs={key: arrays[name] for key, name in sources.items()},
-        action=arrays["actions"],
+        action=arrays["actions"] if scale is None else _unscaled(arrays["actions"], *scale, path),
         episode_ends=np.cumsum(lengths),
         episodes=_episode_columns(data, demos, arrays.get("rewards"), lengths, path),
         reward=arrays.get("rewards"),
         task=env_args["env_name"],
         subsets=_subsets(file, demos, path),
+        format_meta={**_format_meta(data, path), FORMAT: {"env_args": env_args}},
     )
     return parts, _fps(data, env_args, path)
 
@@ -306,12 +340,20 @@ def _check_demo(demo: h5py.Group, names: list[str], where: str) -> int:
 
 
 def _read_demos(
-    data: h5py.Group, demos: list[str], names: list[str], lengths: np.ndarray, path: Path, progress: bool
+    data: h5py.Group,
+    demos: list[str],
+    names: list[str],
+    lengths: np.ndarray,
+    path: Path,
+    progress: bool,
+    dtypes: dict[str, type],
 ) -> dict[str, np.ndarray]:
-    """Dataset path -> (N, ...) array over all demos, filled demo by demo into preallocated arrays."""
+    """Dataset path -> (N, ...) array over all demos, filled demo by demo into preallocated arrays
+    (of ``stored_dtype``, or ``dtypes[name]``: scaled actions are read as float64)."""
     first = data[demos[0]]
     arrays = {
-        name: np.empty((lengths.sum(), *first[name].shape[1:]), stored_dtype(first[name].dtype)) for name in names
+        name: np.empty((lengths.sum(), *first[name].shape[1:]), dtypes.get(name, stored_dtype(first[name].dtype)))
+        for name in names
     }
     ends = np.cumsum(lengths)
     bar = tqdm(demos, desc=f"reading {path.name}", unit="demo", disable=not progress)
@@ -339,6 +381,55 @@ def _fill(target: np.ndarray, demo: h5py.Group, name: str, where: str) -> None:
         raise DatasetError(
             f"{where}: '{name}' has NaN/inf values (first at step {step}) or values beyond float32's range"
         )
+
+
+def _action_scale(data: h5py.Group, action_dim: int, path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (A,) float64 centre and half-range the actions were scaled by, or None (actions as they are)."""
+    present = [name in data.attrs for name in (ACTION_CENTER_ATTR, ACTION_HALF_RANGE_ATTR)]
+    if not any(present):
+        return None
+    if not all(present):
+        have, lack = (ACTION_CENTER_ATTR, ACTION_HALF_RANGE_ATTR)[:: 1 if present[0] else -1]
+        raise DatasetError(f"{path}: data attribute '{have}' without '{lack}'; the action scale needs both")
+    scale = []
+    for name in (ACTION_CENTER_ATTR, ACTION_HALF_RANGE_ATTR):
+        value = np.asarray(data.attrs[name])
+        if value.dtype.kind not in "iuf" or value.shape != (action_dim,) or not np.isfinite(value).all():
+            raise DatasetError(
+                f"{path}: data attribute '{name}' must be {action_dim} finite numbers (one per action dimension), "
+                f"got {value.dtype} of shape {value.shape}: {str(value.tolist())[:80]}"
+            )
+        scale.append(value.astype(np.float64))
+    if not (scale[1] > 0).all():
+        raise DatasetError(
+            f"{path}: data attribute '{ACTION_HALF_RANGE_ATTR}' must be positive, got {scale[1].tolist()[:8]}"
+        )
+    return scale[0], scale[1]
+
+
+def _unscaled(scaled: np.ndarray, center: np.ndarray, half_range: np.ndarray, path: Path) -> np.ndarray:
+    """(N, A) float64 actions as written -> (N, A) float32 in the store's units (``_scaled`` inverted)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        action = _raw(scaled, center, half_range).astype(np.float32)
+    if not np.isfinite(action).all():
+        raise DatasetError(
+            f"{path}: 'actions' scaled back by data attributes '{ACTION_CENTER_ATTR}' and "
+            f"'{ACTION_HALF_RANGE_ATTR}' go beyond float32's range"
+        )
+    return action
+
+
+def _format_meta(data: h5py.Group, path: Path) -> dict[str, dict]:
+    """Other formats' metadata a store carried when protege wrote the file (EpisodeStore.format_meta)."""
+    if FORMAT_META_ATTR not in data.attrs:
+        return {}
+    try:
+        meta = json.loads(text(data.attrs[FORMAT_META_ATTR]))
+    except (TypeError, ValueError) as error:
+        raise DatasetError(f"{path}: data attribute '{FORMAT_META_ATTR}' is not valid JSON ({error})") from error
+    if not isinstance(meta, dict) or not all(isinstance(value, dict) for value in meta.values()):
+        raise DatasetError(f"{path}: data attribute '{FORMAT_META_ATTR}' must be a JSON object of objects")
+    return meta
 
 
 def _episode_columns(
@@ -457,36 +548,52 @@ def _targets(store: EpisodeStore) -> dict[str, str]:
             raise DatasetError(
                 f"episode column '{name}' must hold one scalar per episode and not be one of {ROBOMIMIC_DEMO_ATTRS}"
             )
+    try:
+        json.dumps(store.format_meta)
+    except (TypeError, ValueError) as error:
+        raise DatasetError(f"format_meta must be JSON-able ({error})") from error
     return targets
 
 
 def _write_file(store: EpisodeStore, file: h5py.File, targets: dict[str, str], progress: bool) -> None:
     data = file.create_group("data")
     data.attrs["total"] = store.num_frames
-    data.attrs["env_args"] = attribute(
-        json.dumps({"env_name": store.task, "type": GYM_TYPE, "env_kwargs": {}}, indent=4)
-    )
+    data.attrs["env_args"] = attribute(json.dumps(_written_env_args(store), indent=4))
     data.attrs[FPS_ATTR] = int(store.fps)
     data.attrs[REWARD_MISSING_ATTR] = store.reward is None
-    data.attrs[EPISODE_COLUMNS_ATTR] = attribute(json.dumps(list(store.episodes)))
+    data.attrs[EPISODE_COLUMNS_ATTR] = attribute(json.dumps(list(store.recorded_episodes())))
+    others = {name: meta for name, meta in store.format_meta.items() if name != FORMAT}
+    if others:
+        data.attrs[FORMAT_META_ATTR] = attribute(json.dumps(others))
+    action = store.action.astype(np.float32)  # (N, A) what the file holds unscaled, and what reads back
+    scale = action_scale(action)
+    if scale is not None:
+        data.attrs[ACTION_CENTER_ATTR], data.attrs[ACTION_HALF_RANGE_ATTR] = scale
+        action = _scaled(action, *scale)  # (N, A) float64 in [-1, 1]
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
     bar = tqdm(range(store.num_episodes), desc="writing robomimic demos", unit="demo", disable=not progress)
     for episode, start, end in zip(bar, store.episode_starts, store.episode_ends):
         demo = data.create_group(f"{DEMO_PREFIX}{episode}")
-        _write_demo(demo, store, targets, reward, episode, slice(start, end))
+        _write_demo(demo, store, targets, action, reward, episode, slice(start, end))
     for name, ids in store.subsets.items():
         write_array(file, f"mask/{name}", np.array([f"{DEMO_PREFIX}{i}" for i in ids], dtype="S"))
 
 
 def _write_demo(
-    demo: h5py.Group, store: EpisodeStore, targets: dict[str, str], reward: np.ndarray, episode: int, rows: slice
+    demo: h5py.Group,
+    store: EpisodeStore,
+    targets: dict[str, str],
+    action: np.ndarray,
+    reward: np.ndarray,
+    episode: int,
+    rows: slice,
 ) -> None:
     steps = rows.stop - rows.start
     demo.attrs["num_samples"] = steps
-    for name, values in store.episodes.items():
+    for name, values in store.recorded_episodes().items():
         value = values[episode]
         demo.attrs[name] = attribute(str(value)) if values.dtype == object else value
-    write_array(demo, "actions", store.action[rows].astype(np.float32))
+    write_array(demo, "actions", action[rows])
     write_array(demo, "rewards", reward[rows])
     write_array(demo, "dones", (np.arange(steps) == steps - 1).astype(np.int64))
     for group in ("obs", "next_obs"):
@@ -498,3 +605,55 @@ def _write_demo(
         if name != STATES:
             following = np.concatenate([values[1:], values[-1:]])  # next_obs: last frame repeated
             write_array(demo, f"next_{name}", following, compression=compression)
+
+
+def _written_env_args(store: EpisodeStore) -> dict:
+    """The env_args read from a robomimic file (format_meta) when they name the store's task, else
+    the least robomimic accepts: a gym environment of the task's name, no kwargs."""
+    kept = store.format_meta.get(FORMAT, {}).get("env_args")
+    if isinstance(kept, dict) and kept.get("env_name") == store.task:
+        return kept
+    return {"env_name": store.task, "type": GYM_TYPE, "env_kwargs": {}}
+
+
+def action_scale(action: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (A,) float64 ``(center, half_range)`` that map float32 ``action`` (N, A) into [-1, 1]
+    with ``_scaled``, so that ``_unscaled`` gives it back bit-exactly; None when it is already inside.
+
+    Per dimension: the centre and half of the data's range (1 for a constant dimension). Where
+    that does not read back bit-exactly (a -0.0, which ``(raw - c) / h`` and back returns as +0.0
+    when ``c`` is nonzero, or a nonzero value so close to zero that float64 cannot hold it beside
+    the centre), the dimension is scaled about zero (``c`` = 0, never added) by the power of two
+    at or above its largest magnitude instead: exact for every float32, and still inside [-1, 1].
+    """
+    action = np.asarray(action, dtype=np.float32)
+    low, high = action.min(axis=0).astype(np.float64), action.max(axis=0).astype(np.float64)
+    if low.min() >= -1 and high.max() <= 1:
+        return None
+    center, half_range = (low + high) / 2, np.where(high > low, (high - low) / 2, 1.0)
+    inexact = ~_round_trips(action, center, half_range)
+    largest = np.maximum(-low, high)[inexact]
+    mantissa, exponent = np.frexp(largest)
+    center[inexact] = 0.0
+    half_range[inexact] = np.where(largest == 0, 1.0, np.ldexp(1.0, exponent - (mantissa == 0.5)))
+    assert _round_trips(action, center, half_range).all(), "power-of-two action scaling must be exact"
+    return center, half_range
+
+
+def _scaled(action: np.ndarray, center: np.ndarray, half_range: np.ndarray) -> np.ndarray:
+    """(N, A) float32 actions -> (N, A) float64 ``(action - center) / half_range``."""
+    return (action.astype(np.float64) - center) / half_range
+
+
+def _raw(scaled: np.ndarray, center: np.ndarray, half_range: np.ndarray) -> np.ndarray:
+    """(N, A) float64 ``center + half_range * scaled``, the centre added only where it is nonzero
+    (adding +0.0 would turn a -0.0 into +0.0)."""
+    raw = half_range * scaled
+    return np.where(center != 0, center + raw, raw)
+
+
+def _round_trips(action: np.ndarray, center: np.ndarray, half_range: np.ndarray) -> np.ndarray:
+    """(A,) bool: the dimension reads back bit-exactly and its scaled values lie in [-1, 1]."""
+    scaled = _scaled(action, center, half_range)
+    back = _raw(scaled, center, half_range).astype(np.float32)
+    return (back.view(np.uint32) == action.view(np.uint32)).all(axis=0) & (np.abs(scaled) <= 1).all(axis=0)

@@ -181,6 +181,7 @@ def train(cfg: TrainConfig) -> Path:
     store = read_dataset(cfg.dataset, obs_keys=cfg.policy.obs_keys or None, images=False)  # never decodes unused images
     if cfg.subset:
         store = store.subset(cfg.subset)
+    store.require_one_task("protege train")
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     curation = Curation(cfg.curation, train_store, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
