@@ -394,14 +394,9 @@ def test_a_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     ("name", "values", "message"),
     [
         (
-            "observation.depth",
-            np.zeros((12, 4, 4, 1), np.uint8),
-            "would read back from Minari as 'observation.images.depth'",
-        ),
-        (
             "observation.observation",
             np.zeros((12, 2), np.float32),
-            "would read back from Minari as 'observation.state'",
+            "observation keys 'observation.state' and 'observation.observation' cannot both be Minari keys",
         ),
         ("observation.goal", np.zeros((12, 2), np.float32), "one would be a group holding the other"),
         ("observation.a..b", np.zeros((12, 2), np.float32), "cannot be a Minari key"),
@@ -416,6 +411,17 @@ def test_observation_keys_that_would_not_read_back_are_refused(
     with pytest.raises(DatasetError, match=re.escape(message)):
         write_minari(store, tmp_path / "keys-v0")
     assert not (tmp_path / "keys-v0").exists()
+
+
+def test_image_keys_outside_the_camera_convention_keep_their_names(tmp_path: Path) -> None:
+    """PushT's camera in protege is 'observation.image' (LeRobot's name); Minari's convention would read a
+    3-D leaf back as 'observation.images.<name>', so protege records its own names beside them."""
+    store = small_store(image=False)
+    store.obs["observation.image"] = np.arange(12 * 4 * 4 * 3, dtype=np.uint8).reshape(12, 4, 4, 3)
+    store.obs["observation.depth"] = np.zeros((12, 4, 4, 1), np.uint8)
+    back = read_minari(write_minari(store, tmp_path / "keys-v0"))
+    assert sorted(back.obs) == sorted(store.obs)
+    np.testing.assert_array_equal(back.obs["observation.image"], store.obs["observation.image"])
 
 
 def test_folder_name_must_be_a_minari_id(tmp_path: Path) -> None:

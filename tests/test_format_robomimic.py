@@ -5,6 +5,7 @@ are atomic, and every malformed file fails with one DatasetError naming the file
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -656,3 +657,16 @@ def test_env_args_and_scaled_actions_survive_a_stop_in_protege_format(lift: tupl
     with h5py.File(back, "r") as f:
         assert json.loads(f["data"].attrs["env_args"]) == LIFT_ENV_ARGS
     assert_bit_equal(read_robomimic(back).action, store.action)
+
+
+def test_observations_robomimic_cannot_fit_are_warned_of(tmp_path: Path) -> None:
+    """Wide observations are warned of: robomimic trains on them as stored, and raw PushT states
+    (0..512 px) kept its BC at the mean-action error (benchmarks/interop.py); they are written unchanged."""
+    store = make_store([4, 5], images=False)
+    store.obs["observation.state"] = store.obs["observation.state"] * 100 + 250
+    with pytest.warns(UserWarning, match=r"'observation.state' in \[.*\]; robomimic trains on observations as stored"):
+        path = write_robomimic(store, tmp_path / "wide.hdf5")
+    assert_bit_equal(read_robomimic(path).obs["observation.state"], store.obs["observation.state"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_robomimic(make_store([4, 5], images=False), tmp_path / "narrow.hdf5")

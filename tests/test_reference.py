@@ -30,4 +30,6 @@ def test_outputs_match_the_reference(variant, store):
         {k: v for k, v in batch.items() if k.startswith("observation.")}, noise=saved.get("noise")
     )
     torch.testing.assert_close(loss, saved["loss"], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(prediction, saved["prediction"], rtol=1e-4, atol=1e-5)
+    # samplers iterate: last-bit kernel differences between CPUs add up (diffusion-unet measured 3.8e-5 off
+    # on an AMD EPYC against the machine that wrote the reference); a changed output moves far more
+    torch.testing.assert_close(prediction, saved["prediction"], rtol=1e-3, atol=1e-4)

@@ -22,18 +22,25 @@ v2.1 layout (read only; LeRobot converts it to v3.0 with convert_dataset_v21_to_
     data/chunk-000/episode_000000.parquet     one file per episode (chunk = episode_index // chunks_size)
     videos/chunk-000/<key>/episode_000000.mp4 one file per episode and camera, time starting at 0
 
-Mapping to the EpisodeStore: numeric ``observation.*`` features and video features become ``obs``
-under the same names (float32; uint8 arrays stay uint8; videos decode to (N, H, W, 3) uint8),
-``action`` and ``next.reward`` become ``action`` and ``reward``, the single task string becomes
-``task``, scalar episodes-parquet columns that are not LeRobot's own become ``episodes`` (success,
-return, source, seed: they ride along in the episodes parquet, which LeRobot loads and ignores;
-a dataset without a ``return`` column but with ``next.reward`` gets the sum of each episode's
-rewards), and ``subsets`` come from meta/subsets.json, else from info.json "splits" ({"train": "0:5"}).
+Mapping to the EpisodeStore: numeric ``observation.*`` features and camera features (``video``:
+MP4 files; ``image``: one PNG per frame in the parquet) become ``obs`` under the same names
+(float32; uint8 arrays stay uint8; cameras decode to (N, H, W, 3) uint8); ``action`` and
+``next.reward`` become ``action`` and ``reward``; each episode's task comes from its frames'
+``task_index`` (one task: ``task``; several: a per-episode ``task`` column, see EpisodeStore);
+scalar episodes-parquet columns that are not LeRobot's own become ``episodes`` (success, return,
+source, seed: they ride along in the episodes parquet, which LeRobot loads and ignores). LeRobot's
+dataset tools rewrite that parquet without them, so what can be is recovered from per-frame
+features that survive: the return from ``next.reward``, success from ``next.success`` (protege
+writes it on each episode's last frame); what cannot is ``unrecorded``. ``next.done`` must only be
+true on an episode's last frame. ``subsets`` come from meta/subsets.json, else from info.json
+"splits" ({"train": "0:5"}); ``format_meta`` (other formats' metadata) from meta/format_meta.json.
 Writing, (N, H, W, 3) uint8 observations become MP4 videos (lossy, error measured in
-``protege.formats.video``) or, with ``video=False``, uint8 arrays in the data parquet; everything
-else round-trips bit-exact. Subsets go to meta/subsets.json, and the contiguous ones also to "splits".
-Not carried: per-dimension feature names; several tasks (refused); LeRobot "image" features (PNG
-bytes in the parquet; a warning names them) and v2.1 per-episode stats are not read.
+``protege.formats.video``) or, with ``video=False``, PNG ``image`` features, bit-exact (LeRobot
+treats both as cameras); everything else round-trips bit-exact. Video features of a LeRobot
+source can be copied stream for stream (``copy_videos_from``). Subsets go to meta/subsets.json,
+and the contiguous ones also to "splits". Not carried: per-dimension feature names, ``string``
+features and other features protege has no place for (a warning names them), v2.1 per-episode
+stats.
 
 What LeRobot's docs do not say (seen in files LeRobot 0.4.4 writes): a video feature's shape is
 [H, W, C] with names ["height", "width", "channels"] (v2.0 files used [C, H, W] with "channel"

@@ -219,7 +219,9 @@ def read_minari(
     if not main.is_file():
         raise DatasetError(f"{main}: missing; a Minari HDF5 dataset keeps its episodes there")
     dataset = _load_with_minari(folder)
-    leaves = _chosen_leaves(_observation_leaves(dataset.observation_space, main), obs_keys, images, main)
+    names = metadata.get(PROTEGE, {}).get("keys") if isinstance(metadata.get(PROTEGE), dict) else None
+    named = _observation_leaves(dataset.observation_space, main, names if isinstance(names, dict) else None)
+    leaves = _chosen_leaves(named, obs_keys, images, main)
     action_shape = _action_shape(dataset.action_space, main)
     if len(dataset.episode_indices) == 0:
         raise DatasetError(f"{main}: the dataset has no episodes")
@@ -233,7 +235,7 @@ def read_minari(
             obs={leaf.key: np.concatenate([episode.obs[leaf.key] for episode in episodes]) for leaf in leaves},
             action=np.concatenate([episode.action for episode in episodes]),
             episode_ends=np.cumsum([len(episode.action) for episode in episodes]),
-            episodes=_episode_columns(episodes, attributes),
+            episodes=_episode_columns(episodes, attributes, written_by_protege="unrecorded" in extras),
             reward=np.concatenate([episode.reward for episode in episodes]) if extras.get("reward", True) else None,
             fps=extras.get("fps", DEFAULT_FPS),
             task=extras.get("task", dataset.id),
@@ -287,6 +289,7 @@ def _protege_metadata(metadata: dict, path: Path) -> dict:
         ),
         "format_meta": lambda value: isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()),
         "unrecorded": lambda value: isinstance(value, list) and set(value) <= set(EPISODE_COLUMNS),
+        "keys": lambda value: isinstance(value, dict) and all(isinstance(v, str) for v in value.values()),
     }
     if not isinstance(extras, dict):
         raise DatasetError(f"{path}: '{PROTEGE}' must be an object, got {type(extras).__name__}")
@@ -310,8 +313,9 @@ def _store_key(parts: tuple[str, ...], frame_shape: tuple[int, ...]) -> str:
     return STATE if parts == (STATE_NAME,) else OBSERVATION_PREFIX + ".".join(parts)
 
 
-def _observation_leaves(space: spaces.Space, where: Path | str) -> dict[str, Leaf]:
-    """Every array leaf of the observation space, by protege key; an array space is key 'observation'."""
+def _observation_leaves(space: spaces.Space, where: Path | str, names: dict[str, str] | None = None) -> dict[str, Leaf]:
+    """Every array leaf of the observation space, by protege key: the one protege wrote in ``names``
+    (Minari path "a/b" -> key), else by convention (an array space is key 'observation')."""
     try:
         found = _space_leaves(space, ())
     except DatasetError as error:
@@ -320,7 +324,7 @@ def _observation_leaves(space: spaces.Space, where: Path | str) -> dict[str, Lea
     for parts, leaf_space in found:
         if isinstance(leaf_space, spaces.Text):
             continue
-        key = _store_key(parts or (STATE_NAME,), tuple(leaf_space.shape))
+        key = (names or {}).get("/".join(parts)) or _store_key(parts or (STATE_NAME,), tuple(leaf_space.shape))
         if key in leaves:
             clash = f"{'/'.join(leaves[key].parts)} and {'/'.join(parts)}"
             raise DatasetError(f"{where}: observation keys {clash} both map to '{key}'")
@@ -494,13 +498,16 @@ def _info_success(group: h5py.Group, where: str) -> bool | None:
     return None if name is None else bool(np.any(_numeric(infos[name], f"{where}: 'infos/{name}'")))
 
 
-def _episode_columns(episodes: list[Episode], attributes: list[dict]) -> dict[str, np.ndarray]:
-    """success/return/seed from the data, overridden by protege's own columns where every episode has them."""
+def _episode_columns(
+    episodes: list[Episode], attributes: list[dict], written_by_protege: bool
+) -> dict[str, np.ndarray]:
+    """success/return/seed from the data, overridden by protege's own columns where every episode has them.
+    Seeds are unrecorded when no episode has one, unless protege wrote the file (it lists what is unrecorded)."""
     columns = {
         "success": np.array([episode.success for episode in episodes]),
         "return": np.array([episode.reward.astype(np.float64).sum() for episode in episodes]),
     }
-    if any(attrs.get("seed") is not None for attrs in attributes):  # else: unrecorded
+    if written_by_protege or any(attrs.get("seed") is not None for attrs in attributes):
         columns["seed"] = np.array([-1 if attrs.get("seed") is None else attrs["seed"] for attrs in attributes])
     stored = [attrs[PROTEGE] if isinstance(attrs.get(PROTEGE), dict) else {} for attrs in attributes]
     for name in set.intersection(*(set(values) for values in stored)):
@@ -674,11 +681,6 @@ def _observation_layout(store: EpisodeStore) -> dict[str, tuple[str, ...]]:
         if not key.startswith(prefix) or not all(parts) or any("/" in part for part in parts):
             rule = f"it must be '{prefix}<name>' with no '/' or empty parts"
             raise DatasetError(f"observation key '{key}' cannot be a Minari key: {rule}")
-        if _store_key(parts, frame_shape) != key:
-            raise DatasetError(
-                f"observation key '{key}' would read back from Minari as '{_store_key(parts, frame_shape)}' "
-                f"(3-D frames are images, named '{IMAGE_PREFIX}<camera>'); rename it"
-            )
         clash = next(
             (other for other, taken in layout.items() if _is_prefix(taken, parts) or _is_prefix(parts, taken)), None
         )
@@ -746,6 +748,7 @@ def _metadata(store: EpisodeStore, written: Written, carried: dict, dataset_id: 
             "reward": store.reward is not None,
             "subsets": {name: ids.tolist() for name, ids in store.subsets.items()},
             "unrecorded": sorted(store.unrecorded),
+            "keys": {"/".join(parts): key for key, parts in written.paths.items()},  # protege's names, read back
         },
     }
     others = {name: meta for name, meta in store.format_meta.items() if name != FORMAT}  # kept for the other writers

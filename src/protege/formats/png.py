@@ -4,8 +4,9 @@ This is how LeRobot (through Hugging Face ``datasets``' Image feature) keeps cam
 records without video. Unlike uint8 arrays in the parquet, LeRobot treats such a feature as a
 camera (``camera_keys``, frames as float CHW in [0, 1]); unlike MP4 it is lossless, so protege
 writes ``collect --pixels`` data this way. Pillow encodes and decodes (it is what ``datasets``
-uses); compression level 1 because level 6 (Pillow's default) is several times slower for files
-only a few percent smaller on rendered scenes.
+uses); compression level 1: on PushT's 96x96 frames level 6 (Pillow's default) encoded 1.4-1.6x
+slower (about 2,000 against 3,000 frames/s on one core) for files 13% smaller (1,175 against 1,347
+bytes a frame, raw 27,648), and decoding (3,000-5,700 frames/s) did not differ beyond noise.
 """
 
 from __future__ import annotations

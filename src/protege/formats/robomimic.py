@@ -90,6 +90,7 @@ Found out from robomimic's code, not its docs:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -513,7 +514,31 @@ def write_robomimic(store: EpisodeStore, path: Path, *, overwrite: bool = False,
         with create_file(staging) as file:
             _write_file(store, file, targets, progress)
         _refuse_existing_file(path, overwrite)
+    _warn_unscaled_observations(store)
     return path
+
+
+#: Low-dim observations beyond this magnitude saturate robomimic's networks (measured on PushT).
+OBSERVATION_SCALE_WARNING = 10.0
+
+
+def _warn_unscaled_observations(store: EpisodeStore) -> None:
+    """Warn of wide observations: robomimic trains on them as stored (its ``hdf5_normalize_obs``
+    fails in 0.3.0, a shape mismatch for batches larger than one), and raw PushT states (pixels,
+    0..512) kept its BC at the mean-action error. Observations are data, so they are written as
+    they are and the user is told."""
+    wide = {
+        key: (float(values.min()), float(values.max()))
+        for key, values in store.obs.items()
+        if values.ndim == 2 and values.dtype.kind == "f" and np.abs(values).max() > OBSERVATION_SCALE_WARNING
+    }
+    if wide:
+        ranges = ", ".join(f"'{key}' in [{low:.4g}, {high:.4g}]" for key, (low, high) in wide.items())
+        warnings.warn(
+            f"robomimic export: {ranges}; robomimic trains on observations as stored and its hdf5_normalize_obs "
+            "fails in 0.3.0, so its BC may not fit them: scale them before training there",
+            stacklevel=3,
+        )
 
 
 def _refuse_existing_file(path: Path, overwrite: bool) -> None:
