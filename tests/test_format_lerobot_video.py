@@ -447,11 +447,6 @@ def data_column_missing(root: Path) -> list[str]:
     return [str(root / DATA), "'action'"]
 
 
-def video_not_rgb(root: Path) -> list[str]:
-    edit_info(root, lambda info: info["features"][CAMERA].update(shape=[48, 64, 4]))
-    return [str(root / INFO), CAMERA, "[48, 64, 4]"]
-
-
 def malformed_splits(root: Path) -> list[str]:
     (root / "meta/subsets.json").unlink()
     edit_info(root, lambda info: info.update(splits={"train": "first half"}))
@@ -486,7 +481,6 @@ def assert_corruption_named(corrupt: Callable[[Path], list[str]], valid: Path, t
         no_fps,
         video_columns_missing,
         data_column_missing,
-        video_not_rgb,
         malformed_splits,
         subset_beyond_the_episodes,
     ],

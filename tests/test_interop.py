@@ -57,11 +57,23 @@ def test_key_mapping_splits_renames_and_joins() -> None:
             r"no observation 'observation.nothing'; the dataset has \['observation.state'\]",
         ),
         (f"observation.x={STATE}[5:9]", "is empty"),
+        (f"x={STATE}", "a destination is an observation key"),
+        (" observation.y = observation.state [0:1] ", None),
     ],
 )
-def test_a_bad_key_mapping_says_what_is_wrong(entry: str, message: str) -> None:
+def test_a_bad_key_mapping_says_what_is_wrong(entry: str, message: str | None) -> None:
+    if message is None:  # spaces around the parts are fine
+        assert list(remap_keys(two_episode_store(), [entry]).obs) == ["observation.y"]
+        return
     with pytest.raises(DatasetError, match=message):
         remap_keys(two_episode_store(), [entry])
+
+
+def test_a_mapping_never_replaces_a_key_silently() -> None:
+    store = two_episode_store()
+    store.obs[ENV_STATE] = store.obs[STATE][:, :1]
+    with pytest.raises(DatasetError, match=f"'{STATE}' is already an observation"):
+        remap_keys(store, [f"{STATE}={ENV_STATE}"])
 
 
 def test_export_with_keys_gives_lerobot_an_environment_state(tmp_path: Path) -> None:
@@ -162,6 +174,11 @@ def test_an_episode_that_changes_task_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(DatasetError, match="episode 0 changes task_index from 0 to 1 at frame row 3"):
         read_dataset(root)
+
+
+def test_a_single_task_is_a_subset_too() -> None:
+    """Scripts that always pass --subset task:<name> work on one-task datasets as well."""
+    assert two_episode_store().subset("task:toy/fork").num_episodes == 2
 
 
 def test_inspect_lists_tasks_and_train_takes_one(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

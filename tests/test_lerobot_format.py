@@ -4,6 +4,7 @@ writes are atomic, and every malformed folder fails with a DatasetError naming w
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import re
@@ -415,3 +416,26 @@ def test_bad_input_raises_dataset_error_naming_the_fault(
         read_lerobot(root)
     assert expected in str(error.value)
     assert str(root) in str(error.value)
+
+
+def test_a_camera_that_is_not_rgb_is_named_and_left_out(tmp_path: Path) -> None:
+    """A depth or grey camera has no place in protege's store yet: the rest of the dataset still reads."""
+    folder = Path(shutil.copytree(fixture_folder("image-reward-v3"), tmp_path / "ds"))
+    info = json.loads((folder / "meta" / "info.json").read_text())
+    info["features"]["observation.images.cam"]["shape"] = [64, 64, 1]
+    (folder / "meta" / "info.json").write_text(json.dumps(info))
+    with pytest.warns(UserWarning, match=r"\['observation.images.cam'\] are not read .*not RGB"):
+        store = read_lerobot(folder)
+    assert list(store.obs) == ["observation.state"]
+
+
+def test_a_16_bit_png_is_refused_not_clipped() -> None:
+    from PIL import Image
+
+    from protege.formats import png
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((4, 4), 40000, np.uint16)).save(buffer, format="PNG")
+    column = pa.array([{"bytes": buffer.getvalue(), "path": None}], png.IMAGE_TYPE)
+    with pytest.raises(DatasetError, match="frame 0: a I;16 image; protege reads 8-bit images"):
+        png.decode_images(column, (4, 4, 3), lambda row: f"frame {row}")

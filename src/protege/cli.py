@@ -189,7 +189,11 @@ def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:
         progress=cfg.progress,
     )
     store = remap_keys(store, cfg.keys)
-    options = {"video": cfg.video, **({"copy_videos_from": cfg.source} if copied else {})} if fmt == "lerobot" else {}
+    options = (
+        {"video": cfg.video, **({"copy_videos_from": cfg.source, "copy_videos": copied} if copied else {})}
+        if fmt == "lerobot"
+        else {}
+    )
     out = write_dataset(store, cfg.dest, fmt, overwrite=cfg.overwrite, progress=cfg.progress, **options)
     if copied:
         print(f"copied video stream(s) {copied} unchanged (not decoded and encoded again)")

@@ -11,7 +11,7 @@ keeps both in one ``observation.state``; Minari wants keys without dots. A mappi
     observation.image=observation.images.top               renamed
 
 A source named on the right is dropped unless it is also a destination; keys not named pass
-through unchanged.
+through unchanged; a destination that would replace a key not named as a source is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ def remap_keys(store: EpisodeStore, entries: Sequence[str]) -> EpisodeStore:
         dest, parts = _parse(entry)
         if dest in mapped:
             raise DatasetError(f"key mapping: '{dest}' is given twice")
+        if not dest.startswith("observation."):
+            raise DatasetError(f"key mapping '{entry}': a destination is an observation key, 'observation.<name>'")
         pieces = []
         for key, start, stop in parts:
             if key not in store.obs:
@@ -57,6 +59,12 @@ def remap_keys(store: EpisodeStore, entries: Sequence[str]) -> EpisodeStore:
             pieces.append(values)
             consumed.add(key)
         mapped[dest] = pieces[0] if len(pieces) == 1 else _join(pieces, entry)
+    overwritten = [key for key in mapped if key in store.obs and key not in consumed]
+    if overwritten:
+        raise DatasetError(
+            f"key mapping: '{overwritten[0]}' is already an observation; map it too (e.g. rename it) "
+            "or leave it out with --obs-keys"
+        )
     obs = {key: values for key, values in store.obs.items() if key not in consumed and key not in mapped} | mapped
     return replace(store, obs=obs, episodes=dict(store.episodes))
 
@@ -70,7 +78,7 @@ def _parse(entry: str) -> tuple[str, list[tuple[str, int | None, int | None]]]:
             f"key mapping '{entry}' is not DEST=SOURCE, DEST=SOURCE[start:stop] or DEST=SOURCE+SOURCE "
             "(e.g. observation.environment_state=observation.state[2:5])"
         )
-    return dest, [(match["key"], _bound(match["start"]), _bound(match["stop"])) for match in parts]
+    return dest, [(match["key"].strip(), _bound(match["start"]), _bound(match["stop"])) for match in parts]
 
 
 def _bound(text: str | None) -> int | None:

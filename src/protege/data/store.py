@@ -223,9 +223,9 @@ class EpisodeStore:
         return {task: tasks.count(task) for task in dict.fromkeys(tasks)}
 
     def subset_names(self) -> list[str]:
-        """Named subsets, and ``task:<name>`` for each task of a dataset with several."""
+        """Named subsets, and ``task:<name>`` for each (named) task."""
         tasks = self.task_counts()
-        return sorted(self.subsets) + ([f"{TASK_SUBSET}{task}" for task in tasks] if len(tasks) > 1 else [])
+        return sorted(self.subsets) + [f"{TASK_SUBSET}{task}" for task in tasks if task]
 
     def subset(self, name: str) -> EpisodeStore:
         """The store of the episodes in subset ``name`` (e.g. robomimic's ``train`` or ``better``, or
@@ -241,9 +241,8 @@ class EpisodeStore:
         """Refuse ``purpose`` when the episodes' ``name`` was never recorded: its defaults are no data."""
         if name in self.unrecorded:
             raise DatasetError(
-                f"{purpose} needs each episode's '{name}', which this dataset does not record (its file has no "
-                f"'{name}' column: LeRobot's own dataset tools, e.g. delete_episodes and split_dataset, drop "
-                "protege's episode columns)"
+                f"{purpose} needs each episode's '{name}', which this dataset does not record (its file has none; "
+                "e.g. LeRobot's dataset tools delete_episodes and split_dataset drop protege's episode columns)"
             )
 
     def require_one_task(self, purpose: str) -> None:

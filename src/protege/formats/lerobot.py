@@ -116,6 +116,7 @@ def write_lerobot(
     progress: bool = False,
     video: bool = True,
     copy_videos_from: Path | None = None,
+    copy_videos: Sequence[str] | None = None,
 ) -> Path:
     """Write ``store`` as a LeRobotDataset v3.0 folder at ``root`` so LeRobot can load it as is.
 
@@ -129,13 +130,13 @@ def write_lerobot(
     ``copy_videos_from``: a LeRobot v3 folder holding the same episodes (what ``protege import``
     read); its video features that the store does not hold are copied file for file, with their
     feature entries, time ranges and stats, instead of being decoded and encoded again (lossless, and
-    no encoding time).
+    no encoding time); ``copy_videos`` limits the copy to those keys.
     """
     root = Path(root)
     store.validate()
     _check_writable(store)
     cameras = _camera_keys(store)
-    streams = None if copy_videos_from is None else _Streams.of(Path(copy_videos_from), store)
+    streams = None if copy_videos_from is None else _Streams.of(Path(copy_videos_from), store, copy_videos)
     with staged_folder(root, overwrite) as staging:
         _write_folder(store, staging, cameras if video else [], [] if video else cameras, progress)
         if streams is not None:
@@ -166,9 +167,13 @@ class _Streams:
     episodes: pa.Table  # per episode: videos/<key>/* time ranges and stats/<key>/* columns
 
     @classmethod
-    def of(cls, root: Path, store: EpisodeStore) -> _Streams:
+    def of(cls, root: Path, store: EpisodeStore, wanted: Sequence[str] | None) -> _Streams:
         info = _read_info(root)
-        keys = [k for k, f in info["features"].items() if f.get("dtype") == "video" and k not in store.obs]
+        keys = [
+            key
+            for key, feature in info["features"].items()
+            if feature.get("dtype") == "video" and key not in store.obs and (wanted is None or key in wanted)
+        ]
         if info["codebase_version"] != CODEBASE_VERSION:
             raise DatasetError(f"{root}: videos are copied from LeRobot {CODEBASE_VERSION} folders only")
         prefixes = tuple(f"{kind}/{key}/" for key in keys for kind in ("videos", "stats"))
@@ -904,8 +909,8 @@ def _wanted_observations(info: dict, obs_keys: Sequence[str] | None, images: boo
         skipped = [key for key in features if key.startswith(OBSERVATION_PREFIX) and key not in available]
         if skipped:
             warnings.warn(
-                f"{where}: observation feature(s) {skipped} are not read ('string' features have no place in "
-                "protege's store; numbers, 'image' and 'video' features do)",
+                f"{where}: observation feature(s) {skipped} are not read ('string' features and cameras that are "
+                "not RGB have no place in protege's store; numbers and RGB 'image' and 'video' features do)",
                 stacklevel=3,
             )
         return [key for key in available if images or not _is_image(features[key])]
@@ -923,8 +928,11 @@ def _is_numeric_dtype(dtype: object) -> bool:
 
 
 def _is_loadable(feature: dict) -> bool:
-    """Numeric and camera features; string features are not for the store."""
-    return feature.get("dtype") in CAMERA_DTYPES or _is_numeric_dtype(feature.get("dtype"))
+    """Numeric features and RGB cameras; string features and other cameras (depth, grey) are not read."""
+    if feature.get("dtype") in CAMERA_DTYPES:
+        shape, names = list(feature.get("shape") or ()), feature.get("names") or [None]
+        return len(shape) == 3 and (shape[0] if str(names[0]).startswith("channel") else shape[2]) == 3
+    return _is_numeric_dtype(feature.get("dtype"))
 
 
 def _is_image(feature: dict) -> bool:

@@ -779,7 +779,8 @@ def _write_episodes(store: EpisodeStore, written: Written, main: Path, progress:
             write_array(group, "rewards", reward[start:end])
             write_array(group, "terminations", last_step & success)
             write_array(group, "truncations", last_step & (not success))
-            write_array(group, "infos/success", np.concatenate([[False], last_step & success]))
+            if "success" not in store.unrecorded:  # else Minari's tools would read made-up failures
+                write_array(group, "infos/success", np.concatenate([[False], last_step & success]))
 
 
 def _episode_attributes_to_write(store: EpisodeStore, index: int, steps: int) -> dict:

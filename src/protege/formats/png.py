@@ -23,6 +23,7 @@ from protege.data.store import DatasetError
 #: The parquet type of an image column, as ``datasets`` writes it.
 IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 COMPRESS_LEVEL = 1
+EIGHT_BIT_MODES = ("RGB", "RGBA", "L", "LA", "P")  # converted to RGB as they are (alpha dropped)
 
 
 def encode_images(frames: np.ndarray, label: Callable[[int], str]) -> pa.Array:
@@ -56,9 +57,12 @@ def decode_images(
             )
         try:
             with Image.open(io.BytesIO(data)) as image:
-                frame = np.asarray(image.convert("RGB"))
+                mode = image.mode
+                frame = np.asarray(image.convert("RGB")) if mode in EIGHT_BIT_MODES else None
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             raise DatasetError(f"{label(row)}: not a readable image ({error})") from error
+        if frame is None:  # convert("RGB") would clip 16-bit and float pixels
+            raise DatasetError(f"{label(row)}: a {mode} image; protege reads 8-bit images")
         if frame.shape != shape:
             raise DatasetError(f"{label(row)}: the image is {list(frame.shape)}, the feature says {list(shape)}")
         images[row] = frame
