@@ -23,6 +23,7 @@ object on the last line of stdout; a failure is an exception (non-zero exit). Im
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -31,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+REGENERATE = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "regenerate.py"
 
 REPO_ID = "protege/interop"
 
@@ -129,14 +132,11 @@ def multitask(args: argparse.Namespace) -> dict:
 
 
 def sharp_picture(episode: int, frame: int) -> np.ndarray:
-    """64x64: red rises left to right, green top to bottom, blue with time, a red 10x10 square moving down."""
-    picture = np.zeros((64, 64, 3), np.uint8)
-    picture[..., 0] = np.arange(64)[None, :] * 4
-    picture[..., 1] = np.arange(64)[:, None] * 4
-    picture[..., 2] = (3 * frame + 80 * episode) % 256
-    row = frame % 50
-    picture[row : row + 10, 20:30] = [255, 0, 0]
-    return picture
+    """The image-reward-v3 fixture's 64x64 pictures (sharp edges, a moving square), from its generator."""
+    spec = importlib.util.spec_from_file_location("regenerate", REGENERATE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.gradient_picture(episode, frame)
 
 
 def write_video(args: argparse.Namespace) -> dict:

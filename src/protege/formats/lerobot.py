@@ -162,6 +162,7 @@ class _Streams:
     """The video features of a LeRobot v3 folder, to be copied into a folder with the same episodes."""
 
     root: Path
+    video_path: str  # the source's info.json template for its MP4 files
     features: dict[str, dict]  # video key -> its info.json entry
     stats: dict[str, dict]  # video key -> its stats.json entry (where the folder has one)
     episodes: pa.Table  # per episode: videos/<key>/* time ranges and stats/<key>/* columns
@@ -187,19 +188,18 @@ class _Streams:
             raise DatasetError(f"{root}: its episodes are not the ones being written, so its videos cannot be copied")
         stats_path = root / STATS_PATH
         stats = read_json_object(stats_path, "") if stats_path.is_file() else {}
-        return cls(root, {k: info["features"][k] for k in keys}, {k: stats[k] for k in keys if k in stats}, episodes)
+        _format_path(info, "video_path", root, video_key="", chunk_index=0, file_index=0)  # a usable template
+        features = {key: info["features"][key] for key in keys}
+        return cls(root, info["video_path"], features, {k: stats[k] for k in keys if k in stats}, episodes)
 
     def copy_into(self, folder: Path) -> None:
         """Copy the MP4 files, then add the features to info.json and stats.json and the columns to
         the episodes parquet of ``folder`` (written by ``_write_folder`` for the same episodes)."""
-        source_info = _read_info(self.root)
         for key in self.features:
             for chunk, file in set(
                 zip(*(self.episodes.column(f"videos/{key}/{n}").to_pylist() for n in VIDEO_COLUMNS[:2]))
             ):
-                source = self.root / _format_path(
-                    source_info, "video_path", self.root, video_key=key, chunk_index=chunk, file_index=file
-                )
+                source = self.root / self.video_path.format(video_key=key, chunk_index=chunk, file_index=file)
                 target = folder / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
