@@ -20,3 +20,26 @@ def one_torch_thread():
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("PROTEGE_DEBUG", raising=False)
     monkeypatch.chdir(tmp_path)  # a default output folder (runs/, data/) never lands in the repo
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """One headless chromium for the whole run: a launch costs about a second, and each page gets a fresh context.
+
+    Imported here, not at the top, so that only a run with browser tests starts Playwright.
+    """
+    from browser import launch
+
+    with launch() as browser:
+        yield browser
+
+
+@pytest.fixture
+def open_page(chromium):
+    """`open_page(path) -> PageCheck`: a page on disk open in chromium, closed when the test ends."""
+    from contextlib import ExitStack
+
+    from browser import check_page
+
+    with ExitStack() as pages:
+        yield lambda path, **options: pages.enter_context(check_page(chromium, path, **options))

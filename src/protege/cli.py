@@ -17,7 +17,9 @@ from protege.config import (
     ExportConfig,
     ImportConfig,
     InspectConfig,
+    ReportConfig,
     TrainConfig,
+    ViewConfig,
 )
 from protege.extras import MissingExtraError
 
@@ -52,6 +54,8 @@ COMMANDS: dict[str, type] = {
     "eval": EvalConfig,
     "inspect": InspectConfig,
     "bench": BenchConfig,
+    "report": ReportConfig,
+    "view": ViewConfig,
 }
 
 USAGE = """usage: protege COMMAND [--help] [OPTIONS]
@@ -65,6 +69,8 @@ commands:
   inspect DATASET   print episodes, frames, features and per-source quality of a dataset
   bench             the default benchmark: collect toy/fork, train mlp + diffusion, compare
                     (--suite policies: every family; --suite curation: curations on mixed data)
+  report PATH       an offline HTML report of a run, eval or bench folder (tables, plots, videos)
+  view DATASET      an offline HTML page of a dataset: frames, state/action curves, per-episode quality
 
 `protege COMMAND --help` lists every option of a command. Every command also takes --threads N:
 torch's CPU threads for this process (default: torch's choice, one per core). Give jobs that run
@@ -155,6 +161,14 @@ def run(command: str, cfg) -> None:
         print(format_description(desc))
         if cfg.json:
             write_json_atomic(cfg.json, desc)
+    elif command == "report":
+        from protege.report.build import write_report
+
+        print(f"report: {write_report(cfg.path, out=cfg.out, baseline=cfg.baseline) / 'index.html'}")
+    elif command == "view":
+        from protege.report.view import write_view
+
+        print(f"dataset view: {write_view(cfg) / 'index.html'}")
     elif command == "bench":
         from protege.bench.suites import bench
         from protege.evaluate.evaluate import format_report
@@ -163,12 +177,16 @@ def run(command: str, cfg) -> None:
         if cfg.suite in ("policies", "curation"):
             from protege.bench.matrix import format_matrix
 
-            print(format_matrix(report) + f"\n\nsummary: {report['out']}")
+            print(format_matrix(report) + f"\n\nsummary: {report['out']}\nreport: {report['report']}")
             return
         print(format_report(report))
         t = report["timings"]
-        speeds = ", ".join(f"{k} {v['median_samples_per_s']:.0f} samples/s" for k, v in report["training"].items())
+        speeds = ", ".join(
+            f"{k} {v['median_samples_per_s']:.0f} samples/s" if v["median_samples_per_s"] else f"{k} not trained"
+            for k, v in report["training"].items()
+        )
         print(f"\ntraining: {speeds}; total {t['total_s']:.0f} s; everything in {Path(report['out']).parent}")
+        print(f"report: {report['report']}")
 
 
 def convert(command: str, cfg: ImportConfig | ExportConfig) -> None:

@@ -146,8 +146,11 @@ class TrainConfig:
     step's update and count it in metrics.jsonl as skipped_steps (skip)."""
     curation: CurationConfig = field(default_factory=CurationConfig)
     """Which demonstrations to learn from and how much: filters, weights, robust loss."""
+    log: tuple[Literal["tensorboard", "wandb"], ...] = ()
+    """Also send the metrics to TensorBoard (RUN/tensorboard; extra [tensorboard]) and/or wandb in offline mode
+    (RUN/wandb; extra [wandb]). metrics.jsonl stays the source of truth."""
     progress: bool = True
-    """Show progress bars."""
+    """Show progress bars (in a log that is not a terminal: one line every few seconds)."""
 
     def run_dir(self) -> Path:
         return self.out or Path("runs") / f"{self.dataset.name}-{self.policy.name}"
@@ -165,6 +168,7 @@ class TrainConfig:
         policy = policy_config_from_json(data.pop("policy"))
         curation = data.pop("curation", {})
         curation["methods"] = tuple(curation.get("methods", ()))
+        data["log"] = tuple(data.get("log", ()))  # a JSON list; absent from run configs written before --log
         for key in ("dataset", "out"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
@@ -210,6 +214,9 @@ class EvalConfig:
     """Names of the checkpoints in the report, one each (default: the policy family, then family:folder)."""
     out: Path | None = None
     """Folder for episodes.csv and summary.json (default: <first checkpoint>/eval)."""
+    videos: int = 0
+    """Record rollout videos of up to this many successes and this many failures per policy (OUT/videos/). The chosen
+    seeds are replayed with rendering after the evaluation, so an evaluation without videos is not slowed."""
     device: str = "auto"
     """cpu, cuda, or auto."""
     progress: bool = True
@@ -330,6 +337,11 @@ class BenchConfig:
     """How many training seeds (0 .. num_seeds - 1) per arm and task (matrix suites)."""
     out: Path | None = None
     """Run folder (default: runs/bench-<date>-<time>); an existing policies-suite folder is resumed."""
+    videos: int = 2
+    """Rollout videos of up to this many successes and failures per policy and task, shown in the report (0: none)."""
+    train_evals: int = 4
+    """Closed-loop evaluations during each training run (50 episodes on the training-time seeds), for the report's
+    learning curves of success and validation loss (0: none)."""
     device: str = "auto"
     """cpu, cuda, or auto."""
     progress: bool = True
@@ -342,4 +354,41 @@ class BenchConfig:
         return {"policies": tuple(POLICIES), "curation": ("mlp",)}.get(self.suite, ("mlp", "diffusion"))
 
 
-__all__ = ["BenchConfig", "CollectConfig", "EvalConfig", "ExportConfig", "ImportConfig", "InspectConfig", "TrainConfig"]
+@dataclass
+class ReportConfig:
+    """Write an offline HTML report (no network needed to open it) of a run, an evaluation or a benchmark folder."""
+
+    path: tyro.conf.Positional[Path]
+    """A run folder (`protege train`), an eval folder (`protege eval`) or a bench folder (`protege bench`)."""
+    baseline: str = ""
+    """Policy every other one is paired against in the report (default: a matrix's own baseline, else the first)."""
+    out: Path | None = None
+    """Report folder to write (default: PATH/report); open its index.html."""
+
+
+@dataclass
+class ViewConfig:
+    """Write an offline HTML page of a dataset: per-episode frames or video, state and action curves, source,
+    success and quality, filterable by source and success."""
+
+    dataset: tyro.conf.Positional[Path]
+    """Dataset: a protege/LeRobot folder or any format `protege import` reads."""
+    format: DatasetFormat = "auto"
+    """Format of the dataset (auto: judged by its layout)."""
+    out: Path | None = None
+    """Folder to write (default: view-<dataset name>); open its index.html."""
+    episodes: int = 50
+    """Episodes shown with their frames and curves (the first ones; every episode is listed in the table)."""
+
+
+__all__ = [
+    "BenchConfig",
+    "CollectConfig",
+    "EvalConfig",
+    "ExportConfig",
+    "ImportConfig",
+    "InspectConfig",
+    "ReportConfig",
+    "TrainConfig",
+    "ViewConfig",
+]

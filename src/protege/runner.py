@@ -3,7 +3,7 @@
 Seeds are run in waves of ``num_envs`` parallel episodes; every wave resets all environments
 with its seeds and steps until all are done, so episode ``i`` always runs from ``seeds[i]``
 whatever the batch size. Each episode yields one record; the recorded steps (optional) become an
-EpisodeStore of demonstrations.
+EpisodeStore of demonstrations; the rendered frames (optional, for videos) one array per episode.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from protege.data.store import EpisodeStore
+from protege.progress import progress_bar
 from protege.tasks.base import Actor, Perturbation, Task
 
 
@@ -23,7 +23,8 @@ class Rollouts:
     """Per-episode outcomes (E,) in seed order, and the recorded demonstrations if asked for.
 
     ``max_progress``: the max of the task's progress signal over each episode (PushT's coverage
-    score), or None for a task without one.
+    score), or None for a task without one. ``frames``: with ``render``, each episode's pictures
+    (length + 1, H, W, 3) uint8: the reset scene, then the scene after every step.
     """
 
     seeds: np.ndarray
@@ -33,12 +34,18 @@ class Rollouts:
     wall_time: np.ndarray
     store: EpisodeStore | None = None
     max_progress: np.ndarray | None = None
+    frames: list[np.ndarray] | None = None
 
 
 def _steps_to_episodes(frames: list[np.ndarray], live: np.ndarray) -> np.ndarray:
     """(T, B, ...) step-major frames and (T, B) live mask -> episode-major rows of live steps."""
     stacked = np.stack(frames)  # (T, B, ...)
     return np.swapaxes(stacked, 0, 1)[live.T]
+
+
+def _episode_pictures(pictures: list[np.ndarray], lengths: np.ndarray) -> list[np.ndarray]:
+    """(T + 1) renders of (B, H, W, 3) -> per episode its first length + 1 pictures (reset included)."""
+    return [np.stack([p[b] for p in pictures[: n + 1]]) for b, n in enumerate(lengths)]
 
 
 def rollout(
@@ -52,22 +59,25 @@ def rollout(
     desc: str = "rollouts",
     perturb: Perturbation | None = None,
     asynchronous: bool = False,
+    render: bool = False,
 ) -> Rollouts:
     """Run one episode per seed with ``actor`` in the loop; record the steps when asked.
 
     With ``perturb`` the environments execute perturbed actions while the actor's own actions are
     recorded (DART-style labels). ``asynchronous`` steps the environments in subprocesses.
+    ``render`` runs the task's render env instead (in-process, ``asynchronous`` unused) and keeps
+    every episode's pictures; without it nothing is drawn.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
     if num_envs < 1:
         raise ValueError(f"--num-envs must be >= 1, got {num_envs}")
     n = min(num_envs, len(seeds))
-    env = task.make_env(n, asynchronous=asynchronous)
+    env = task.make_render_env(n) if render else task.make_env(n, asynchronous=asynchronous)
     success, returns, lengths, wall, max_progress = (
         np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64, np.float64)
     )
-    stores = []
-    bar = tqdm(total=len(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
+    stores, frames = [], []
+    bar = progress_bar(total=len(seeds), desc=desc, unit="ep", disable=not progress, leave=False)
     for lo in range(0, len(seeds), n):
         wave = seeds[lo : lo + n]
         k = len(wave)
@@ -81,6 +91,7 @@ def rollout(
         ep_success, ep_return, ep_length = np.zeros(n, dtype=bool), np.zeros(n), np.zeros(n, dtype=np.int64)
         ep_progress = np.zeros(n)
         obs_frames, action_frames, reward_frames, live_frames = [], [], [], []
+        pictures = [env.render()] if render else []
         for _ in range(task.spec.max_steps):
             action = np.asarray(actor.act(obs), dtype=np.float32)
             live = ~done
@@ -101,6 +112,8 @@ def rollout(
                 )
             finished = int(done[:k].sum())
             done |= np.asarray(terminated) | np.asarray(truncated)
+            if render:
+                pictures.append(env.render())
             bar.update(int(done[:k].sum()) - finished)  # long episodes: the bar moves within a wave
             if done.all():
                 break
@@ -108,6 +121,8 @@ def rollout(
         sl = slice(lo, lo + k)
         success[sl], returns[sl], lengths[sl], wall[sl] = ep_success[:k], ep_return[:k], ep_length[:k], elapsed
         max_progress[sl] = ep_progress[:k]
+        if render:
+            frames += _episode_pictures(pictures, ep_length[:k])
         if record:
             live_mask = np.stack(live_frames)[:, :k]  # (T, k)
             stores.append(
@@ -130,4 +145,5 @@ def rollout(
     bar.close()
     env.close()
     store = EpisodeStore.concatenate(stores) if record else None
-    return Rollouts(seeds, success, returns, lengths, wall, store, max_progress if task.spec.progress else None)
+    progress_out = max_progress if task.spec.progress else None
+    return Rollouts(seeds, success, returns, lengths, wall, store, progress_out, frames if render else None)

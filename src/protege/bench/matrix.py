@@ -74,6 +74,16 @@ class Matrix:
     """Collect a mixed-quality dataset (``protege collect --mixture``) instead of expert-only."""
     baseline: str = ""
     """Arm every other arm is paired against in the summary (none when empty)."""
+    videos: int = 0
+    """Rollout videos of up to this many successes and failures per arm and task, of training seed 0 only
+    (``seed0/eval/videos/``): one seed shows the behaviour, every seed would multiply the files."""
+    train_evals: int = 0
+    """Closed-loop evaluations during each training run (for learning curves; 0: none)."""
+
+
+def eval_every(steps: int, evaluations: int) -> int:
+    """``--eval-every`` giving about ``evaluations`` closed-loop evaluations over ``steps`` (0: none)."""
+    return max(steps // evaluations, 1) if evaluations > 0 else 0
 
 
 def is_student(family: str) -> bool:
@@ -118,7 +128,7 @@ def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, P
                     out=run,
                     seed=seed,
                     device=matrix.device,
-                    eval_every=0,
+                    eval_every=eval_every(int(settings["steps"]), matrix.train_evals),
                     save_every=int(settings["steps"]),
                     progress=matrix.progress,
                     curation=arm.curation,
@@ -203,6 +213,7 @@ def run_matrix(matrix: Matrix) -> dict:
                         task=task,
                         episodes=matrix.eval_episodes,
                         out=eval_dir,
+                        videos=matrix.videos if seed == 0 else 0,
                         device=matrix.device,
                         progress=matrix.progress,
                     )

@@ -12,12 +12,24 @@ from typing import IO
 
 from protege.atomic import write_json_atomic
 from protege.bench.machine import machine
-from protege.bench.matrix import STUDENT_TEACHER, Arm, Matrix, check_teacher, is_student, run_matrix, samples_per_s
+from protege.bench.matrix import (
+    STUDENT_TEACHER,
+    Arm,
+    Matrix,
+    check_teacher,
+    eval_every,
+    inference_ms_per_action,
+    is_student,
+    run_matrix,
+    samples_per_s,
+)
 from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
+from protege.formats import read_dataset
 from protege.policies import policy_class
+from protege.report.build import write_report
 from protege.train.trainer import train
 
 
@@ -48,7 +60,7 @@ def bench(cfg: BenchConfig) -> dict:
                 batch_size=cfg.batch_size,
                 seed=cfg.seed,
                 device=cfg.device,
-                eval_every=0,
+                eval_every=eval_every(cfg.steps, cfg.train_evals),
                 save_every=cfg.steps,
                 progress=cfg.progress,
                 resume=True,  # a finished run is kept, a killed one goes on
@@ -63,6 +75,7 @@ def bench(cfg: BenchConfig) -> dict:
             task=cfg.task,
             episodes=cfg.eval_episodes,
             out=out / "eval",
+            videos=cfg.videos,
             device=cfg.device,
             progress=cfg.progress,
         )
@@ -72,7 +85,12 @@ def bench(cfg: BenchConfig) -> dict:
     report["timings"] = timings
     report["machine"] = machine()
     report["training"] = {name: {"median_samples_per_s": samples_per_s(out / name)} for name in families}
+    store = read_dataset(data_dir, images=False, progress=False)
+    report["inference_ms_per_action"] = {
+        name: {f"batch_{b}": inference_ms_per_action(out / name, store, b) for b in (1, 64)} for name in families
+    }
     write_json_atomic(out / "eval" / "summary.json", report)
+    report["report"] = str(write_report(out) / "index.html")
     (out / "table.txt").write_text(format_report(report) + "\n")
     return report
 
@@ -111,11 +129,13 @@ def bench_matrix(cfg: BenchConfig) -> dict:
         progress=cfg.progress,
         mixture=mixture,
         baseline=baseline,
+        videos=cfg.videos,
+        train_evals=cfg.train_evals,
     )
     results = run_matrix(matrix)
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
-    return results | {"out": str(out / "summary.json")}
+    return results | {"out": str(out / "summary.json"), "report": str(write_report(out) / "index.html")}
 
 
 BENCH_CONFIG = "bench_config.json"

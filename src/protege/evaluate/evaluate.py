@@ -4,6 +4,10 @@ Every success, return, length and max-progress summary is computed from the valu
 ``episodes.csv``, so a reader can check it; the policy calls and replans per env step (total over
 all episodes' steps) come from the actor's log. Episodes run in parallel waves, so
 ``wall_time_s`` is the wall time of the episode's whole wave, policy included.
+
+With ``videos`` the first successes and failures of each policy are replayed afterwards, their
+seeds in one rendering batch, and written as WebM files under ``videos/`` with a manifest
+(protege.report.videos): the evaluation itself draws nothing, so its rows are the same either way.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from protege.atomic import atomic_file, write_json_atomic
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor, check_fits
 from protege.evaluate.stats import mcnemar_exact, summarize
+from protege.policies.base import Policy
 from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
-from protege.runner import rollout
+from protege.runner import Rollouts, rollout
 from protege.tables import text_table
-from protege.tasks import make_task
+from protege.tasks import Task, make_task
+
+VIDEOS = "videos"  # folder of the rollout videos, inside the eval folder
 
 #: One row per episode. ``max_progress``: the max over the episode of the task's progress signal in
 #: [0, 1] (PushT: goal coverage / 0.95, capped at 1), empty for a task without one.
@@ -72,19 +79,12 @@ def evaluate(cfg: EvalConfig) -> dict:
     policies = [load_policy(folder, ema=cfg.ema) for folder in folders]  # every one checked before any work, on the CPU
     for folder, policy in zip(folders, policies):
         check_fits(policy.spec, task, f"checkpoint '{folder}'")
-    results, taken = [], set()
+    out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
+    results, taken, videos, stems = [], set(), [], set()
     for i, (path, folder, policy) in enumerate(zip(cfg.checkpoints, folders, policies)):
         policy = policy.to(device)
         label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
-        actor = PolicyActor(
-            policy,
-            n_action_steps=cfg.n_action_steps or None,
-            seed=0,
-            execution=cfg.execution,
-            ensemble_decay=cfg.ensemble_decay,
-            replan_threshold=cfg.replan_threshold,
-            check_every=cfg.check_every,
-        )
+        actor = make_actor(policy, cfg)
         out = rollout(
             task,
             actor,
@@ -119,6 +119,8 @@ def evaluate(cfg: EvalConfig) -> dict:
             "replans_per_step": int(replans.sum()) / steps,
         }
         results.append(PolicyResult(label, summary, rows))
+        if cfg.videos > 0:
+            videos += record_videos(task, make_actor(policy, cfg), label, out, cfg, out_dir / VIDEOS, stems)
     report = {
         "task": task_name,
         "progress": task.spec.progress,
@@ -131,10 +133,76 @@ def evaluate(cfg: EvalConfig) -> dict:
             for b in results[i + 1 :]
         ],
     }
-    out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
+    if cfg.videos > 0:
+        report["videos"] = _write_manifest(out_dir / VIDEOS, videos)
     write_results(out_dir, results, report)
     report["out"] = str(out_dir)
     return report
+
+
+def make_actor(policy: Policy, cfg: EvalConfig) -> PolicyActor:
+    """The actor that runs ``policy`` with the evaluation's execution settings (noise from the seeds)."""
+    return PolicyActor(
+        policy,
+        n_action_steps=cfg.n_action_steps or None,
+        seed=0,
+        execution=cfg.execution,
+        ensemble_decay=cfg.ensemble_decay,
+        replan_threshold=cfg.replan_threshold,
+        check_every=cfg.check_every,
+    )
+
+
+def record_videos(
+    task: Task, actor: PolicyActor, label: str, evaluated: Rollouts, cfg: EvalConfig, folder: Path, stems: set[str]
+) -> list[dict]:
+    """Replay the first ``cfg.videos`` successes and failures of one policy's evaluation with
+    rendering, in one batch, and write a video of each into ``folder``; their manifest entries.
+
+    The actor draws each episode's noise from its seed, so a replay repeats the evaluated episode
+    unless execution couples the envs of a batch (adaptive with ``check_every > 1``) or batched
+    arithmetic differs by batch size; a replay that ends otherwise is still shown, named by the
+    outcome it shows, with ``replay_matches`` false. ``stems`` holds the file stems already in use.
+    """
+    from protege.report.videos import file_stem, pick_seeds, video_name, write_webm  # PyAV only when asked for
+
+    seeds = pick_seeds(evaluated.seeds, evaluated.success, cfg.videos)
+    replay = rollout(
+        task, actor, seeds, num_envs=len(seeds), progress=cfg.progress, desc=f"videos {label}", render=True
+    )
+    evaluated_success = dict(zip(evaluated.seeds.tolist(), evaluated.success.tolist()))
+    stem, entries = file_stem(label, stems), []
+    for seed, success, length, frames in zip(
+        replay.seeds.tolist(), replay.success.tolist(), replay.lengths.tolist(), replay.frames
+    ):
+        name = video_name(stem, seed, success)
+        width, height = write_webm(folder / name, frames, task.spec.fps)
+        entries.append(
+            {
+                "policy": label,
+                "task": task.name,
+                "seed": seed,
+                "success": evaluated_success[seed],
+                "replay_success": success,
+                "replay_matches": success == evaluated_success[seed],
+                "length": length,
+                "frames": len(frames),
+                "file": name,
+                "width": width,
+                "height": height,
+                "fps": task.spec.fps,
+            }
+        )
+    return entries
+
+
+def _write_manifest(folder: Path, entries: list[dict]) -> list[dict]:
+    """Write the videos' manifest into ``folder``; the entries as summary.json lists them, each
+    ``file`` relative to the eval folder (in the manifest: relative to its own folder)."""
+    from protege.report.videos import write_manifest
+
+    write_manifest(folder, entries)
+    return [entry | {"file": f"{folder.name}/{entry['file']}"} for entry in entries]
 
 
 def checkpoint_selection(path: Path, folder: Path, rule: str) -> dict:
@@ -209,4 +277,8 @@ def format_report(report: dict) -> str:
             f"paired {p['a']} vs {p['b']}: difference {p['difference']:+.2f}, "
             f"{p['a']} only {p['a_only']}, {p['b']} only {p['b_only']}, exact McNemar p = {p['p_value']:.3g}"
         )
+    if report.get("videos"):
+        differ = sum(not v["replay_matches"] for v in report["videos"])
+        note = f"; {differ} replayed with another outcome than evaluated" if differ else ""
+        lines += ["", f"videos: {len(report['videos'])} in {VIDEOS}/ (listed in {VIDEOS}/videos.json){note}"]
     return "\n".join(lines)

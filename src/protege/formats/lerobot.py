@@ -64,13 +64,13 @@ from types import ModuleType
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from protege.atomic import staged_folder
 from protege.data.store import ACTION, REWARD, TASK, DatasetError, EpisodeStore, episode_returns
 from protege.extras import require
 from protege.formats import png
 from protege.formats.files import read_json_object, stored_dtype, write_json
+from protege.progress import progress_bar
 
 CODEBASE_VERSION = "v3.0"
 V21 = "v2.1"
@@ -265,7 +265,9 @@ def _video_module() -> ModuleType:
 def _write_videos(store: EpisodeStore, folder: Path, keys: list[str], progress: bool) -> dict[str, dict]:
     """Encode each camera into one MP4, episodes back to back; returns info.json's video block per key."""
     video = _video_module()
-    bar = tqdm(total=store.num_episodes * len(keys), desc="encode video", unit="ep", disable=not progress, leave=False)
+    bar = progress_bar(
+        total=store.num_episodes * len(keys), desc="encode video", unit="ep", disable=not progress, leave=False
+    )
     with bar:
         for key in keys:
             path = folder / VIDEO_PATH.format(video_key=key, chunk_index=0, file_index=0)
@@ -519,7 +521,9 @@ def _data_table(frames: dict[str, np.ndarray], image_keys: list[str], store: Epi
     """The data parquet: one row per frame; cameras in ``image_keys`` as PNG structs (LeRobot's
     ``image`` dtype), everything else as numbers."""
     columns = {}
-    for key, values in tqdm(frames.items(), desc="write frames", unit="feature", disable=not progress, leave=False):
+    for key, values in progress_bar(
+        frames.items(), desc="write frames", unit="feature", disable=not progress, leave=False
+    ):
         if key in image_keys:
             columns[key] = png.encode_images(values, lambda row, key=key: f"'{key}' episode {store.episode_of(row)}")
         else:
@@ -825,7 +829,7 @@ def _read_video(layout: _Layout, key: str, progress: bool) -> np.ndarray:
         video.Segment(path, from_s, to_s, end - start, f"episode {episode}")
         for (path, from_s, to_s), episode, start, end in zip(layout.videos[key], ids, starts, ends)
     ]
-    with tqdm(total=len(ids), desc=f"decode {key}", unit="ep", disable=not progress, leave=False) as bar:
+    with progress_bar(total=len(ids), desc=f"decode {key}", unit="ep", disable=not progress, leave=False) as bar:
         try:
             return video.decode_segments(
                 segments, _image_shape(layout.info, key, layout.root), layout.info["fps"], bar.update
@@ -1011,7 +1015,7 @@ def _glob(root: Path, pattern: str) -> list[Path]:
 def _read_tables(
     paths: list[Path], columns: Callable[[pa.Schema], Sequence[str]], progress: bool = False
 ) -> list[pa.Table]:
-    bar = tqdm(paths, desc="read parquet", unit="file", disable=not progress or len(paths) < 2, leave=False)
+    bar = progress_bar(paths, desc="read parquet", unit="file", disable=not progress or len(paths) < 2, leave=False)
     return [_read_parquet(path, columns) for path in bar]
 
 

@@ -106,12 +106,12 @@ from minari.dataset.minari_dataset import parse_dataset_id
 from minari.dataset.minari_storage import is_image_space
 from minari.serialization import deserialize_space, serialize_space
 from PIL import Image
-from tqdm.auto import tqdm
 
 from protege.atomic import staged_folder
 from protege.data.store import EPISODE_COLUMNS, STATE, DatasetError, EpisodeStore
 from protege.formats.files import json_digest, read_json_object, stored_dtype, write_json
 from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, text, write_array
+from protege.progress import progress_bar
 
 DATASETS_PATH_VARIABLE = "MINARI_DATASETS_PATH"
 MAIN_FILE = "main_data.hdf5"
@@ -377,7 +377,7 @@ def _read_episodes(
     try:
         with h5py.File(main, "r") as file:
             _check_episode_count(file, len(indices), main)
-            bar = tqdm(indices, desc="reading Minari episodes", unit="episode", disable=not progress)
+            bar = progress_bar(indices, desc="reading Minari episodes", unit="episode", disable=not progress)
             return [_read_episode(file, int(index), leaves, action_shape, jpeg, main) for index in bar]
     except DatasetError:
         raise
@@ -763,7 +763,7 @@ def _write_episodes(store: EpisodeStore, written: Written, main: Path, progress:
     bounds = list(zip(store.episode_starts, store.episode_ends))
     with create_file(main) as file:
         for index, (start, end) in enumerate(
-            tqdm(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)
+            progress_bar(bounds, desc="writing Minari episodes", unit="episode", disable=not progress)
         ):
             group = file.create_group(f"episode_{index}")
             group.attrs.update(

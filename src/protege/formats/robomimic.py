@@ -96,12 +96,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from tqdm.auto import tqdm
 
 from protege.atomic import atomic_file
 from protege.data.store import EPISODE_COLUMNS, DatasetError, EpisodeStore, episode_column, episode_returns
 from protege.formats.files import stored_dtype
 from protege.formats.hdf5 import READ_ERRORS, attribute, create_file, text, write_array
+from protege.progress import progress_bar
 
 OBSERVATION_PREFIX = "observation."
 IMAGE_PREFIX = "observation.images."
@@ -357,7 +357,7 @@ def _read_demos(
         for name in names
     }
     ends = np.cumsum(lengths)
-    bar = tqdm(demos, desc=f"reading {path.name}", unit="demo", disable=not progress)
+    bar = progress_bar(demos, desc=f"reading {path.name}", unit="demo", disable=not progress)
     for demo, start, end in zip(bar, ends - lengths, ends):
         for name, array in arrays.items():
             _fill(array[start:end], data[demo], name, f"{path} {demo}")
@@ -596,7 +596,7 @@ def _write_file(store: EpisodeStore, file: h5py.File, targets: dict[str, str], p
         data.attrs[ACTION_CENTER_ATTR], data.attrs[ACTION_HALF_RANGE_ATTR] = scale
         action = _scaled(action, *scale)  # (N, A) float64 in [-1, 1]
     reward = np.zeros(store.num_frames, np.float32) if store.reward is None else store.reward.astype(np.float32)
-    bar = tqdm(range(store.num_episodes), desc="writing robomimic demos", unit="demo", disable=not progress)
+    bar = progress_bar(range(store.num_episodes), desc="writing robomimic demos", unit="demo", disable=not progress)
     for episode, start, end in zip(bar, store.episode_starts, store.episode_ends):
         demo = data.create_group(f"{DEMO_PREFIX}{episode}")
         _write_demo(demo, store, targets, action, reward, episode, slice(start, end))

@@ -54,10 +54,10 @@ import numpy as np
 import zarr
 import zarr.errors
 from numcodecs.errors import UnknownCodecError
-from tqdm.auto import tqdm
 
 from protege.data.store import ACTION, STATE, DatasetError, EpisodeStore
 from protege.formats.files import stored_dtype
+from protege.progress import Bar, progress_bar
 
 ACTION_NAME = "action"
 STATE_NAME = "state"
@@ -108,7 +108,9 @@ def read_zarr_replay(
                 raise DatasetError(
                     f"{path}: '{array.path}' has {array.shape[0]} frames but 'data/{ACTION_NAME}' has {frames}"
                 )
-        with tqdm(total=frames * len(chosen), desc=f"reading {path.name}", unit="frame", disable=not progress) as bar:
+        with progress_bar(
+            total=frames * len(chosen), desc=f"reading {path.name}", unit="frame", disable=not progress
+        ) as bar:
             values = {key: _read(array, ends, path, bar) for key, array in chosen.items()}
     flat = {
         key: value if key.startswith(IMAGE_PREFIX) else value.reshape(len(value), -1) for key, value in values.items()
@@ -272,7 +274,7 @@ def _check_chunks_present(array: zarr.Array, path: Path) -> None:
     warnings.warn(f"{message} (zarr 3 leaves out chunks that are all fill value)", stacklevel=3)
 
 
-def _read(array: zarr.Array, ends: np.ndarray, path: Path, bar: tqdm) -> np.ndarray:
+def _read(array: zarr.Array, ends: np.ndarray, path: Path, bar: Bar) -> np.ndarray:
     """The whole array, cast to float32 (uint8 kept) block by block, refusing NaN/inf."""
     _check_chunks_present(array, path)
     out = np.empty(array.shape, stored_dtype(array.dtype))

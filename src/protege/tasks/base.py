@@ -63,7 +63,7 @@ class Task(ABC):
     disabled: ``reset(seed=[s0, s1, ...])`` starts one episode per seed, deterministic for a
     seed, and ``step`` reports ``info["success"]`` (B,) bool for every environment, and
     ``info["progress"]`` (B,) float in [0, 1] when the task has a progress signal
-    (``spec.progress``).
+    (``spec.progress``). ``make_render_env`` gives the same episodes with pictures, for videos.
     """
 
     name: str
@@ -75,3 +75,12 @@ class Task(ABC):
 
     @abstractmethod
     def make_expert(self) -> Actor: ...
+
+    def make_render_env(self, num_envs: int) -> gym.vector.VectorEnv:
+        """``num_envs`` in-process environments like ``make_env``'s (same episodes for the same seeds)
+        whose ``render()`` returns the current picture of every member, (B, H, W, 3) uint8.
+
+        Separate from ``make_env`` so that rollouts without videos never pay for drawing; a task
+        that cannot draw its scene refuses here, before any episode runs.
+        """
+        raise NotImplementedError(f"task '{self.name}' cannot render its scene, so it has no rollout videos")

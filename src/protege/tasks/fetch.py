@@ -139,14 +139,13 @@ def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nda
 class FetchEnv(GoalEnv):
     """One Fetch episode: state = observation + desired goal, success = the simulator's ``is_success``."""
 
-    def __init__(self, task: FetchTask):
+    def __init__(self, task: FetchTask, render: bool = False):
         super().__init__(task.spec)
         gym.register_envs(require("gymnasium_robotics", "robotics"))
-        pixels = (
-            {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
-        )
+        render = render or task.pixels
+        pixels = {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if render else {}
         self.env = gym.make(task.env_id, max_episode_steps=-1, disable_env_checker=True, **pixels)
-        if task.pixels:
+        if render:
             self.use_mujoco_rendering(self.env.unwrapped.mujoco_renderer, CAMERA)
 
     def success(self, native_info: dict) -> bool:
@@ -162,8 +161,8 @@ class FetchTask(SimTask):
     max_steps = 50  # the simulator's own limit
     fps = 25  # a step is 20 physics substeps of 2 ms
 
-    def make_single_env(self) -> FetchEnv:
-        return FetchEnv(self)
+    def make_single_env(self, render: bool = False) -> FetchEnv:
+        return FetchEnv(self, render)
 
     def make_expert(self) -> Actor:
         return self.expert()

@@ -39,18 +39,19 @@ VERSION = "v3"
 class MetaWorldEnv(SimEnv):
     """One Meta-World environment with a fresh random placement per seed."""
 
-    def __init__(self, task: MetaWorldTask):
+    def __init__(self, task: MetaWorldTask, render: bool = False):
         super().__init__(task.spec)
+        render = render or task.pixels
         require("metaworld", "metaworld")
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS
 
-        render = {
+        camera = {
             "render_mode": "rgb_array",
             "width": task.image_size,
             "height": task.image_size,
             "camera_name": "corner",
         }
-        env = ALL_V3_ENVIRONMENTS[task.env_name](**(render if task.pixels else {}))
+        env = ALL_V3_ENVIRONMENTS[task.env_name](**(camera if render else {}))
         # What Meta-World's goal-observable classes do, but with seeded (not frozen) placements.
         env._partially_observable = False
         env._freeze_rand_vec = False
@@ -58,7 +59,7 @@ class MetaWorldEnv(SimEnv):
         env._set_task_called = True
         del env.sawyer_observation_space
         self.env = env
-        if task.pixels:
+        if render:
             self.use_mujoco_rendering(env.mujoco_renderer)
 
     def native_reset(self, seed: int | None) -> np.ndarray:
@@ -106,8 +107,8 @@ class MetaWorldTask(SimTask):
         self.description = f"Meta-World {self.env_name}: Sawyer arm, random object and goal placement per seed"
         super().__init__(pixels, image_size)
 
-    def make_single_env(self) -> MetaWorldEnv:
-        return MetaWorldEnv(self)
+    def make_single_env(self, render: bool = False) -> MetaWorldEnv:
+        return MetaWorldEnv(self, render)
 
     def make_expert(self) -> Actor:
         return MetaWorldExpert(self.env_name)

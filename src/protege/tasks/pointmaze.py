@@ -129,12 +129,11 @@ def top_down_camera(walls: np.ndarray, fovy_degrees: float) -> dict[str, Any]:
 class PointMazeEnv(GoalEnv):
     """One PointMaze episode: state = [x, y, vx, vy, goal], success = the simulator's ``success``."""
 
-    def __init__(self, task: PointMazeTask):
+    def __init__(self, task: PointMazeTask, render: bool = False):
         super().__init__(task.spec)
         _simulator()
-        pixels = (
-            {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if task.pixels else {}
-        )
+        render = render or task.pixels
+        pixels = {"render_mode": "rgb_array", "width": task.image_size, "height": task.image_size} if render else {}
         self.env = gym.make(
             task.env_id,
             continuing_task=False,
@@ -143,7 +142,7 @@ class PointMazeEnv(GoalEnv):
             disable_env_checker=True,
             **pixels,
         )
-        if task.pixels:
+        if render:
             point_env = self.env.unwrapped.point_env
             camera = top_down_camera(maze_map(task.env_id), point_env.model.vis.global_.fovy)
             self.use_mujoco_rendering(point_env.mujoco_renderer, camera)
@@ -164,8 +163,8 @@ class PointMazeTask(SimTask):
     def env_id(self) -> str:
         return f"PointMaze_{self.maze}-v3"
 
-    def make_single_env(self) -> PointMazeEnv:
-        return PointMazeEnv(self)
+    def make_single_env(self, render: bool = False) -> PointMazeEnv:
+        return PointMazeEnv(self, render)
 
     def make_expert(self) -> Actor:
         return MazeExpert(maze_map(self.env_id))

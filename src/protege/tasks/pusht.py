@@ -325,7 +325,8 @@ class PushTTask(SimTask):
     progress = "coverage"
     description = "PushT (gym-pusht): push a T-shaped block onto the goal T with a disc; random start per seed"
 
-    def make_single_env(self) -> PushTEnv:
+    def make_single_env(self, render: bool = False) -> PushTEnv:
+        """gym-pusht always renders, so ``render`` changes nothing."""
         return PushTEnv(self)
 
     def make_expert(self) -> Actor:

@@ -5,6 +5,7 @@ they rely on: LeRobot observation keys (``observation.state``, and ``observation
 mode), ``info["success"]`` from the simulator's own flag, termination on success, our own step
 limit, and a frozen episode once it is done (vector envs run with autoreset disabled and keep
 stepping finished members; some simulators raise when stepped past their limit).
+Rollout videos use the same frames as pixel mode (``SimEnv.frame``), from envs built to render.
 """
 
 from __future__ import annotations
@@ -181,8 +182,9 @@ class SimTask(Task):
     description: str = ""
 
     @abstractmethod
-    def make_single_env(self) -> SimEnv:
-        """One ``SimEnv`` for this task (called once per vector-env member, maybe in a subprocess)."""
+    def make_single_env(self, render: bool = False) -> SimEnv:
+        """One ``SimEnv`` for this task (called once per vector-env member, maybe in a subprocess);
+        ``render`` builds it to draw ``frame()`` of ``image_size`` px even without pixel observations."""
 
     def make_env(self, num_envs: int, asynchronous: bool = False) -> VectorEnv:
         """``num_envs`` members stepped in this process, or one subprocess each with ``asynchronous``."""
@@ -190,6 +192,10 @@ class SimTask(Task):
             return SimVectorEnv([self.make_single_env() for _ in range(num_envs)])
         fns: list[Callable[[], gym.Env]] = [partial(_build, self) for _ in range(num_envs)]
         return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+
+    def make_render_env(self, num_envs: int) -> SimRenderVectorEnv:
+        """In-process members built to render, so ``render()`` gives the simulator's own frames."""
+        return SimRenderVectorEnv([self.make_single_env(render=True) for _ in range(num_envs)])
 
 
 def _build(task: SimTask) -> SimEnv:
@@ -239,3 +245,31 @@ class SimVectorEnv(VectorEnv):
     def close_extras(self, **kwargs):
         for env in self.envs:
             env.close()
+
+
+class SimRenderVectorEnv(SimVectorEnv):
+    """A ``SimVectorEnv`` of members built to render, whose ``render()`` gives every member's frame.
+
+    A member not stepped since the last render (finished, so frozen) keeps its picture instead of
+    being drawn again: a batch's short episodes cost no frames while its long ones play out.
+    """
+
+    def __init__(self, envs: list[SimEnv]):
+        super().__init__(envs)
+        self._frames: list[np.ndarray | None] = [None] * self.num_envs  # None: draw it at the next render
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        self._frames = [None] * self.num_envs
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions):
+        for i in np.flatnonzero(~self._done):  # the members this step moves
+            self._frames[i] = None
+        return super().step(actions)
+
+    def render(self) -> np.ndarray:
+        """(B, H, W, 3) uint8 current frames."""
+        for i, env in enumerate(self.envs):
+            if self._frames[i] is None:
+                self._frames[i] = np.ascontiguousarray(env.frame(), dtype=np.uint8)
+        return np.stack(self._frames)

@@ -7,6 +7,9 @@ truncated at ``max_steps``. Reward is 1 on the success step, else 0, so return e
 
 ``toy/fork`` puts a disc between start and goal; its expert passes on the left or the right at
 random (two modes). A regressor that averages the two modes heads straight into the disc.
+
+For rollout videos ``PointSceneEnv`` draws the square from above (y up): obstacle discs in grey,
+the goal's tolerance disc in green, the point's trail in light blue and the point in blue.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from PIL import Image, ImageDraw
 
 from protege.data.store import STATE
 from protege.tasks.base import Actor, Task, TaskSpec
@@ -102,6 +106,67 @@ class PointVectorEnv(VectorEnv):
         return self._observe(), success.astype(np.float32), terminated, truncated, info
 
 
+#: Scene colours (RGB) of ``PointSceneEnv``: distinct enough that a test can find the point by colour.
+BACKGROUND, OBSTACLE, GOAL = (250, 250, 245), (130, 130, 130), (60, 170, 80)
+TRAIL, POINT = (150, 185, 240), (20, 60, 220)
+SCENE_SIZE = 128  # px, square
+POINT_RADIUS = 3.0  # px
+
+
+class PointSceneEnv(PointVectorEnv):
+    """A ``PointVectorEnv`` that draws its scene: ``render()`` gives (B, size, size, 3) uint8 pictures.
+
+    Each member keeps a canvas with the static scene and the trail drawn so far; a render extends
+    the trail to the point's current position and draws the point on a copy, so a video costs one
+    line and one disc per frame. The runner renders after every step, so the trail is the path.
+    """
+
+    def __init__(self, num_envs: int, layout: PointLayout, size: int = SCENE_SIZE):
+        super().__init__(num_envs, layout)
+        self.size = size
+        self._background = Image.new("RGB", (size, size), BACKGROUND)
+        draw = ImageDraw.Draw(self._background)
+        for x, y, radius in self._obstacles:
+            self._disc(draw, np.array([x, y]), radius * self._scale, OBSTACLE)
+        self._canvases: list[Image.Image] = []
+        self._drawn = np.zeros((num_envs, 2))  # where each trail ends on its canvas
+
+    @property
+    def _scale(self) -> float:
+        """Pixels per unit length: the square [-1, 1]^2 fills the picture."""
+        return (self.size - 1) / 2
+
+    def to_pixels(self, xy: np.ndarray) -> np.ndarray:
+        """World (..., 2) -> picture (column, row) coordinates; y points up in the world, down in images."""
+        xy = np.asarray(xy, dtype=np.float64)
+        return np.stack([(xy[..., 0] + 1) * self._scale, (1 - xy[..., 1]) * self._scale], axis=-1)
+
+    def _disc(self, draw: ImageDraw.ImageDraw, center: np.ndarray, radius: float, color: tuple[int, int, int]) -> None:
+        col, row = self.to_pixels(center)
+        draw.ellipse([col - radius, row - radius, col + radius, row + radius], fill=color)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        out = super().reset(seed=seed, options=options)
+        self._canvases = [self._background.copy() for _ in range(self.num_envs)]
+        for canvas, goal in zip(self._canvases, self.goal):
+            radius = max(self.layout.goal_tolerance * self._scale, POINT_RADIUS + 1)
+            self._disc(ImageDraw.Draw(canvas), goal, radius, GOAL)
+        self._drawn = self.pos.copy()
+        return out
+
+    def render(self) -> np.ndarray:
+        """(B, size, size, 3) uint8 pictures of the current scenes (call after ``reset``)."""
+        frames = np.empty((self.num_envs, self.size, self.size, 3), dtype=np.uint8)
+        for i, canvas in enumerate(self._canvases):
+            if not np.array_equal(self._drawn[i], self.pos[i]):
+                ImageDraw.Draw(canvas).line([*self.to_pixels(self._drawn[i]), *self.to_pixels(self.pos[i])], TRAIL, 2)
+                self._drawn[i] = self.pos[i]
+            frame = canvas.copy()
+            self._disc(ImageDraw.Draw(frame), self.pos[i], POINT_RADIUS, POINT)
+            frames[i] = np.asarray(frame)
+        return frames
+
+
 class WaypointExpert:
     """Batched scripted expert: visit a per-episode route of waypoints in order, then the goal.
 
@@ -144,12 +209,17 @@ class PointTask(Task):
 
     def __init__(self, pixels: bool = False, image_size: int = 96) -> None:
         if pixels:
-            raise ValueError(f"{self.name} has no pixel observations (it does not render); use a simulator task")
+            raise ValueError(
+                f"{self.name} has no pixel observations (its scene is drawn for videos only); use a simulator task"
+            )
         self.spec = TaskSpec(obs_shapes={STATE: (4,)}, action_dim=2, max_steps=self.layout.max_steps, fps=10)
 
     def make_env(self, num_envs: int, asynchronous: bool = False) -> PointVectorEnv:
         """Pure numpy and vectorized already: ``asynchronous`` would only add overhead."""
         return PointVectorEnv(num_envs, self.layout)
+
+    def make_render_env(self, num_envs: int) -> PointSceneEnv:
+        return PointSceneEnv(num_envs, self.layout)
 
     def make_expert(self) -> Actor:
         return WaypointExpert(self.layout, self.routes)

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from protege.atomic import clean_stale, write_json_atomic, write_text_atomic
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
@@ -30,14 +29,24 @@ from protege.policies.storage import (
     read_checkpoint_json,
     resolve_checkpoint,
 )
+from protege.progress import progress_bar
 from protege.runner import rollout
 from protege.tasks import TASKS, make_task
 from protege.train.checkpoint import load_train_state, save_checkpoint
 from protege.train.ema import EMA
+from protege.train.loggers import MetricSinks, require_sinks
 
 #: The parts of a metrics row being accumulated that a checkpoint carries across a resume (the
 #: deterministic ones: a resumed run then logs the losses an uninterrupted one would).
 LOSS_WINDOW = ("loss", "grad_norm", "n", "skipped")
+
+#: What the progress bar shows of the metrics rows: key -> (label, format); each stays until a newer row has it.
+POSTFIX = {
+    "loss": ("loss", ".4f"),
+    "samples_per_s": ("samples/s", ".0f"),
+    "val_loss": ("val_loss", ".4f"),
+    "success": ("success", ".2f"),
+}
 
 
 def learning_rate(step: int, cfg: TrainConfig) -> float:
@@ -170,6 +179,7 @@ def _last_checkpoint(run_dir: Path) -> str:
 def train(cfg: TrainConfig) -> Path:
     """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
     _check_options(cfg)
+    sink_modules = require_sinks(cfg.log)
     device = resolve_device(cfg.device)
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
@@ -229,9 +239,17 @@ def train(cfg: TrainConfig) -> Path:
     elif metrics_path.exists():
         train_s = _truncate_metrics(metrics_path, start)
 
+    postfix: dict[str, str] = {}
+
     def log(row: dict) -> None:
+        """A metrics row: into metrics.jsonl, to the --log sinks, and its latest values onto the bar."""
         with metrics_path.open("a") as f:
             f.write(_strict_json(row) + "\n")
+        sinks.log(row)
+        postfix.update(
+            {label: format(row[key], spec) for key, (label, spec) in POSTFIX.items() if row.get(key) is not None}
+        )
+        bar.set_postfix(postfix, refresh=False)  # shown at the bar's next (throttled) redraw
 
     def checkpoint(step: int, scores: dict[str, float] | None = None) -> None:
         save_checkpoint(
@@ -263,90 +281,91 @@ def train(cfg: TrainConfig) -> Path:
         policy.train()
         return scores
 
-    bar = tqdm(
+    bar = progress_bar(
         range(start, total_steps),
         initial=start,
         total=total_steps,
         desc=f"train {cfg.policy.name}",
+        unit="step",
         disable=not cfg.progress,
     )
     # the log row being accumulated; saved with each checkpoint, so a resumed run logs the rows an
     # uninterrupted one would even when --save-every is not a multiple of --log-every
     empty_window = {"loss": 0.0, "grad_norm": 0.0, "data_s": 0.0, "update_s": 0.0, "n": 0, "steps": 0, "skipped": 0}
     window = {**empty_window, **{k: v for k, v in (saved_window or {}).items() if k in LOSS_WINDOW}}
-    policy.train()
-    for step in bar:
-        curation.before_step(step, start, policy, eval_policy)
-        t0 = time.perf_counter()
-        batch = sampler.sample(cfg.batch_size, generator)
-        t1 = time.perf_counter()
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        loss = curation.reduce(policy.loss(batch), batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(
-            policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-        )
-        loss_value, norm_value = float(loss.detach()), float(grad_norm)
-        done = step + 1
-        finite = math.isfinite(loss_value) and math.isfinite(norm_value)
-        if finite:
-            optimizer.step()
-            if ema is not None:
-                ema.update(policy, step)
-        elif cfg.on_nonfinite == "stop":
-            log({"step": done, "stopped": "non-finite loss or gradient"})
-            raise TrainingDiverged(
-                f"loss {loss_value} (gradient norm {norm_value}) at step {done}: training stopped, "
-                f"{_last_checkpoint(run_dir)}. Lower --lr, raise --warmup-steps or --batch-size, or pass "
-                "--on-nonfinite skip to skip such steps"
+    with MetricSinks(sink_modules, run_dir, config_json) as sinks:  # closed on errors too (wandb: failed)
+        policy.train()
+        for step in bar:
+            curation.before_step(step, start, policy, eval_policy)
+            t0 = time.perf_counter()
+            batch = sampler.sample(cfg.batch_size, generator)
+            t1 = time.perf_counter()
+            lr = learning_rate(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = curation.reduce(policy.loss(batch), batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
             )
-        else:
-            bar.write(
-                f"step {done}: loss {loss_value}, gradient norm {norm_value}; update skipped (--on-nonfinite skip)"
-            )
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t2 = time.perf_counter()
-        if finite:
-            window["loss"] += loss_value
-            window["grad_norm"] += norm_value
-            window["n"] += 1
-        window["skipped"] += not finite
-        window["data_s"] += t1 - t0
-        window["update_s"] += t2 - t1
-        window["steps"] += 1
-        train_s += t2 - t0
-        if done % cfg.log_every == 0 or done == total_steps:
-            n, steps, elapsed = window["n"], window["steps"], window["data_s"] + window["update_s"]
-            row = {
-                "step": done,
-                "loss": window["loss"] / n if n else None,
-                "grad_norm": window["grad_norm"] / n if n else None,
-                "lr": lr,
-                "samples_per_s": steps * cfg.batch_size / elapsed,
-                "steps_per_s": steps / elapsed,
-                "data_s_per_step": window["data_s"] / steps,
-                "update_s_per_step": window["update_s"] / steps,
-                "train_s": train_s,
-                **({"skipped_steps": window["skipped"]} if window["skipped"] else {}),
-            }
-            log(row)
-            bar.set_postfix(loss=f"{row['loss'] or float('nan'):.4f}", sps=f"{row['samples_per_s']:.0f}")
-            window = dict(empty_window)
-        scores = None
-        if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
-            try:
-                scores = evaluate_now(done)
-            except BaseException:
-                checkpoint(done)  # the steps trained so far are kept even if the evaluation fails
-                raise
-        if done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and scores):
-            checkpoint(done, scores)
-    bar.close()
-    if start >= total_steps and not has_checkpoint:
-        scores = evaluate_now(0) if not trainable and cfg.eval_every else None
-        checkpoint(total_steps, scores)
+            loss_value, norm_value = float(loss.detach()), float(grad_norm)
+            done = step + 1
+            finite = math.isfinite(loss_value) and math.isfinite(norm_value)
+            if finite:
+                optimizer.step()
+                if ema is not None:
+                    ema.update(policy, step)
+            elif cfg.on_nonfinite == "stop":
+                log({"step": done, "stopped": "non-finite loss or gradient"})
+                raise TrainingDiverged(
+                    f"loss {loss_value} (gradient norm {norm_value}) at step {done}: training stopped, "
+                    f"{_last_checkpoint(run_dir)}. Lower --lr, raise --warmup-steps or --batch-size, or pass "
+                    "--on-nonfinite skip to skip such steps"
+                )
+            else:
+                bar.write(
+                    f"step {done}: loss {loss_value}, gradient norm {norm_value}; update skipped (--on-nonfinite skip)"
+                )
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t2 = time.perf_counter()
+            if finite:
+                window["loss"] += loss_value
+                window["grad_norm"] += norm_value
+                window["n"] += 1
+            window["skipped"] += not finite
+            window["data_s"] += t1 - t0
+            window["update_s"] += t2 - t1
+            window["steps"] += 1
+            train_s += t2 - t0
+            if done % cfg.log_every == 0 or done == total_steps:
+                n, steps, elapsed = window["n"], window["steps"], window["data_s"] + window["update_s"]
+                row = {
+                    "step": done,
+                    "loss": window["loss"] / n if n else None,
+                    "grad_norm": window["grad_norm"] / n if n else None,
+                    "lr": lr,
+                    "samples_per_s": steps * cfg.batch_size / elapsed,
+                    "steps_per_s": steps / elapsed,
+                    "data_s_per_step": window["data_s"] / steps,
+                    "update_s_per_step": window["update_s"] / steps,
+                    "train_s": train_s,
+                    **({"skipped_steps": window["skipped"]} if window["skipped"] else {}),
+                }
+                log(row)
+                window = dict(empty_window)
+            scores = None
+            if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
+                try:
+                    scores = evaluate_now(done)
+                except BaseException:
+                    checkpoint(done)  # the steps trained so far are kept even if the evaluation fails
+                    raise
+            if done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and scores):
+                checkpoint(done, scores)
+        bar.close()
+        if start >= total_steps and not has_checkpoint:
+            scores = evaluate_now(0) if not trainable and cfg.eval_every else None
+            checkpoint(total_steps, scores)
     return run_dir
