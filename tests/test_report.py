@@ -201,3 +201,15 @@ def test_report_in_a_browser(matrix_folder: Path, open_page, tmp_path: Path) -> 
     }
     page.screenshot(tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_a_run_folder_reports_its_training(matrix_folder: Path, tmp_path: Path) -> None:
+    out = write_report(matrix_folder / "toy-fork" / "seed0" / "mlp", out=tmp_path / "run")
+    page = (out / "index.html").read_text()
+    assert 'id="training"' in page and "No evaluation found" in page and "<h3>toy/fork</h3><figure><img" in page
+
+
+def test_a_sampling_steps_result_reports_success_against_steps(tmp_path: Path) -> None:
+    result = Path(__file__).parents[1] / "benchmarks" / "results" / "sampling-steps-cpu.json"
+    page = (write_report(result, out=tmp_path / "steps") / "index.html").read_text()
+    assert 'id="costs"' in page and "success against sampling steps" in page

@@ -57,22 +57,29 @@ def format_description(desc: dict) -> str:
         ["feature", "shape", "dtype"],
         [[f["name"], str(tuple(f["shape"])), f["dtype"]] for f in desc["features"]],
     )
-    sources = text_table(
-        ["source", "episodes", "success", "mean return", "mean length", "smoothness", "divergence"],
-        [
-            [
-                name,
-                str(s["episodes"]),
-                "?" if s["success_rate"] is None else f"{s['success_rate']:.1%}",
-                "?" if s["mean_return"] is None else f"{s['mean_return']:.3f}",
-                f"{s['mean_length']:.1f}",
-                f"{s['mean_smoothness']:.3f}",
-                "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}",
-            ]
-            for name, s in desc["sources"].items()
-        ],
-    )
+    sources = text_table(SOURCE_HEADERS, source_rows(desc))
     return "\n\n".join(["\n".join(header), features, sources])
+
+
+SOURCE_HEADERS = ["source", "episodes", "success", "mean return", "mean length", "smoothness", "divergence"]
+
+
+def source_rows(desc: dict, unrecorded_source: str = "") -> list[list[str]]:
+    """One row per source of a description, as text: "?" for success or return the dataset does not
+    record, and ``unrecorded_source`` (if given) instead of the placeholder name of an unrecorded source."""
+    unknown = unrecorded_source and "source" in desc.get("unrecorded", ())
+    return [
+        [
+            unrecorded_source if unknown else name,
+            str(s["episodes"]),
+            "?" if s["success_rate"] is None else f"{s['success_rate']:.1%}",
+            "?" if s["mean_return"] is None else f"{s['mean_return']:.3f}",
+            f"{s['mean_length']:.1f}",
+            f"{s['mean_smoothness']:.3f}",
+            "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}",
+        ]
+        for name, s in desc["sources"].items()
+    ]
 
 
 def _tasks_line(tasks: dict[str, int]) -> str:

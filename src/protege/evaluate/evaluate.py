@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.atomic import atomic_file, write_json_atomic
+from protege.bench.machine import machine
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor, check_fits
 from protege.evaluate.stats import mcnemar_exact, summarize
@@ -123,6 +124,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             videos += record_videos(task, make_actor(policy, cfg), label, out, cfg, out_dir / VIDEOS, stems)
     report = {
         "task": task_name,
+        "machine": machine(),
         "progress": task.spec.progress,
         "seeds": {"first": int(seeds[0]), "count": len(seeds)},
         "execution": execution_settings(cfg),
@@ -202,6 +204,10 @@ def _write_manifest(folder: Path, entries: list[dict]) -> list[dict]:
     from protege.report.videos import write_manifest
 
     write_manifest(folder, entries)
+    kept = {entry["file"] for entry in entries}
+    for stale in folder.glob("*.webm"):  # an earlier evaluation's videos in the same folder
+        if stale.name not in kept:
+            stale.unlink()
     return [entry | {"file": f"{folder.name}/{entry['file']}"} for entry in entries]
 
 

@@ -246,16 +246,19 @@ def _videos(g: Gathered, out: Path) -> str:
     if not entries:
         return ""
     (out / "videos").mkdir(parents=True, exist_ok=True)
+    autoplay = " autoplay" if len(entries) <= AUTOPLAY_VIDEOS else ""
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, (ev, v) in enumerate(entries):
         name = f"{i:04d}-{v['file']}"
         _link_or_copy(Path(v["path"]), out / "videos" / name)
-        outcome = "success" if v.get("success") else "failure"
-        caption = f"seed {v.get('seed')}: {outcome}, {v.get('length', '?')} steps"
-        width, mood = int(v.get("width", 128)) * 2, "good" if v.get("success") else "bad"
+        shown = v.get("replay_success", v.get("success"))  # the outcome the video shows
+        caption = f"seed {v.get('seed')}: {'success' if shown else 'failure'}, {v.get('length', '?')} steps"
+        if v.get("replay_matches") is False:
+            caption += " (the evaluated episode ended otherwise: batched arithmetic differs by batch size)"
+        width, mood = int(v.get("width", 128)) * 2, "good" if shown else "bad"
         groups[(ev.task, v.get("policy", ""))].append(
-            f'<figure><video src="videos/{esc(name)}" muted loop controls playsinline preload="auto" width="{width}">'
-            f'</video><figcaption class="{mood}">{esc(caption)}</figcaption></figure>'
+            f'<figure><video src="videos/{esc(name)}" muted loop controls playsinline{autoplay} preload="auto" '
+            f'width="{width}"></video><figcaption class="{mood}">{esc(caption)}</figcaption></figure>'
         )
     body = "".join(
         f"<h3>{esc(task)} / {esc(policy)}</h3><div class='grid'>{''.join(items)}</div>"
@@ -263,6 +266,10 @@ def _videos(g: Gathered, out: Path) -> str:
     )
     note = "<p class='muted'>Recorded with <code>protege eval --videos N</code>: the first successes and failures.</p>"
     return _section("Rollouts", note + body, "videos")
+
+
+#: Up to this many rollout videos play on their own (muted, looped); more would load a browser down.
+AUTOPLAY_VIDEOS = 24
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

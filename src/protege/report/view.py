@@ -23,7 +23,7 @@ from PIL import Image
 
 from protege.atomic import atomic_file
 from protege.config import ViewConfig
-from protege.curation.describe import describe
+from protege.curation.describe import SOURCE_HEADERS, describe, source_rows
 from protege.data.store import ACTION, REWARD, STATE, EpisodeStore
 from protege.formats import detect_format, read_dataset
 from protege.report.page import document, esc, table, write_page
@@ -203,7 +203,6 @@ def write_strip(path: Path, frames: np.ndarray) -> tuple[int, ...]:
 
 def summary_section(desc: dict, cameras: set[str], not_drawn: dict[str, str]) -> str:
     """Features (and how each is shown), the per-source summary and coverage, as ``protege inspect`` has them."""
-    unrecorded = set(desc["unrecorded"])
 
     def shown_as(name: str, dtype: str) -> str:
         if dtype.endswith("(not read)"):
@@ -216,21 +215,7 @@ def summary_section(desc: dict, cameras: set[str], not_drawn: dict[str, str]) ->
         ["feature", "shape", "dtype", "shown as"],
         [[f["name"], str(tuple(f["shape"])), f["dtype"], shown_as(f["name"], f["dtype"])] for f in desc["features"]],
     )
-    sources = table(
-        ["source", "episodes", "success", "mean return", "mean length", "smoothness", "divergence"],
-        [
-            [
-                "?" if "source" in unrecorded else name,
-                s["episodes"],
-                "?" if s["success_rate"] is None else f"{s['success_rate']:.1%}",
-                "?" if s["mean_return"] is None else f"{s['mean_return']:.3f}",
-                f"{s['mean_length']:.1f}",
-                f"{s['mean_smoothness']:.3f}",
-                "-" if s["mean_divergence"] is None else f"{s['mean_divergence']:.3f}",
-            ]
-            for name, s in desc["sources"].items()
-        ],
-    )
+    sources = table(SOURCE_HEADERS, source_rows(desc, unrecorded_source="?"))
     coverage = desc["coverage"]
     cover = (
         coverage["note"]
