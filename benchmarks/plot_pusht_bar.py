@@ -1,7 +1,6 @@
 """The PushT bar's curves as a picture: success and mean max coverage at each training-time
 evaluation against training minutes, one line per run, from ``pusht_bar.py --merge``'s JSON.
 
-    pip install matplotlib   # a plotting library for this script only, not a protege dependency
     python benchmarks/plot_pusht_bar.py benchmarks/results/pusht-bar-30min.json --out docs/pusht-bar.png
 """
 

@@ -91,7 +91,7 @@ def build(work: Path, tasks: int, policies: int, seeds: int, episodes: int) -> P
                                 "seed": 100_000 + int(e),
                                 "success": k < 2,
                                 "length": 40,
-                                "file": name,
+                                "file": f"videos/{name}",
                                 "width": 128,
                                 "height": 128,
                                 "fps": 10,
@@ -102,9 +102,8 @@ def build(work: Path, tasks: int, policies: int, seeds: int, episodes: int) -> P
                 writer = csv.DictWriter(f, fieldnames=EPISODE_FIELDS)
                 writer.writeheader()
                 writer.writerows(rows)
-            (base / "eval" / "summary.json").write_text(json.dumps({"task": task, "policies": {n: {} for n in names}}))
-            if videos:
-                (base / "eval" / "videos" / "videos.json").write_text(json.dumps({"videos": videos}))
+            summary_json = {"task": task, "policies": {n: {} for n in names}, "videos": videos}
+            (base / "eval" / "summary.json").write_text(json.dumps(summary_json))
     (work / "summary.json").write_text(json.dumps(summary))
     return work
 

@@ -30,3 +30,16 @@ def test_arm_settings_reach_the_run_and_the_summary(tmp_path: Path) -> None:
     assert (plain["steps"], plain["batch_size"]) == (5, 16) and plain["lr"] != 0.01
     assert results["arms"]["mlp-tuned"]["training"] == {"lr": 0.01, "steps": 7}
     assert results["arms"]["mlp-tuned"]["settings"] == {"hidden_dim": 16} and "training" not in results["arms"]["mlp"]
+
+
+def test_a_bench_resumes_with_other_videos_and_from_an_older_config(tmp_path: Path) -> None:
+    """Settings that do not change results (videos, training-time evaluations) may change on resume,
+    and a bench_config.json written before a setting existed reads it as its default."""
+    from protege.bench.suites import _config_json, _read_config
+    from protege.config import BenchConfig
+
+    saved = _config_json(BenchConfig(steps=7))
+    del saved["baseline"]  # an older protege did not have it
+    (tmp_path / "bench_config.json").write_text(json.dumps({**saved, "videos": 0, "out": "x"}))
+    assert _read_config(tmp_path / "bench_config.json") == _config_json(BenchConfig(steps=7, videos=5, train_evals=0))
+    assert _read_config(tmp_path / "bench_config.json") != _config_json(BenchConfig(steps=8))

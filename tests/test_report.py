@@ -74,6 +74,9 @@ def test_paired_uses_shared_seeds_only(matrix_folder: Path) -> None:
     assert result["episodes"] == 12 and result["training_seeds"] == 2
     a_only = sum(a.episodes[k]["success"] and not b.episodes[k]["success"] for k in a.episodes)
     assert result["mcnemar"]["a_only"] == a_only
+    diffs = np.subtract(a.per_seed_success(), b.per_seed_success())
+    assert result["difference"] == pytest.approx(diffs.mean())  # a minus b, the mean over training seeds
+    assert result["t95_over_seeds"] == pytest.approx(list(interval_over_seeds(list(diffs), clip=False)))
     b.episodes = {k: v for k, v in b.episodes.items() if k[0] == 0}  # the baseline ran one seed only
     assert paired(a, b)["episodes"] == 6 and paired(a, b)["t95_over_seeds"] is None
 
@@ -171,6 +174,8 @@ def _recomputed(rows: list[dict], task: str, policy: str, baseline: str) -> dict
         b = sum(mine[k] and not base[k] for k in mine)
         c = sum(base[k] and not mine[k] for k in mine)
         out["p"] = min(1.0, 2 * stats.binom.cdf(min(b, c), b + c, 0.5)) if b + c else 1.0
+        base_rates = [np.mean([ok for (t, _), ok in base.items() if t == s]) for s in sorted({t for t, _ in base})]
+        out["difference"] = float(np.mean(per_seed) - np.mean(base_rates))
     return out
 
 
@@ -181,7 +186,7 @@ def test_report_in_a_browser(matrix_folder: Path, open_page, tmp_path: Path) -> 
     page = open_page(out / "index.html")
     page.assert_clean()  # no console or page errors, no network request, every <img> loaded, every <video> plays
     header, *body = page.table("#results", header=True)
-    col = {name: header.index(name) for name in ("task", "policy", "success", "95% CI", "McNemar p")}
+    col = {name: header.index(name) for name in ("task", "policy", "success", "95% CI", "vs mlp", "McNemar p")}
     rows = _episodes(matrix_folder)
     assert len(body) == 4
     for row in body:
@@ -192,6 +197,9 @@ def test_report_in_a_browser(matrix_folder: Path, open_page, tmp_path: Path) -> 
         assert (lo, hi) == pytest.approx(expected["ci"], abs=5e-4)
         if "p" in expected:
             assert float(row[col["McNemar p"]]) == pytest.approx(expected["p"], rel=1e-2)
+            assert float(row[col["vs mlp"]]) == pytest.approx(expected["difference"], abs=5e-4)
+        else:
+            assert row[col["vs mlp"]] == "(baseline)"
     images = page.images()
     assert len(images) >= 4 and all(image.natural_width > 0 for image in images)
     videos = page.videos()
@@ -213,3 +221,32 @@ def test_a_sampling_steps_result_reports_success_against_steps(tmp_path: Path) -
     result = Path(__file__).parents[1] / "benchmarks" / "results" / "sampling-steps-cpu.json"
     page = (write_report(result, out=tmp_path / "steps") / "index.html").read_text()
     assert 'id="costs"' in page and "success against sampling steps" in page
+
+
+def test_many_videos_are_made_when_their_group_opens(
+    matrix_folder: Path, open_page, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past AUTOPLAY_VIDEOS a report holds no player until a task x policy group is opened (hundreds
+    of players stall a page); opened, its videos play."""
+    import protege.report.build as build
+
+    monkeypatch.setattr(build, "AUTOPLAY_VIDEOS", 1)
+    page = open_page(write_report(matrix_folder, out=tmp_path / "many") / "index.html")
+    page.assert_clean()
+    assert page.videos() == [] and page.evaluate("document.querySelectorAll('details.videos').length") == 4
+    page.click("details.videos summary")
+    page.page.wait_for_selector("details.videos video")  # the toggle event runs after the click
+    videos = page.videos()
+    assert videos and all(video.plays for video in videos)
+
+
+def test_two_evaluations_of_one_policy_are_kept_apart(matrix_folder: Path, tmp_path: Path) -> None:
+    """Two copies of one evaluation under a folder (two benches side by side) are not mixed: the
+    second's policies carry its folder in their name."""
+    import shutil
+
+    for name in ("a", "b"):
+        shutil.copytree(matrix_folder / "toy-fork" / "seed0" / "eval", tmp_path / name / "eval")
+    table = cells(gather(tmp_path))
+    assert sorted(table["toy/fork"]) == ["gaussian", "gaussian (b/eval)", "mlp", "mlp (b/eval)"]
+    assert table["toy/fork"]["mlp"].episodes == table["toy/fork"]["mlp (b/eval)"].episodes

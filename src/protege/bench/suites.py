@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import fcntl
 import json
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -90,9 +91,20 @@ def bench(cfg: BenchConfig) -> dict:
         name: {f"batch_{b}": inference_ms_per_action(out / name, store, b) for b in (1, 64)} for name in families
     }
     write_json_atomic(out / "eval" / "summary.json", report)
-    report["report"] = str(write_report(out) / "index.html")
     (out / "table.txt").write_text(format_report(report) + "\n")
+    report["report"] = _report(out)
     return report
+
+
+def _report(out: Path) -> str:
+    """Write the benchmark's HTML report; its page, or why not (said on stderr). The results are saved
+    before, so a report that fails costs no rerun: `protege report OUT` tries again."""
+    try:
+        return str(write_report(out) / "index.html")
+    except Exception as err:  # any failure of the page must not lose a finished benchmark
+        message = f"not written ({type(err).__name__}: {err}); retry with: protege report {out}"
+        print(f"protege bench: report {message}", file=sys.stderr)
+        return message
 
 
 def bench_matrix(cfg: BenchConfig) -> dict:
@@ -135,16 +147,19 @@ def bench_matrix(cfg: BenchConfig) -> dict:
     results = run_matrix(matrix)
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
-    return results | {"out": str(out / "summary.json"), "report": str(write_report(out) / "index.html")}
+    return results | {"out": str(out / "summary.json"), "report": _report(out)}
 
 
 BENCH_CONFIG = "bench_config.json"
 
 
+#: Settings that do not change a benchmark's results: a resume may change them.
+NOT_RESULTS = ("out", "progress", "videos", "train_evals")
+
+
 def _config_json(cfg: BenchConfig) -> dict:
-    """The settings that decide a benchmark's results, as JSON reads them back (``out`` and the
-    progress bars left out)."""
-    data = {k: v for k, v in vars(cfg).items() if k not in ("out", "progress")}
+    """The settings that decide a benchmark's results, as JSON reads them back."""
+    data = {k: v for k, v in vars(cfg).items() if k not in NOT_RESULTS}
     return json.loads(json.dumps(data, default=str))
 
 
@@ -200,12 +215,15 @@ def _hold(folder: Path) -> bool:
 
 
 def _read_config(path: Path) -> dict | None:
-    """A saved bench_config.json as ``_config_json`` gives it (older ones also saved out and progress)."""
+    """A saved bench_config.json as ``_config_json`` gives it: settings it predates take their
+    defaults, and the ones that do not change results are left out."""
     try:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return {k: v for k, v in saved.items() if k not in ("out", "progress")} if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        return None
+    return {**_config_json(BenchConfig()), **{k: v for k, v in saved.items() if k not in NOT_RESULTS}}
 
 
 def curation_of(name: str) -> CurationConfig:

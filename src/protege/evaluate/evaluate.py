@@ -80,6 +80,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     policies = [load_policy(folder, ema=cfg.ema) for folder in folders]  # every one checked before any work, on the CPU
     for folder, policy in zip(folders, policies):
         check_fits(policy.spec, task, f"checkpoint '{folder}'")
+    if cfg.videos > 0:
+        task.make_render_env(1).close()  # a task that cannot draw its scene refuses before any episode runs
     out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
     results, taken, videos, stems = [], set(), [], set()
     for i, (path, folder, policy) in enumerate(zip(cfg.checkpoints, folders, policies)):

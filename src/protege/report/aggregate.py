@@ -5,7 +5,7 @@ task, and the probability that one method beats another on a task, averaged over
 Written here in vectorized numpy rather than imported from ``rliable``: rliable pulls pandas,
 seaborn and arch for two small functions, and draws its resamples one at a time in Python. Point
 estimates equal rliable's exactly and the intervals agree within bootstrap noise
-(tests/test_report_aggregate.py compares both). Scores are arrays of shape (runs, tasks): one
+(tests/test_report.py compares both). Scores are arrays of shape (runs, tasks): one
 training seed's success rate per task.
 """
 

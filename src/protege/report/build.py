@@ -46,7 +46,8 @@ def write_report(path: Path, out: Path | None = None, baseline: str = "") -> Pat
         f"{g.kind} folder {g.root} | tasks: {', '.join(tasks) or '-'} | baseline: {base or '-'} | "
         f"built in {time.perf_counter() - start:.1f} s"
     )
-    write_page(out, document(f"protege report: {g.root.name}", subtitle, "".join(s for s in sections if s)))
+    page = document(f"protege report: {g.root.name}", subtitle, "".join(s for s in sections if s), OPEN_VIDEOS)
+    write_page(out, page)
     return out
 
 
@@ -163,14 +164,24 @@ def _aggregate(table_: dict[str, dict[str, Cell]], base: str, palette: dict[str,
         )
         return _section("Across tasks", body, "aggregate")
     iqm = {p: (v["iqm"], *v["ci95"]) for p, v in agg["iqm"].items()}
+    if agg["left_out"]:
+        body_left = (
+            f"<p class='muted'>Left out (not on every task with the same number of training seeds): "
+            f"{esc(', '.join(agg['left_out']))}.</p>"
+        )
+    else:
+        body_left = ""
     rows = [[p, _fmt(v[0]), _ci(list(v[1:]))] for p, v in iqm.items()]
     body = (
         f"<p>Over {len(agg['tasks'])} task(s): {esc(', '.join(agg['tasks']))}. Interquartile mean of the per-run "
         "(training seed x task) success rates and the probability that a run of a policy beats a run of the "
         f"baseline on a task, both with 95% stratified-bootstrap intervals (Agarwal et al. 2021).</p>"
+        + body_left
         + table(["policy", "IQM success", "95% CI"], rows, 'id="iqm"')
     )
-    figures = [_img(plots.interval_panel(iqm, palette, "IQM of success", None), "IQM with 95% CI", "IQM")]
+    figures = [
+        _img(plots.interval_panel(iqm, [palette[p] for p in iqm], "IQM of success", None), "IQM with 95% CI", "IQM")
+    ]
     if agg["improvement"]:
         poi = {f"{p} > {base}": (v["probability"], *v["ci95"]) for p, v in agg["improvement"].items()}
         body += table(
@@ -179,7 +190,11 @@ def _aggregate(table_: dict[str, dict[str, Cell]], base: str, palette: dict[str,
             'id="improvement"',
         )
         figures.append(
-            _img(plots.interval_panel(poi, palette, "probability of improvement", 0.5), "P(X > baseline)", "PoI")
+            _img(
+                plots.interval_panel(poi, [palette[p] for p in agg["improvement"]], "probability of improvement", 0.5),
+                "P(X > baseline)",
+                "PoI",
+            )
         )
     return _section("Across tasks", body + f"<div class='grid'>{''.join(figures)}</div>", "aggregate")
 
@@ -245,11 +260,13 @@ def _videos(g: Gathered, out: Path) -> str:
     entries = [(ev, v) for ev in g.evaluations for v in ev.videos]
     if not entries:
         return ""
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    autoplay = " autoplay" if len(entries) <= AUTOPLAY_VIDEOS else ""
+    shutil.rmtree(out / "videos", ignore_errors=True)  # the report's own copies: an earlier report's go
+    (out / "videos").mkdir(parents=True)
+    few = len(entries) <= AUTOPLAY_VIDEOS
+    playing = ' autoplay preload="auto"' if few else ' preload="metadata"'
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for i, (ev, v) in enumerate(entries):
-        name = f"{i:04d}-{v['file']}"
+        name = f"{i:04d}-{Path(v['file']).name}"
         _link_or_copy(Path(v["path"]), out / "videos" / name)
         shown = v.get("replay_success", v.get("success"))  # the outcome the video shows
         caption = f"seed {v.get('seed')}: {'success' if shown else 'failure'}, {v.get('length', '?')} steps"
@@ -257,19 +274,35 @@ def _videos(g: Gathered, out: Path) -> str:
             caption += " (the evaluated episode ended otherwise: batched arithmetic differs by batch size)"
         width, mood = int(v.get("width", 128)) * 2, "good" if shown else "bad"
         groups[(ev.task, v.get("policy", ""))].append(
-            f'<figure><video src="videos/{esc(name)}" muted loop controls playsinline{autoplay} preload="auto" '
+            f'<figure><video src="videos/{esc(name)}" muted loop controls playsinline{playing} '
             f'width="{width}"></video><figcaption class="{mood}">{esc(caption)}</figcaption></figure>'
         )
-    body = "".join(
-        f"<h3>{esc(task)} / {esc(policy)}</h3><div class='grid'>{''.join(items)}</div>"
-        for (task, policy), items in sorted(groups.items())
-    )
+    if few:
+        body = "".join(
+            f"<h3>{esc(task)} / {esc(policy)}</h3><div class='grid'>{''.join(items)}</div>"
+            for (task, policy), items in sorted(groups.items())
+        )
+    else:  # hundreds of players stall a page: each group's videos are made when it is opened
+        body = "".join(
+            f"<details class='videos'><summary>{esc(task)} / {esc(policy)} ({len(items)} videos)</summary>"
+            f"<template><div class='grid'>{''.join(items)}</div></template></details>"
+            for (task, policy), items in sorted(groups.items())
+        )
     note = "<p class='muted'>Recorded with <code>protege eval --videos N</code>: the first successes and failures.</p>"
     return _section("Rollouts", note + body, "videos")
 
 
-#: Up to this many rollout videos play on their own (muted, looped); more would load a browser down.
+#: Up to this many rollout videos are on the page at once, playing on their own (muted, looped);
+#: beyond it each task x policy group is a closed section whose players are made when it opens.
 AUTOPLAY_VIDEOS = 24
+
+#: Opens a group of videos: its template's players go into the page the first time it opens.
+OPEN_VIDEOS = """
+document.querySelectorAll('details.videos').forEach(d => d.addEventListener('toggle', () => {
+  const t = d.querySelector('template');
+  if (d.open && t) t.replaceWith(t.content.cloneNode(true));
+}));
+"""
 
 
 def _link_or_copy(src: Path, dest: Path) -> None:

@@ -111,24 +111,27 @@ def _walk(root: Path) -> list[Path]:
 
 
 def _run_of(checkpoint: str, eval_dir: Path, label: str, runs: dict[Path, Run]) -> Run | None:
-    """The run a row's checkpoint came from: an ancestor of the checkpoint folder that is a run, else
-    (a folder moved since) the run named like the label beside the eval folder."""
-    path = Path(checkpoint).resolve()
-    for folder in (path, *path.parents):
-        if folder in runs:
-            return runs[folder]
+    """The run a row's checkpoint came from: an ancestor of the checkpoint folder that is a run. A
+    relative checkpoint path (as `protege eval` was given it) is tried from the working folder and
+    from each folder above the eval folder; last, the run named like the label beside the eval folder."""
+    given = Path(checkpoint)
+    bases = [Path.cwd()] if given.is_absolute() else [Path.cwd(), *eval_dir.resolve().parents]
+    for base in bases:
+        path = (base / given).resolve()
+        for folder in (path, *path.parents):
+            if folder in runs:
+                return runs[folder]
     return runs.get((eval_dir.parent / label).resolve())
 
 
-def _videos(eval_dir: Path) -> list[dict]:
-    manifest = eval_dir / "videos" / "videos.json"
-    if not manifest.exists():
-        return []
-    entries = json.loads(manifest.read_text())
-    entries = entries.get("videos", []) if isinstance(entries, dict) else entries
-    return [
-        {**e, "path": eval_dir / "videos" / e["file"]} for e in entries if (eval_dir / "videos" / e["file"]).exists()
-    ]
+def _videos(eval_dir: Path, summary: dict) -> list[dict]:
+    """The videos this evaluation recorded, as its summary.json lists them (a manifest left from an
+    earlier evaluation into the same folder is not this one's); a listed file that is gone is refused."""
+    entries = summary.get("videos", [])
+    missing = [e["file"] for e in entries if not (eval_dir / e["file"]).exists()]
+    if missing:
+        raise FileNotFoundError(f"'{eval_dir / 'summary.json'}' lists videos that are gone: {missing[:3]}")
+    return [{**e, "path": eval_dir / e["file"]} for e in entries]
 
 
 def gather(root: Path) -> Gathered:
@@ -152,7 +155,8 @@ def gather(root: Path) -> Gathered:
     for folder in folders:
         if not ((folder / "episodes.csv").exists() and (folder / "summary.json").exists()):
             continue
-        ev = Evaluation(folder, _json(folder / "summary.json"), _rows(folder / "episodes.csv"), videos=_videos(folder))
+        summary = _json(folder / "summary.json")
+        ev = Evaluation(folder, summary, _rows(folder / "episodes.csv"), videos=_videos(folder, summary))
         for label in ev.summary.get("policies", {}):
             checkpoint = next((r["checkpoint"] for r in ev.rows if r["policy"] == label), "")
             run = _run_of(checkpoint, folder, label, runs)

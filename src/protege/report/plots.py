@@ -16,7 +16,15 @@ import numpy as np  # noqa: E402
 
 from protege.report.page import data_uri  # noqa: E402
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+plt.rcParams.update(
+    {
+        "text.parse_math": False,
+        "svg.fonttype": "none",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
 
 
 def colors(policies: Sequence[str]) -> dict[str, str]:
@@ -60,12 +68,11 @@ def success_bars(per_task: dict[str, dict[str, tuple[float, float, float]]], pal
 
 
 def interval_panel(
-    values: dict[str, tuple[float, float, float]], palette: dict[str, str], xlabel: str, ref: float | None
+    values: dict[str, tuple[float, float, float]], colors: list[str], xlabel: str, ref: float | None
 ) -> str:
-    """One row per name: a point estimate and its interval (IQM, probability of improvement)."""
+    """One row per name (in ``colors``' colour): a point estimate and its interval (IQM, probability of improvement)."""
     fig, ax = plt.subplots(figsize=(4.6, 0.6 + 0.34 * len(values)))
-    for y, (name, (point, lo, hi)) in enumerate(values.items()):
-        color = palette.get(name.split(" ")[0], "#444444")
+    for y, ((point, lo, hi), color) in enumerate(zip(values.values(), colors)):
         ax.errorbar(point, y, xerr=[[point - lo], [hi - point]], fmt="o", color=color, capsize=3)
     ax.set_yticks(range(len(values)), list(values))
     ax.invert_yaxis()
@@ -78,9 +85,12 @@ def interval_panel(
 
 
 def _band(ax: plt.Axes, curves: list[tuple[np.ndarray, np.ndarray]], color: str, label: str) -> None:
-    """Mean over seeds at the steps every seed logged, with the seeds' min-max as a band."""
+    """Mean over seeds at the steps every seed logged, with the seeds' min-max as a band; seeds that
+    share no logged step (other --log-every) are drawn one by one."""
     common = sorted(set.intersection(*(set(x.tolist()) for x, _ in curves)))
     if not common:
+        for i, (x, y) in enumerate(curves):
+            ax.plot(x, y, color=color, lw=1.0, alpha=0.8, label=label if i == 0 else None)
         return
     ys = np.array([[y[list(x).index(s)] for s in common] for x, y in curves])
     ax.plot(common, ys.mean(axis=0), color=color, lw=1.4, label=label)

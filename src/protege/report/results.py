@@ -28,69 +28,107 @@ class Cell:
     def seeds(self) -> list[int]:
         return sorted({train for train, _ in self.episodes})
 
-    def per_seed_success(self) -> list[float]:
+    def per_seed(self, key: str) -> list[float]:
+        """The mean of one column per training seed (rows without a value left out)."""
         return [
-            float(np.mean([r["success"] for (t, _), r in self.episodes.items() if t == seed])) for seed in self.seeds()
+            float(np.mean(values))
+            for seed in self.seeds()
+            if (values := [r[key] for (t, _), r in self.episodes.items() if t == seed and r[key] is not None])
         ]
 
+    def per_seed_success(self) -> list[float]:
+        return self.per_seed("success")
+
     def summary(self) -> dict:
+        """With two or more training seeds every number is a mean over seeds with a t-interval over
+        seeds (seeds, not episodes, are the independent units); with one, over episodes."""
         rows = list(self.episodes.values())
         success = np.array([r["success"] for r in rows])
         per_seed = self.per_seed_success()
+        several = len(per_seed) > 1
         progress = [r["max_progress"] for r in rows if r["max_progress"] is not None]
-        returns = np.array([r["return"] for r in rows])
         return {
             "episodes": len(rows),
             "training_seeds": len(per_seed),
-            "success": float(success.mean()),
+            "success": float(np.mean(per_seed)) if several else float(success.mean()),
             "success_wilson95": list(wilson_interval(int(success.sum()), len(rows))),
             "per_seed": per_seed,
-            "success_t95_over_seeds": list(interval_over_seeds(per_seed)) if len(per_seed) > 1 else None,
-            "mean_max_progress": float(np.mean(progress)) if progress else None,
-            "max_progress_ci95": mean_interval(np.array(progress)) if len(progress) > 1 else None,
-            "mean_return": float(returns.mean()),
-            "return_ci95": mean_interval(returns),
+            "success_t95_over_seeds": list(interval_over_seeds(per_seed)) if several else None,
+            "mean_max_progress": self._mean(progress, "max_progress", several),
+            "max_progress_ci95": self._interval(progress, "max_progress", several, clip=True),
+            "mean_return": self._mean([r["return"] for r in rows], "return", several),
+            "return_ci95": self._interval([r["return"] for r in rows], "return", several, clip=False),
             "checkpoint_rule": self.rule,
         }
 
+    def _mean(self, values: list[float], key: str, several: bool) -> float | None:
+        if not values:
+            return None
+        return float(np.mean(self.per_seed(key))) if several else float(np.mean(values))
+
+    def _interval(self, values: list[float], key: str, several: bool, clip: bool) -> list[float] | None:
+        """A t-interval over the seeds' means (several seeds), else a normal one over episodes; None
+        for fewer than two values. ``clip``: a progress signal lives in [0, 1]."""
+        if not values:
+            return None
+        if several:
+            return list(interval_over_seeds(self.per_seed(key), clip=clip))
+        if len(values) < 2:
+            return None
+        lo, hi = mean_interval(np.array(values))
+        return [max(0.0, lo), min(1.0, hi)] if clip else [lo, hi]
+
 
 def cells(g: Gathered) -> dict[str, dict[str, Cell]]:
-    """Per task, per policy: a Cell of every episode evaluated (an episode found twice is refused)."""
+    """Per task, per policy: a Cell of every episode evaluated. Where two evaluations hold the same
+    policy, training seed and evaluation seed (two benches in one folder), the later one's policy is
+    named by its folder ("mlp (other/eval)"), so neither is mixed into the other."""
     table: dict[str, dict[str, Cell]] = defaultdict(dict)
     for ev in g.evaluations:
+        clash = any(
+            (ev.train_seed(r["policy"]), r["seed"])
+            in table.get(r["task"], {}).get(r["policy"], Cell("", "", {})).episodes
+            for r in ev.rows
+        )
+        where = ev.folder.relative_to(g.root) if ev.folder.is_relative_to(g.root) else ev.folder
         for row in ev.rows:
             label = row["policy"]
-            cell = table[row["task"]].setdefault(label, Cell(row["task"], label, {}))
+            name = f"{label} ({where})" if clash else label
+            cell = table[row["task"]].setdefault(name, Cell(row["task"], name, {}))
             cell.rule = ev.summary.get("policies", {}).get(label, {}).get("checkpoint", {}).get("rule", "final")
             key = (ev.train_seed(label), row["seed"])
             if key in cell.episodes:
-                raise ValueError(
-                    f"{row['task']} / {label}: training seed {key[0]}, evaluation seed {key[1]} appears twice "
-                    f"(again in '{ev.folder}'); report one evaluation per run"
-                )
+                raise ValueError(f"'{ev.folder}': {label} ran evaluation seed {key[1]} twice")
             cell.episodes[key] = row
     return dict(table)
 
 
 def paired(a: Cell, b: Cell) -> dict | None:
-    """Policy a minus b on the episodes both ran (same training seed, same evaluation seed): McNemar over
-    episodes, and the mean difference over training seeds with its t-interval (two or more seeds)."""
-    shared = sorted(a.episodes.keys() & b.episodes.keys())
+    """Policy a minus b on the episodes both ran: the same training seed and evaluation seed, or, when
+    each was trained once (with its own seed), the same evaluation seed. McNemar over those episodes;
+    with two or more training seeds, the mean of the per-seed differences and its t-interval."""
+    if len(a.seeds()) == len(b.seeds()) == 1:
+        ea, eb = ({seed: r for (_, seed), r in c.episodes.items()} for c in (a, b))
+        shared = sorted(ea.keys() & eb.keys())
+        by_seed = {0: shared}
+    else:
+        ea, eb = a.episodes, b.episodes
+        shared = sorted(ea.keys() & eb.keys())
+        by_seed = {t: [k for k in shared if k[0] == t] for t in sorted({t for t, _ in shared})}
     if not shared:
         return None
-    sa = np.array([a.episodes[k]["success"] for k in shared])
-    sb = np.array([b.episodes[k]["success"] for k in shared])
-    seeds = sorted({t for t, _ in shared})
+    sa = np.array([ea[k]["success"] for k in shared])
+    sb = np.array([eb[k]["success"] for k in shared])
     diffs = [
-        float(np.mean([a.episodes[k]["success"] for k in shared if k[0] == s]))
-        - float(np.mean([b.episodes[k]["success"] for k in shared if k[0] == s]))
-        for s in seeds
+        float(np.mean([ea[k]["success"] for k in keys]) - np.mean([eb[k]["success"] for k in keys]))
+        for keys in by_seed.values()
     ]
+    several = len(diffs) > 1
     return {
         "episodes": len(shared),
-        "training_seeds": len(seeds),
-        "difference": float(sa.mean() - sb.mean()),
-        "t95_over_seeds": list(interval_over_seeds(diffs, clip=False)) if len(seeds) > 1 else None,
+        "training_seeds": len(diffs),
+        "difference": float(np.mean(diffs)) if several else float(sa.mean() - sb.mean()),
+        "t95_over_seeds": list(interval_over_seeds(diffs, clip=False)) if several else None,
         "mcnemar": mcnemar_exact(sa, sb),
     }
 
@@ -116,15 +154,26 @@ def score_matrix(table: dict[str, dict[str, Cell]], policy: str, tasks: list[str
 
 
 def across_tasks(table: dict[str, dict[str, Cell]], baseline: str) -> dict:
-    """IQM per policy and P(policy > baseline), both with 95% stratified-bootstrap intervals, over
-    the tasks every policy was run on; empty for fewer than 2 (task, seed) runs per policy."""
+    """IQM per policy and P(policy > baseline), both with 95% stratified-bootstrap intervals, over the
+    tasks; a policy missing from a task or with another number of training seeds is left out (and
+    named in ``left_out``). Empty for fewer than 2 (task, seed) runs per policy."""
     tasks = sorted(table)
-    matrices = {
-        p: m for p in sorted({p for c in table.values() for p in c}) if (m := score_matrix(table, p, tasks)) is not None
-    }
+    policies = sorted({p for c in table.values() for p in c})
+    matrices = {p: m for p in policies if (m := score_matrix(table, p, tasks)) is not None}
+    counts = {}
+    for p, m in matrices.items():
+        counts.setdefault(m.shape[0], []).append(p)
+    if counts:  # the seed count most policies share (a tie: the larger)
+        runs = max(counts, key=lambda n: (len(counts[n]), n))
+        matrices = {p: m for p, m in matrices.items() if m.shape[0] == runs}
     if not matrices or next(iter(matrices.values())).size < 2:
         return {}
-    out = {"tasks": tasks, "iqm": {p: iqm_interval(m) for p, m in matrices.items()}, "improvement": {}}
+    out = {
+        "tasks": tasks,
+        "iqm": {p: iqm_interval(m) for p, m in matrices.items()},
+        "improvement": {},
+        "left_out": [p for p in policies if p not in matrices],
+    }
     if baseline in matrices:
         out["improvement"] = {
             p: improvement_interval(m, matrices[baseline]) for p, m in matrices.items() if p != baseline

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def write_view(cfg: ViewConfig) -> Path:
     desc = describe(store)
     keys = camera_keys(store)
     curves, not_drawn = curve_groups(store, keys)
+    shutil.rmtree(folder / MEDIA, ignore_errors=True)  # an earlier view's videos and stills
     cameras = write_cameras(folder, store, keys, shown)
     rows = episode_rows(store, desc)
     xy = STATE if not keys and STATE in curves and curves[STATE].shape[1] >= 2 else None
@@ -79,7 +81,7 @@ def write_view(cfg: ViewConfig) -> Path:
             viewer_section(store, shown, rows, cameras, xy),
             table_section(rows, set(shown)),
             '<script type="application/json" id="view-data">'
-            + json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+            + json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
             + "</script>",
         ]
     )
