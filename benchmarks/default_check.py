@@ -17,9 +17,9 @@ import argparse
 import json
 from pathlib import Path
 
-from protege.bench.machine import machine
 from protege.bench.matrix import Arm, Matrix, format_matrix, run_matrix
 from protege.bench.variants import parse_setting
+from protege.machine import machine
 
 
 def main() -> None:

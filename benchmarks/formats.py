@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.bench.machine import machine
 from protege.data.store import EpisodeStore
 from protege.formats import read_dataset, write_dataset
+from protege.machine import machine
 
 IMAGE_KEY = "observation.images.front"
 

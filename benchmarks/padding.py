@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.bench.machine import machine
 from protege.bench.matrix import Arm, Matrix, run_matrix
 from protege.evaluate.stats import mcnemar_exact
+from protege.machine import machine
 
 
 def paired(out: Path, task: str, seeds: int, fit: str, masked: str) -> dict:

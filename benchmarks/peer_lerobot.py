@@ -41,7 +41,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.bench.machine import machine
 from protege.config import EVAL_SEED, CollectConfig, TrainConfig
 from protege.data.store import STATE, EpisodeStore
 from protege.data.windows import WindowSampler
@@ -50,6 +49,7 @@ from protege.evaluate.actor import PolicyActor
 from protege.evaluate.stats import mean_interval, wilson_interval
 from protege.evaluate.timing import predict_ms
 from protege.formats import read_dataset, write_dataset
+from protege.machine import machine
 from protege.policies import policy_class
 from protege.policies.storage import load_policy
 from protege.runner import rollout

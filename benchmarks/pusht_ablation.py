@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.bench.machine import machine
 from protege.bench.matrix import Arm, Matrix, run_matrix
 from protege.evaluate.stats import mean_interval, wilson_interval
+from protege.machine import machine
 
 BASELINE = "diffusion"
 #: arm -> (family, policy settings, training settings) changed from the defaults

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.bench.machine import machine
 from protege.bench.variants import compare_variants
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import mean_interval, wilson_interval
+from protege.machine import machine
 from protege.policies import policy_class
 from protege.train.trainer import train
 

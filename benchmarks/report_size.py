@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from protege.bench.machine import machine
 from protege.evaluate.evaluate import EPISODE_FIELDS
+from protege.evaluate.videos import write_webm
+from protege.machine import machine
 from protege.report.build import write_report
-from protege.report.videos import write_webm
 
 
 def _video(path: Path, rng: np.random.Generator) -> None:

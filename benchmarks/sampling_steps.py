@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from protege.bench.machine import machine
 from protege.bench.variants import write_variant
 from protege.config import EVAL_SEED, CollectConfig, EvalConfig, TrainConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.timing import predict_ms
+from protege.machine import machine
 from protege.policies import Policy, policy_class
 from protege.policies.distilled import DistilledConfig
 from protege.policies.storage import load_policy

@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from protege.bench.machine import machine
 from protege.bench.variants import compare_variants, parse_setting
+from protege.machine import machine
 
 
 def main() -> None:

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from protege.bench.machine import machine
 from protege.bench.matrix import is_student
 from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.timing import predict_ms
 from protege.formats import write_dataset
+from protege.machine import machine
 from protege.policies import POLICIES, FeatureSpec, make_policy, policy_class
 from protege.runner import rollout
 from protege.tasks import make_task

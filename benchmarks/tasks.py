@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from protege.atomic import write_json_atomic
-from protege.bench.machine import machine
 from protege.config import EVAL_SEED, EvalConfig, TrainConfig
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import interval_over_seeds, wilson_interval
 from protege.formats import write_dataset
+from protege.machine import machine
 from protege.policies import policy_class
 from protege.runner import rollout
 from protege.tables import markdown_table

@@ -250,3 +250,44 @@ def test_two_evaluations_of_one_policy_are_kept_apart(matrix_folder: Path, tmp_p
     table = cells(gather(tmp_path))
     assert sorted(table["toy/fork"]) == ["gaussian", "gaussian (b/eval)", "mlp", "mlp (b/eval)"]
     assert table["toy/fork"]["mlp"].episodes == table["toy/fork"]["mlp (b/eval)"].episodes
+
+
+def test_an_eval_folder_finds_its_runs_from_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`protege eval runs/a runs/b` records relative checkpoint paths; reported from another folder,
+    the eval still finds both runs (their training seeds and curves), and the two runs, trained once
+    each with different seeds, are paired on the evaluation seeds."""
+    main(["collect", "toy/fork", "--episodes", "8", "--num-envs", "8", "--out", "data", "--no-progress"])
+    for name, seed in (("a", "0"), ("b", "1")):
+        main(
+            [
+                "train",
+                "data",
+                "--steps",
+                "4",
+                "--batch-size",
+                "16",
+                "--eval-every",
+                "2",
+                "--eval-episodes",
+                "2",
+                "--seed",
+                seed,
+                "--out",
+                f"runs/{name}",
+                "--no-progress",
+                "policy:mlp",
+                "--policy.hidden-dim",
+                "16",
+            ]
+        )
+    main(["eval", "runs/a", "runs/b", "--episodes", "4", "--num-envs", "4", "--no-progress"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    g = gather(tmp_path / "runs" / "a" / "eval")
+    ev = g.evaluations[0]
+    assert {label: ev.train_seed(label) for label in ev.runs} == {"mlp": 0, "mlp:b": 1}
+    table = cells(g)
+    assert paired(table["toy/fork"]["mlp:b"], table["toy/fork"]["mlp"])["episodes"] == 4
+    page = (write_report(tmp_path / "runs" / "a" / "eval", out=tmp_path / "rep") / "index.html").read_text()
+    assert 'id="training"' in page and "runs/b/config.json" in page

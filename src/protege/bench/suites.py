@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import IO
 
 from protege.atomic import write_json_atomic
-from protege.bench.machine import machine
 from protege.bench.matrix import (
     STUDENT_TEACHER,
     Arm,
@@ -29,6 +28,7 @@ from protege.curation.curate import CurationConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate, format_report
 from protege.formats import read_dataset
+from protege.machine import machine
 from protege.policies import policy_class
 from protege.report.build import write_report
 from protege.train.trainer import train

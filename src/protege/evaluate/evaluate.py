@@ -7,7 +7,7 @@ all episodes' steps) come from the actor's log. Episodes run in parallel waves, 
 
 With ``videos`` the first successes and failures of each policy are replayed afterwards, their
 seeds in one rendering batch, and written as WebM files under ``videos/`` with a manifest
-(protege.report.videos): the evaluation itself draws nothing, so its rows are the same either way.
+(protege.evaluate.videos): the evaluation itself draws nothing, so its rows are the same either way.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from protege.atomic import atomic_file, write_json_atomic
-from protege.bench.machine import machine
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor, check_fits
 from protege.evaluate.stats import mcnemar_exact, summarize
+from protege.machine import machine
 from protege.policies.base import Policy
 from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
 from protege.runner import Rollouts, rollout
@@ -168,7 +168,7 @@ def record_videos(
     arithmetic differs by batch size; a replay that ends otherwise is still shown, named by the
     outcome it shows, with ``replay_matches`` false. ``stems`` holds the file stems already in use.
     """
-    from protege.report.videos import file_stem, pick_seeds, video_name, write_webm  # PyAV only when asked for
+    from protege.evaluate.videos import file_stem, pick_seeds, video_name, write_webm  # PyAV only when asked for
 
     seeds = pick_seeds(evaluated.seeds, evaluated.success, cfg.videos)
     replay = rollout(
@@ -203,7 +203,7 @@ def record_videos(
 def _write_manifest(folder: Path, entries: list[dict]) -> list[dict]:
     """Write the videos' manifest into ``folder``; the entries as summary.json lists them, each
     ``file`` relative to the eval folder (in the manifest: relative to its own folder)."""
-    from protege.report.videos import write_manifest
+    from protege.evaluate.videos import write_manifest
 
     write_manifest(folder, entries)
     kept = {entry["file"] for entry in entries}

@@ -118,10 +118,22 @@ def _run_of(checkpoint: str, eval_dir: Path, label: str, runs: dict[Path, Run]) 
     bases = [Path.cwd()] if given.is_absolute() else [Path.cwd(), *eval_dir.resolve().parents]
     for base in bases:
         path = (base / given).resolve()
+        if not path.exists():
+            continue
         for folder in (path, *path.parents):
+            if folder not in runs and _is_run(folder):  # a run outside the reported folder (`protege report RUN/eval`)
+                runs[folder] = _read_run(folder)
             if folder in runs:
                 return runs[folder]
     return runs.get((eval_dir.parent / label).resolve())
+
+
+def _is_run(folder: Path) -> bool:
+    return (folder / "config.json").exists() and (folder / "metrics.jsonl").exists()
+
+
+def _read_run(folder: Path) -> Run:
+    return Run(folder, _json(folder / "config.json"), _metrics(folder / "metrics.jsonl"))
 
 
 def _videos(eval_dir: Path, summary: dict) -> list[dict]:
@@ -146,11 +158,7 @@ def gather(root: Path) -> Gathered:
             raise ValueError(f"'{root}' is not a folder nor a sampling-steps JSON (benchmarks/sampling_steps.py)")
         return Gathered(root, "sampling", [], [], sampling=[data])
     folders = _walk(root)
-    runs = {
-        f.resolve(): Run(f, _json(f / "config.json"), _metrics(f / "metrics.jsonl"))
-        for f in folders
-        if (f / "config.json").exists() and (f / "metrics.jsonl").exists()
-    }
+    runs = {f.resolve(): _read_run(f) for f in folders if _is_run(f)}
     evaluations = []
     for folder in folders:
         if not ((folder / "episodes.csv").exists() and (folder / "summary.json").exists()):

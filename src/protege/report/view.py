@@ -26,9 +26,9 @@ from protege.atomic import atomic_file
 from protege.config import ViewConfig
 from protege.curation.describe import SOURCE_HEADERS, describe, source_rows
 from protege.data.store import ACTION, REWARD, STATE, EpisodeStore
+from protege.evaluate.videos import write_webm
 from protege.formats import detect_format, read_dataset
 from protege.report.page import document, esc, table, write_page
-from protege.report.videos import write_webm
 
 #: Most points per curve: longer episodes are subsampled evenly (every k-th frame).
 CURVE_POINTS = 400
