@@ -291,3 +291,12 @@ def test_an_eval_folder_finds_its_runs_from_anywhere(tmp_path: Path, monkeypatch
     assert paired(table["toy/fork"]["mlp:b"], table["toy/fork"]["mlp"])["episodes"] == 4
     page = (write_report(tmp_path / "runs" / "a" / "eval", out=tmp_path / "rep") / "index.html").read_text()
     assert 'id="training"' in page and "runs/b/config.json" in page
+
+
+def test_names_with_dollars_are_drawn_as_text() -> None:
+    """Names with "$...$" (mathtext to matplotlib, which fails on some) are drawn as plain text."""
+    from protege.report import plots
+
+    named = {"arm$\\bad$": (0.5, 0.4, 0.6)}
+    assert plots.success_bars({"t$a$sk": named}, {"arm$\\bad$": "#123456"}).startswith("data:image/svg+xml")
+    assert plots.interval_panel(named, ["#123456"], "IQM", None).startswith("data:image/svg+xml")

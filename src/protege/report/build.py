@@ -213,7 +213,8 @@ def _training(g: Gathered, palette: dict[str, str]) -> str:
         return ""
     note = (
         "<p class='muted'>From each run's metrics.jsonl. Closed-loop success during training uses the training-time "
-        "seed list (disjoint from the final evaluation's); train with --eval-every to get it.</p>"
+        "seed list (disjoint from the final evaluation's): every --eval-every steps of protege train, 4 times "
+        "per run in protege bench (--train-evals).</p>"
     )
     return _section("Training", note + "".join(figures), "training")
 

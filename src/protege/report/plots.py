@@ -18,13 +18,17 @@ from protege.report.page import data_uri  # noqa: E402
 
 plt.rcParams.update(
     {
-        "text.parse_math": False,
         "svg.fonttype": "none",
         "font.size": 9,
         "axes.spines.top": False,
         "axes.spines.right": False,
     }
 )
+
+
+def plain(text: str) -> str:
+    """A policy or task name as matplotlib text: a "$" would start mathtext (and can fail to parse)."""
+    return str(text).replace("$", r"\$")
 
 
 def colors(policies: Sequence[str]) -> dict[str, str]:
@@ -58,10 +62,10 @@ def success_bars(per_task: dict[str, dict[str, tuple[float, float, float]]], pal
         for y, name in enumerate(names):
             mean, lo, hi = policies[name]
             ax.errorbar(mean, y, xerr=[[mean - lo], [hi - mean]], fmt="o", color=palette[name], capsize=3)
-        ax.set_yticks(range(len(names)), names)
+        ax.set_yticks(range(len(names)), [plain(n) for n in names])
         ax.invert_yaxis()
         ax.set_xlim(-0.02, 1.02)
-        ax.set_title(task)
+        ax.set_title(plain(task))
         ax.set_xlabel("success")
         ax.grid(axis="x", alpha=0.3)
     return _svg(fig)
@@ -74,7 +78,7 @@ def interval_panel(
     fig, ax = plt.subplots(figsize=(4.6, 0.6 + 0.34 * len(values)))
     for y, ((point, lo, hi), color) in enumerate(zip(values.values(), colors)):
         ax.errorbar(point, y, xerr=[[point - lo], [hi - point]], fmt="o", color=color, capsize=3)
-    ax.set_yticks(range(len(values)), list(values))
+    ax.set_yticks(range(len(values)), [plain(v) for v in values])
     ax.invert_yaxis()
     if ref is not None:
         ax.axvline(ref, color="#888888", lw=0.8, ls="--")
@@ -125,7 +129,7 @@ def training_curves(runs: dict[str, list[list[dict]]], palette: dict[str, str]) 
                 n = min(len(x) for x, _ in curves)
                 xs = np.mean([x[:n] for x, _ in curves], axis=0)
                 curves = [(xs, y[:n]) for _, y in curves]
-            _band(ax, curves, palette[name], name)
+            _band(ax, curves, palette[name], plain(name))
         ax.set_title(title)
         ax.set_xlabel("training minutes" if xkey == "train_s" else "step")
         if "loss" in key:
@@ -141,12 +145,12 @@ def latency_success(points: dict[str, tuple[float, float, float, float]], palett
     fig, ax = plt.subplots(figsize=(4.4, 3.0))
     for name, (ms, mean, lo, hi) in points.items():
         ax.errorbar(ms, mean, yerr=[[mean - lo], [hi - mean]], fmt="o", color=palette[name], capsize=3)
-        ax.annotate(name, (ms, mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.annotate(plain(name), (ms, mean), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlabel("ms per executed action (batch 1, log)")
     ax.set_ylabel("success")
-    ax.set_title(task)
+    ax.set_title(plain(task))
     ax.grid(alpha=0.3)
     return _svg(fig)
 
@@ -165,7 +169,7 @@ def sampling_steps(families: dict[str, list[tuple[str, float, float, float, floa
             yerr=[mean - [p[3] for p in points], [p[4] for p in points] - mean],
             marker="o",
             capsize=3,
-            label=group,
+            label=plain(group),
             color=palette.get(group.split("-")[0]),
         )
     ax.set_xscale("log", base=2)
