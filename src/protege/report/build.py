@@ -19,7 +19,7 @@ from pathlib import Path
 
 from protege.machine import machine
 from protege.report import plots
-from protege.report.gather import Gathered, gather
+from protege.report.gather import Gathered, gather, shown_path
 from protege.report.page import document, esc, table, write_page
 from protege.report.results import Cell, across_tasks, cells, choose_baseline, paired
 
@@ -322,7 +322,7 @@ def _data(g: Gathered) -> str:
     for folder in g.datasets:
         text = format_description(describe(read_dataset(folder, images=False, progress=False)))
         blocks.append(
-            f"<h3>{esc(_shown(folder, g.root) if folder != g.root else folder.name)}</h3><pre>{esc(text)}</pre>"
+            f"<h3>{esc(shown_path(folder, g.root) if folder != g.root else folder.name)}</h3><pre>{esc(text)}</pre>"
         )
     if not blocks:
         datasets = sorted({str(r.config.get("dataset", "")) for r in g.runs} - {""})
@@ -330,12 +330,6 @@ def _data(g: Gathered) -> str:
             return ""
         blocks.append("<p>Trained on: " + ", ".join(f"<code>{esc(d)}</code>" for d in datasets) + "</p>")
     return _section("Data", "".join(blocks), "data")
-
-
-def _shown(path: Path, root: Path) -> Path:
-    """A path as the report names it: relative to the reported folder when inside it."""
-    path, root = path.resolve(), root.resolve()
-    return path.relative_to(root) if path.is_relative_to(root) else path
 
 
 def _provenance(g: Gathered) -> str:
@@ -352,9 +346,10 @@ def _provenance(g: Gathered) -> str:
     if g.bench_config:
         configs.append(("bench_config.json", g.bench_config))
     configs += [
-        (str(_shown(r.folder, g.root) / "config.json"), r.config) for r in sorted(g.runs, key=lambda r: str(r.folder))
+        (str(shown_path(r.folder, g.root) / "config.json"), r.config)
+        for r in sorted(g.runs, key=lambda r: str(r.folder))
     ]
-    configs += [(str(_shown(ev.folder, g.root) / "summary.json"), ev.summary) for ev in g.evaluations]
+    configs += [(str(shown_path(ev.folder, g.root) / "summary.json"), ev.summary) for ev in g.evaluations]
     body += "".join(
         f"<details><summary>{esc(name)}</summary><pre>{esc(json.dumps(data, indent=1, default=str))}</pre></details>"
         for name, data in configs

@@ -68,6 +68,12 @@ class Gathered:
     sampling: list[dict] = field(default_factory=list)
 
 
+def shown_path(path: Path, root: Path) -> Path:
+    """A path as a report names it: relative to the reported folder when inside it."""
+    path, root = path.resolve(), root.resolve()
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
 def _json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())

@@ -13,7 +13,7 @@ import numpy as np
 
 from protege.evaluate.stats import interval_over_seeds, mcnemar_exact, mean_interval, wilson_interval
 from protege.report.aggregate import improvement_interval, iqm_interval
-from protege.report.gather import Gathered
+from protege.report.gather import Gathered, shown_path
 
 
 @dataclass
@@ -85,18 +85,14 @@ def cells(g: Gathered) -> dict[str, dict[str, Cell]]:
     named by its folder ("mlp (other/eval)"), so neither is mixed into the other."""
     table: dict[str, dict[str, Cell]] = defaultdict(dict)
     for ev in g.evaluations:
-        clash = any(
-            (ev.train_seed(r["policy"]), r["seed"])
-            in table.get(r["task"], {}).get(r["policy"], Cell("", "", {})).episodes
-            for r in ev.rows
-        )
-        where = ev.folder.relative_to(g.root) if ev.folder.is_relative_to(g.root) else ev.folder
-        for row in ev.rows:
+        seeds = {label: ev.train_seed(label) for label in {row["policy"] for row in ev.rows}}
+        keyed = [(row, (seeds[row["policy"]], row["seed"])) for row in ev.rows]
+        clash = any(key in getattr(table[row["task"]].get(row["policy"]), "episodes", ()) for row, key in keyed)
+        for row, key in keyed:
             label = row["policy"]
-            name = f"{label} ({where})" if clash else label
+            name = f"{label} ({shown_path(ev.folder, g.root)})" if clash else label
             cell = table[row["task"]].setdefault(name, Cell(row["task"], name, {}))
             cell.rule = ev.summary.get("policies", {}).get(label, {}).get("checkpoint", {}).get("rule", "final")
-            key = (ev.train_seed(label), row["seed"])
             if key in cell.episodes:
                 raise ValueError(f"'{ev.folder}': {label} ran evaluation seed {key[1]} twice")
             cell.episodes[key] = row
