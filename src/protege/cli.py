@@ -16,6 +16,7 @@ from protege.config import (
     EvalConfig,
     ExportConfig,
     ImportConfig,
+    ImproveConfig,
     InspectConfig,
     ReportConfig,
     TrainConfig,
@@ -52,6 +53,7 @@ COMMANDS: dict[str, type] = {
     "export": ExportConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "improve": ImproveConfig,
     "inspect": InspectConfig,
     "bench": BenchConfig,
     "report": ReportConfig,
@@ -66,9 +68,12 @@ commands:
   export SRC DEST   write a dataset as robomimic HDF5, Minari or LeRobot v3
   train DATASET     train a policy (policy:mlp, policy:diffusion) on a dataset folder
   eval RUN [RUN..]  evaluate checkpoints on one fixed seed list; two give a paired test
+  improve RUN       improve a trained run with interaction: --method dagger|intervene|residual|noise
+                    (baselines at the same budget: bc, sac); a new run folder with a learning curve
   inspect DATASET   print episodes, frames, features and per-source quality of a dataset
   bench             the default benchmark: collect toy/fork, train mlp + diffusion, compare
-                    (--suite policies: every family; --suite curation: curations on mixed data)
+                    (--suite policies: every family; --suite curation: curations on mixed data;
+                    --suite improve: every improvement method against continued BC and SAC)
   report PATH       an offline HTML report of a run, eval or bench folder (tables, plots, videos)
   view DATASET      an offline HTML page of a dataset: frames, state/action curves, per-episode quality
 
@@ -150,6 +155,13 @@ def run(command: str, cfg) -> None:
         report = evaluate(cfg)
         print(format_report(report))
         print(f"\nper-episode rows and summary in {report['out']}")
+    elif command == "improve":
+        from protege.improve import improve
+
+        out = improve(cfg)
+        print(
+            f"improved policy: {out} (curve: {out / 'curve.jsonl'}, {out / 'curve.svg'}); evaluate: protege eval {out}"
+        )
     elif command in ("import", "export"):
         convert(command, cfg)
     elif command == "inspect":
@@ -174,6 +186,11 @@ def run(command: str, cfg) -> None:
         from protege.evaluate.evaluate import format_report
 
         report = bench(cfg)
+        if cfg.suite == "improve":
+            from protege.bench.improve import format_improve
+
+            print(format_improve(report) + f"\n\nsummary: {report['out']}")
+            return
         if cfg.suite in ("policies", "curation"):
             from protege.bench.matrix import format_matrix
 

@@ -99,6 +99,11 @@ class TrainConfig:
     dataset: tyro.conf.Positional[Path]
     """Dataset: a folder written by `protege collect` / `protege import` (LeRobotDataset v3), or any format `protege
     import` reads."""
+    add_data: tuple[Path, ...] = ()
+    """More dataset folders whose episodes are added to DATASET's (the rounds of `protege improve --method dagger`)."""
+    init: Path | None = None
+    """Start from this run's (or checkpoint's) weights and normalizer instead of a fresh initialization (fine-tuning;
+    the policy settings must be the run's). A family without trained weights (knn) is fitted to the data anew."""
     subset: str = ""
     """Train on this named episode subset only (e.g. robomimic's train or better; `protege inspect` lists them)."""
     policy: PolicyChoice = field(default_factory=DiffusionConfig)
@@ -169,9 +174,10 @@ class TrainConfig:
         curation = data.pop("curation", {})
         curation["methods"] = tuple(curation.get("methods", ()))
         data["log"] = tuple(data.get("log", ()))  # a JSON list; absent from run configs written before --log
-        for key in ("dataset", "out"):
+        for key in ("dataset", "out", "init"):
             if data.get(key) is not None:
                 data[key] = Path(data[key])
+        data["add_data"] = tuple(Path(p) for p in data.get("add_data", ()))
         return TrainConfig(policy=policy, curation=CurationConfig(**curation), **data)
 
 
@@ -305,7 +311,7 @@ class BenchConfig:
     one family trained with each curation on a mixed-quality dataset, paired against uniform BC.
     The matrices take hours on a CPU at the default budget: set --steps, --episodes, --tasks to fit."""
 
-    suite: Literal["default", "policies", "curation"] = "default"
+    suite: Literal["default", "policies", "curation", "improve"] = "default"
     """Which benchmark to run."""
     task: str = "toy/fork"
     """Registered task to benchmark on (default suite)."""
@@ -323,6 +329,10 @@ class BenchConfig:
     success-only+median-of-means)."""
     mixture: tuple[str, ...] = CURATION_SUITE_MIXTURE
     """Curation suite: operator mixture of the collected datasets (see `protege collect --mixture`)."""
+    methods: tuple[str, ...] = ()
+    """Improve suite: the improvement methods compared (default: every one: dagger intervene bc residual noise sac)."""
+    env_steps: int = 6000
+    """Improve suite: environment steps each improvement run may take."""
     episodes: int = 500
     """Demonstration episodes collected with the scripted expert (per task)."""
     steps: int = 8000
@@ -352,6 +362,85 @@ class BenchConfig:
         if self.policies:
             return self.policies
         return {"policies": tuple(POLICIES), "curation": ("mlp",)}.get(self.suite, ("mlp", "diffusion"))
+
+
+ImproveMethod = Literal["dagger", "intervene", "bc", "residual", "noise", "sac"]
+
+
+@dataclass
+class ImproveConfig:
+    """Improve a trained run with interaction: expert labels (dagger, intervene), RL on the frozen policy (residual,
+    noise), or a baseline at the same budget (bc: continued BC on fresh expert demonstrations; sac: SAC from
+    scratch)."""
+
+    run: tyro.conf.Positional[Path]
+    """Trained run (or checkpoint) folder to improve."""
+    method: ImproveMethod = "dagger"
+    """dagger, intervene, bc, residual, noise (DSRL; diffusion, flow, mip or distilled bases) or sac."""
+    task: str = ""
+    """Task to interact with (default: the run's)."""
+    env_steps: int = 20000
+    """Budget of environment steps (every step any episode takes, the base's own chunk steps included)."""
+    labels: int = 0
+    """dagger, intervene, bc: also stop once this many expert labels are spent (0: only the env-step budget)."""
+    out: Path | None = None
+    """Run folder of the improved policy (default: RUN/improve-METHOD)."""
+    seed: int = 0
+    """Seed of the method (its training episodes, SAC's networks); final evaluation seeds never overlap."""
+    eval_every: int = 5000
+    """RL methods: a learning-curve point every this many env steps (the DAgger family: one per round)."""
+    eval_episodes: int = 50
+    """Episodes per learning-curve point (training-time seeds, disjoint from `protege eval`'s)."""
+    num_envs: int = 16
+    """Episodes run side by side."""
+    dataset: Path | None = None
+    """dagger, intervene, bc: the base run's dataset, where it is not at the path the run recorded."""
+    episodes_per_round: int = 20
+    """dagger, intervene, bc: episodes collected per round."""
+    round_steps: int = 1000
+    """dagger, intervene, bc: fine-tuning steps per round (on everything gathered so far)."""
+    beta: float = 0.0
+    """dagger: in round k the expert's action is executed with probability beta^k (0: the policy always drives)."""
+    threshold: float = 0.3
+    """intervene: the expert takes over when the policy's action differs from its own by more than this (RMS, in
+    half-widths of the action box)..."""
+    patience: int = 2
+    """intervene: ...for this many steps in a row."""
+    takeover: int = 20
+    """intervene: steps the expert keeps control once it took over."""
+    intervention_weight: int = 3
+    """intervene: times each intervention segment is repeated in the training data (weighted up)."""
+    reward: Literal["sparse", "dense"] = "sparse"
+    """RL methods: 1 on the success step (sparse) or the task's own reward (dense)."""
+    scale: float = 0.2
+    """residual: largest correction, as a fraction of the action box's half-width."""
+    noise_bound: float = 1.5
+    """noise: largest absolute initial-noise value the actor may choose."""
+    hidden: tuple[int, ...] = (128, 128)
+    """RL methods: hidden widths of SAC's actor and critics (SB3's default 256 x 256 costs ~30 ms per gradient step
+    on one CPU core at batch 256; 128 x 128 at batch 128 about 5 ms)."""
+    lr: float = 3e-4
+    """RL methods: SAC's learning rate."""
+    batch_size: int = 128
+    """RL methods: SAC's minibatch size."""
+    gamma: float = 0.99
+    """RL methods: discount per RL step (one env step; one chunk for noise)."""
+    ent_coef: str = "auto_0.01"
+    """RL methods: SAC's entropy temperature: a number, or auto (tuned to a target entropy) with its start value
+    (auto_0.01). Sparse rewards are small beside SB3's usual start of 1, which would drown them in entropy."""
+    utd: float = 1.0
+    """RL methods: gradient steps per collected transition."""
+    learning_starts: int = 1000
+    """RL methods: transitions collected with random actions before SAC acts and learns."""
+    device: str = "auto"
+    """cpu, cuda, or auto (cuda when available)."""
+    resume: bool = False
+    """Continue the run in --out from its last curve point."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def to_json(self) -> dict:
+        return asdict(self)
 
 
 @dataclass

@@ -38,6 +38,11 @@ def bench(cfg: BenchConfig) -> dict:
     """Run the whole pipeline into one run folder and return the evaluation report."""
     if cfg.suite in ("policies", "curation"):
         return bench_matrix(cfg)
+    if cfg.suite == "improve":
+        from protege.bench.improve import bench_improve
+
+        out = bench_folder(cfg, finished="table.txt")
+        return bench_improve(cfg, out) | {"out": str(out / "summary.json")}
     families = sorted(cfg.families(), key=is_student)  # students after their teacher
     check_teacher(families, families)  # fails, like an unknown name, before minutes of work
     out = bench_folder(cfg, finished="table.txt")

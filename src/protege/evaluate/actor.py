@@ -133,7 +133,8 @@ class PolicyActor:
         self._clear()
         self.generators = [torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(s)) for s in seeds]
 
-    def _push(self, obs: dict[str, np.ndarray]) -> None:
+    def observe(self, obs: dict[str, np.ndarray]) -> None:
+        """Add a step's observations to the history (``act`` does this itself)."""
         device = self.policy.device
         for key, value in obs.items():
             if key not in self.policy.spec.obs_shapes:
@@ -160,11 +161,16 @@ class PolicyActor:
         self._calls.append(called)
         self._replans.append(np.broadcast_to(np.asarray(replanned, dtype=bool), (batch,)).copy())
 
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        self._push(obs)
+    def planned(self, obs: dict[str, np.ndarray]) -> torch.Tensor:
+        """The step's action (B, A) as the execution strategy takes it from the chunks, before the
+        policy's per-step ``correct`` (a residual's RL environment needs both)."""
+        self.observe(obs)
         action = getattr(self, f"_act_{self.execution}")()
         self.t += 1
-        return action.float().cpu().numpy()
+        return action
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        return self.policy.correct(self.history, self.planned(obs)).float().cpu().numpy()
 
     def _act_receding(self) -> torch.Tensor:
         called = self.queue is None or len(self.queue) == 0

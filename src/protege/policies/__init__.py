@@ -22,6 +22,8 @@ POLICIES: dict[str, str] = {
     "knn": "protege.policies.knn:KNNPolicy",
     "mcnn": "protege.policies.mcnn:MCNNPolicy",
     "distilled": "protege.policies.distilled:DistilledPolicy",
+    "residual": "protege.policies.residual:ResidualPolicy",
+    "dsrl": "protege.policies.dsrl:NoiseSpacePolicy",
 }
 
 

@@ -215,6 +215,12 @@ class Policy(nn.Module):
         ``sample_noise`` (None only for deterministic families)."""
         raise NotImplementedError
 
+    def correct(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
+        """The action (B, A) executed at this step, given the step's observation history and the
+        action the runner picked from the chunks; unchanged here. A residual policy adds its
+        correction (protege.policies.residual), so chunked bases stay chunked under it."""
+        return action
+
     @torch.inference_mode()
     def predict(self, obs: dict[str, torch.Tensor | np.ndarray], noise: torch.Tensor | None = None) -> torch.Tensor:
         """Action chunks (B, horizon, A) in raw units for observation histories (B, n_obs, ...);

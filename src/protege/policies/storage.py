@@ -195,6 +195,12 @@ def read_policy_json(folder: Path) -> tuple[PolicyConfig, FeatureSpec]:
         raise CheckpointError(f"{path}: {error}") from error
 
 
+def policy_from_json(entry: dict) -> Policy:
+    """An unloaded policy built from a ``{"policy": ..., "spec": ...}`` entry (a composite's base)."""
+    config, spec = policy_config_from_json(entry["policy"]), FeatureSpec.from_json(entry["spec"])
+    return policy_class(config.name)(config, spec)
+
+
 def load_policy(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> Policy:
     """Rebuild a trained policy from its folder; EMA weights when present unless ema=False."""
     folder = resolve_checkpoint(path)

@@ -31,7 +31,7 @@ from protege.policies import Policy
 from protege.policies.storage import BEST, CheckpointError, read_checkpoint_json, read_tensors, write_tensors
 
 
-def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+def split_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     """Optimizer state dict -> (tensors for safetensors, the JSON-able rest)."""
     tensors, rest = {}, {"param_groups": state["param_groups"], "state": {}}
     for idx, entry in state["state"].items():
@@ -44,7 +44,7 @@ def _optimizer_split(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, rest
 
 
-def _optimizer_join(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
+def join_optimizer_state(tensors: dict[str, torch.Tensor], rest: dict) -> dict:
     state: dict[int, dict] = {int(i): dict(v) for i, v in rest["state"].items()}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -77,7 +77,7 @@ def save_checkpoint(
         write_tensors(policy.state_dict(), tmp / "model.safetensors")
         if ema_model is not None:
             write_tensors(ema_model.state_dict(), tmp / "ema.safetensors")
-        optim_tensors, optim_rest = _optimizer_split(optimizer.state_dict())
+        optim_tensors, optim_rest = split_optimizer_state(optimizer.state_dict())
         write_tensors({**optim_tensors, **{f"rng.{k}": v for k, v in rng.items()}}, tmp / "train_state.safetensors")
         (tmp / "train_state.json").write_text(
             json.dumps({"step": step, "optimizer": optim_rest, "log_window": log_window or {}})
@@ -115,6 +115,6 @@ def load_train_state(ckpt: Path) -> tuple[int, dict, dict[str, torch.Tensor], di
     tensors = read_tensors(ckpt / "train_state.safetensors")
     rng = {k[len("rng.") :]: v for k, v in tensors.items() if k.startswith("rng.")}
     try:
-        return meta["step"], _optimizer_join(tensors, meta["optimizer"]), rng, meta.get("log_window", {})
+        return meta["step"], join_optimizer_state(tensors, meta["optimizer"]), rng, meta.get("log_window", {})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{ckpt / 'train_state.json'}: not a training state ({error!r})") from error

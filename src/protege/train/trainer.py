@@ -17,6 +17,7 @@ import torch
 from protege.atomic import clean_stale, write_json_atomic, write_text_atomic
 from protege.config import TRAIN_EVAL_SEED, TrainConfig, resolve_device
 from protege.curation.curate import Curation
+from protege.data.store import EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor, check_fits
 from protege.formats import read_dataset
@@ -131,6 +132,20 @@ def _check_resumable(ckpt: Path, config_json: dict) -> None:
         )
 
 
+def start_from(policy: Policy, init: Path) -> None:
+    """Load ``init``'s weights, normalizer and fitted buffers into ``policy`` (fine-tuning keeps the
+    normalization the weights were trained under); a different family or feature spec is refused."""
+    folder = resolve_checkpoint(init)
+    saved = read_checkpoint_json(folder / "config.json")
+    if saved["policy"]["name"] != policy.config.name or saved["spec"] != policy.spec.to_json():
+        raise ValueError(
+            f"--init {init}: a {saved['policy']['name']} policy on {saved['spec']['obs_shapes']}; this run trains "
+            f"{policy.config.name} on {policy.spec.to_json()['obs_shapes']} (use the run's own settings)"
+        )
+    ema = folder / "ema.safetensors"
+    load_weights(policy, ema if ema.exists() else folder / "model.safetensors")
+
+
 class TrainingDiverged(ValueError):
     """The loss or the gradient became NaN/inf; the run stops before saving non-finite weights."""
 
@@ -189,6 +204,9 @@ def train(cfg: TrainConfig) -> Path:
         )
     torch.manual_seed(cfg.seed)
     store = read_dataset(cfg.dataset, obs_keys=cfg.policy.obs_keys or None, images=False)  # never decodes unused images
+    if cfg.add_data:
+        added = [read_dataset(path, obs_keys=cfg.policy.obs_keys or None, images=False) for path in cfg.add_data]
+        store = EpisodeStore.concatenate([store, *added])
     if cfg.subset:
         store = store.subset(cfg.subset)
     store.require_one_task("protege train")
@@ -201,9 +219,11 @@ def train(cfg: TrainConfig) -> Path:
         check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'", hint)
     policy = make_policy(cfg.policy, spec)
     policy.fit(curation.fit_store())
-    policy.to(device)
     # Nonparametric families (knn) are complete once fitted: no steps, no EMA copy of the memory.
     trainable = any(p.requires_grad for p in policy.parameters())
+    if cfg.init is not None and trainable:
+        start_from(policy, cfg.init)
+    policy.to(device)
     total_steps = cfg.steps if trainable else 0
     ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
     optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -19,6 +19,18 @@ def mlp(in_dim: int, hidden_dim: int, depth: int, out_dim: int) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
+def relu_mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """Linear + ReLU per hidden width, then a linear head: the layout of stable-baselines3's SAC actor,
+    so a trained actor's mean head copies into it weight for weight (protege.improve.sac)."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
+
+
 class Conditioned:
     """The split every denoiser offers a sampler: ``conditions(t, cond)`` (tensors with the batch
     first) then ``denoise(x, conditions)``. A sampler with a fixed schedule computes the conditions
