@@ -19,8 +19,8 @@ from protege.improve import improve
 from protege.improve import run as improve_run
 from protege.policies.storage import load_policy
 
-pytest.importorskip("stable_baselines3")
-
+#: Rounds small enough for a unit test: a few episodes, 20 fine-tuning steps.
+TINY_ROUNDS = {"episodes_per_round": 4, "round_steps": 20, "eval_episodes": 8, "progress": False}
 #: SAC small enough for a unit test: a few hundred updates of 16-wide nets.
 TINY_SAC = {"hidden": (16, 16), "batch_size": 32, "learning_starts": 50, "eval_episodes": 8, "num_envs": 8}
 
@@ -65,18 +65,7 @@ def curve(out: Path) -> list[dict]:
 
 
 def test_dagger_round_writes_a_run_that_loads_and_evaluates(bases: dict[str, Path], tmp_path: Path) -> None:
-    out = improve(
-        ImproveConfig(
-            bases["mlp"],
-            method="dagger",
-            env_steps=100,
-            episodes_per_round=4,
-            round_steps=20,
-            eval_episodes=8,
-            out=tmp_path / "d",
-            progress=False,
-        )
-    )
+    out = improve(ImproveConfig(bases["mlp"], method="dagger", env_steps=100, out=tmp_path / "d", **TINY_ROUNDS))
     points = curve(out)
     assert [p["round"] for p in points] == list(range(len(points))) and len(points) >= 2
     assert points[0]["env_steps"] == points[0]["labels"] == 0
@@ -88,18 +77,8 @@ def test_dagger_round_writes_a_run_that_loads_and_evaluates(bases: dict[str, Pat
 
 
 def test_intervention_labels_only_the_takeover_steps(bases: dict[str, Path], tmp_path: Path) -> None:
-    out = improve(
-        ImproveConfig(
-            bases["mlp"],
-            method="intervene",
-            env_steps=150,
-            episodes_per_round=6,
-            round_steps=20,
-            eval_episodes=8,
-            out=tmp_path / "i",
-            progress=False,
-        )
-    )
+    settings = TINY_ROUNDS | {"episodes_per_round": 6}
+    out = improve(ImproveConfig(bases["mlp"], method="intervene", env_steps=150, out=tmp_path / "i", **settings))
     last = curve(out)[-1]
     assert 0 < last["labels"] < last["env_steps"]  # the expert labelled only where it took over
     data = sorted((out / "data").iterdir())
@@ -138,8 +117,15 @@ class Killed(Exception):
     """Stands in for SIGKILL at a chosen curve point."""
 
 
-def test_killed_improve_resumes_to_the_same_curve(bases: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    settings = {"method": "residual", "env_steps": 600, "eval_every": 150, "progress": False, **TINY_SAC}
+KILLED_SETTINGS = {
+    "residual": {"env_steps": 600, "eval_every": 150, **TINY_SAC},
+    "dagger": {"env_steps": 200, **TINY_ROUNDS},
+}
+
+
+@pytest.mark.parametrize("method", KILLED_SETTINGS)
+def test_killed_improve_resumes_to_the_same_curve(bases: dict[str, Path], tmp_path: Path, monkeypatch, method) -> None:
+    settings = {"method": method, "progress": False, **KILLED_SETTINGS[method]}
     whole = curve(improve(ImproveConfig(bases["mlp"], out=tmp_path / "whole", **settings)))
     record = improve_run.ImproveRun.record
     calls = []
@@ -221,3 +207,22 @@ def test_bench_improve_suite_tiny(tmp_path: Path, capsys) -> None:
     assert "dagger" in table and "McNemar p" in table
     main(args)  # finished: nothing is run again, the same table comes back
     assert (out / "table.txt").read_text() == table
+
+
+def test_intervention_segments_weigh_the_expert_up_and_drop_failed_policy_steps() -> None:
+    from protege.data.store import EpisodeStore
+    from protege.improve.intervene import segments
+
+    store = EpisodeStore(
+        obs={"observation.state": np.arange(10, dtype=np.float32)[:, None]},
+        action=np.arange(10, dtype=np.float32)[:, None],
+        episode_ends=np.array([6, 10]),
+        episodes={"success": np.array([True, False]), "seed": np.array([7, 8])},
+    )
+    expert = np.array([0, 0, 1, 1, 0, 0, 0, 1, 1, 0], dtype=bool)
+    out = segments(store, expert, weight=3)
+    # episode 0 (success): policy [0, 1], expert [2, 3] x3, policy [4, 5]; episode 1 (failed): expert [7, 8] x3 only
+    assert out.action[:, 0].tolist() == [0, 1, 2, 3, 2, 3, 2, 3, 4, 5, 7, 8, 7, 8, 7, 8]
+    assert out.episodes["source"].tolist() == ["policy", *["intervention"] * 3, "policy", *["intervention"] * 3]
+    assert out.episodes["seed"].tolist() == [7, 7, 7, 7, 7, 8, 8, 8]
+    assert segments(store, np.zeros(10, dtype=bool), weight=3).num_frames == 6  # no takeover: the success only

@@ -9,7 +9,7 @@ import sys
 import typing
 from pathlib import Path
 
-from protege.config import DatasetFormat, EvalConfig, Execution, ExportConfig, WritableFormat
+from protege.config import DatasetFormat, EvalConfig, Execution, ExportConfig, ImproveMethod, WritableFormat
 from protege.evaluate.actor import EXECUTIONS, PolicyActor
 from protege.formats import FORMATS
 
@@ -58,6 +58,9 @@ def test_registered_names_are_not_repeated_by_hand() -> None:
     assert typing.get_args(DatasetFormat) == ("auto", *FORMATS)
     assert typing.get_args(WritableFormat) == tuple(name for name, fmt in FORMATS.items() if fmt.writable)
     assert typing.get_args(Execution) == EXECUTIONS
+    from protege.improve import METHODS  # improve imports config, so config spells the methods out; they must agree
+
+    assert typing.get_args(ImproveMethod) == tuple(METHODS)
     assert typing.get_type_hints(EvalConfig)["execution"] == Execution
     assert typing.get_args(typing.get_type_hints(ExportConfig)["format"]) == typing.get_args(WritableFormat)
     assert all(callable(getattr(PolicyActor, f"_act_{name}", None)) for name in EXECUTIONS)

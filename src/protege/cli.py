@@ -189,7 +189,7 @@ def run(command: str, cfg) -> None:
         if cfg.suite == "improve":
             from protege.bench.improve import format_improve
 
-            print(format_improve(report) + f"\n\nsummary: {report['out']}")
+            print(format_improve(report) + f"\n\nsummary: {report['out']}\nreport: {report['report']}")
             return
         if cfg.suite in ("policies", "curation"):
             from protege.bench.matrix import format_matrix

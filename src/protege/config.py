@@ -331,7 +331,7 @@ class BenchConfig:
     """Curation suite: operator mixture of the collected datasets (see `protege collect --mixture`)."""
     methods: tuple[str, ...] = ()
     """Improve suite: the improvement methods compared (default: every one: dagger intervene bc residual noise sac)."""
-    env_steps: int = 6000
+    env_steps: int = 3000
     """Improve suite: environment steps each improvement run may take."""
     episodes: int = 500
     """Demonstration episodes collected with the scripted expert (per task)."""

@@ -42,7 +42,7 @@ def bench(cfg: BenchConfig) -> dict:
         from protege.bench.improve import bench_improve
 
         out = bench_folder(cfg, finished="table.txt")
-        return bench_improve(cfg, out) | {"out": str(out / "summary.json")}
+        return bench_improve(cfg, out) | {"out": str(out / "summary.json"), "report": _report(out)}
     families = sorted(cfg.families(), key=is_student)  # students after their teacher
     check_teacher(families, families)  # fails, like an unknown name, before minutes of work
     out = bench_folder(cfg, finished="table.txt")

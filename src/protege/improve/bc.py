@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from protege.improve.rounds import Collected, improve_by_rounds
+from protege.improve.rounds import Collected, improve_by_rounds, record_round
 from protege.improve.run import ImproveRun
 from protege.policies import Policy
-from protege.runner import rollout
 
 
 def improve(run: ImproveRun) -> Policy:
     def collect(policy: Policy, seeds: np.ndarray, k: int) -> Collected:
-        out = rollout(
-            run.task,
-            run.task.make_expert(),
-            seeds,
-            num_envs=run.cfg.num_envs,
-            record=True,
-            source="expert",
-            progress=run.cfg.progress,
-            desc=f"bc round {k}",
-        )
+        out = record_round(run, run.task.make_expert(), seeds, "expert", k)
         return Collected(out.store, out.store.num_frames, int(out.lengths.sum()))
 
     return improve_by_rounds(run, collect)

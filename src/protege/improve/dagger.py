@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from protege.evaluate.actor import PolicyActor
-from protege.improve.rounds import Collected, improve_by_rounds
+from protege.improve.rounds import Collected, improve_by_rounds, record_round
 from protege.improve.run import ImproveRun
 from protege.policies import Policy
-from protege.runner import rollout
 from protege.tasks.base import Actor
 
 
@@ -49,17 +48,7 @@ class Relabel:
 def improve(run: ImproveRun) -> Policy:
     def collect(policy: Policy, seeds: np.ndarray, k: int) -> Collected:
         relabel = Relabel(PolicyActor(policy, seed=run.cfg.seed), run.task.make_expert(), run.cfg.beta**k)
-        out = rollout(
-            run.task,
-            relabel,
-            seeds,
-            num_envs=run.cfg.num_envs,
-            record=True,
-            source="dagger",
-            progress=run.cfg.progress,
-            desc=f"dagger round {k}",
-            perturb=relabel,
-        )
+        out = record_round(run, relabel, seeds, "dagger", k, perturb=relabel)
         return Collected(out.store, out.store.num_frames, int(out.lengths.sum()))
 
     return improve_by_rounds(run, collect)

@@ -15,10 +15,9 @@ import numpy as np
 
 from protege.data.store import EpisodeStore
 from protege.evaluate.actor import PolicyActor
-from protege.improve.rounds import Collected, improve_by_rounds
+from protege.improve.rounds import Collected, improve_by_rounds, record_round
 from protege.improve.run import ImproveRun, action_box
 from protege.policies import Policy
-from protege.runner import rollout
 from protege.tasks.base import Actor
 
 
@@ -103,16 +102,7 @@ def improve(run: ImproveRun) -> Policy:
 
     def collect(policy: Policy, seeds: np.ndarray, k: int) -> Collected:
         supervisor = Supervisor(PolicyActor(policy, seed=run.cfg.seed), run.task.make_expert(), half_range, run.cfg)
-        out = rollout(
-            run.task,
-            supervisor,
-            seeds,
-            num_envs=run.cfg.num_envs,
-            record=True,
-            source="policy",
-            progress=run.cfg.progress,
-            desc=f"intervene round {k}",
-        )
+        out = record_round(run, supervisor, seeds, "policy", k)
         flags = supervisor.take_flags(out.lengths)
         store = segments(out.store, flags, run.cfg.intervention_weight)
         return Collected(store, int(flags.sum()), int(out.lengths.sum()))

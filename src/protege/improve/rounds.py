@@ -23,6 +23,8 @@ from protege.formats import write_dataset
 from protege.improve.run import ImproveRun
 from protege.policies import Policy
 from protege.policies.storage import load_policy, read_checkpoint_json
+from protege.runner import Rollouts, rollout
+from protege.tasks.base import Actor
 
 
 @dataclass
@@ -36,6 +38,21 @@ class Collected:
 
 #: A method's collection: (current policy, this round's seeds, round number) -> what it gathered.
 Collect = Callable[[Policy, np.ndarray, int], Collected]
+
+
+def record_round(run: ImproveRun, actor: Actor, seeds: np.ndarray, source: str, k: int, **options) -> Rollouts:
+    """Round ``k``'s episodes on ``seeds`` with ``actor``, recorded (``options`` go to ``rollout``)."""
+    return rollout(
+        run.task,
+        actor,
+        seeds,
+        num_envs=run.cfg.num_envs,
+        record=True,
+        source=source,
+        progress=run.cfg.progress,
+        desc=f"{run.cfg.method} round {k}",
+        **options,
+    )
 
 
 def base_training(run: ImproveRun) -> TrainConfig:
