@@ -73,7 +73,8 @@ def test_dagger_round_writes_a_run_that_loads_and_evaluates(bases: dict[str, Pat
     assert (out / "curve.svg").read_text().startswith("<?xml")
     assert load_policy(out).config.name == "mlp"
     report = evaluate(EvalConfig(checkpoints=(out,), episodes=4, num_envs=4, out=tmp_path / "eval", progress=False))
-    assert report["policies"]["mlp"]["success_ci95"]
+    latest = json.loads((out / "checkpoints" / "latest.json").read_text())["dir"]
+    assert report["policies"]["mlp"]["checkpoint"]["folder"] == latest  # the improved policy, not the base
 
 
 def test_intervention_labels_only_the_takeover_steps(bases: dict[str, Path], tmp_path: Path) -> None:
@@ -106,6 +107,23 @@ def test_rl_methods_leave_the_base_bit_identical(bases: dict[str, Path], tmp_pat
     points = curve(out)
     assert points[0]["env_steps"] == 0 and points[-1]["env_steps"] >= 400 and points[-1]["rl_steps"] > 0
     evaluate(EvalConfig(checkpoints=(out,), episodes=4, num_envs=4, out=tmp_path / "eval", progress=False))
+
+
+def test_deployed_actor_is_sacs_deterministic_actor(bases: dict[str, Path], tmp_path: Path) -> None:
+    from protege.improve.residual import ResidualProblem, residual_policy
+    from protege.improve.run import ImproveRun
+    from protege.improve.sac import copy_actor, make_sac
+
+    run = ImproveRun(ImproveConfig(bases["mlp"], method="residual", out=tmp_path / "r", progress=False, **TINY_SAC))
+    problem = ResidualProblem(run, residual_policy(run, run.base, 0.2))
+    model = make_sac(run, problem)
+    torch.nn.init.normal_(model.actor.mu.weight)  # off the zero start, so a wrong copy shows
+    copy_actor(model, problem.policy.actor)
+    x = np.random.default_rng(0).normal(size=(5, problem.obs_dim)).astype(np.float32)
+    expected, _ = model.predict(x, deterministic=True)
+    with torch.no_grad():
+        deployed = torch.tanh(problem.policy.actor(torch.as_tensor(x))).numpy()
+    np.testing.assert_allclose(deployed, expected, atol=1e-5)
 
 
 def test_noise_space_needs_a_generative_base(bases: dict[str, Path], tmp_path: Path) -> None:

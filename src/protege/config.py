@@ -105,7 +105,8 @@ class TrainConfig:
     """Start from this run's (or checkpoint's) weights and normalizer instead of a fresh initialization (fine-tuning;
     the policy settings must be the run's). A family without trained weights (knn) is fitted to the data anew."""
     subset: str = ""
-    """Train on this named episode subset only (e.g. robomimic's train or better; `protege inspect` lists them)."""
+    """Train on this named episode subset of DATASET only (e.g. robomimic's train or better; `protege inspect` lists
+    them); --add-data episodes are all kept."""
     policy: PolicyChoice = field(default_factory=DiffusionConfig)
     """Policy family and its settings."""
     out: Path | None = None
@@ -430,8 +431,9 @@ class ImproveConfig:
     (auto_0.01). Sparse rewards are small beside SB3's usual start of 1, which would drown them in entropy."""
     utd: float = 1.0
     """RL methods: gradient steps per collected transition."""
-    learning_starts: int = 1000
-    """RL methods: transitions collected with random actions before SAC acts and learns."""
+    learning_starts: int = 200
+    """RL methods: transitions (RL steps: one chunk each for noise) collected with exploration actions before SAC acts
+    and learns. At 1000, noise-space RL on a 3000-step budget with 4-step chunks never started learning."""
     device: str = "auto"
     """cpu, cuda, or auto (cuda when available)."""
     resume: bool = False

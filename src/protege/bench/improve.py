@@ -4,8 +4,10 @@ scratch, at one env-step budget, from one weak cloned policy per task.
 Per task: collect a few expert demonstrations, train the base (a recipe per task that leaves it
 at roughly 20-70% success: ``BASES``), run each method ``num_seeds`` times from that base, then
 evaluate the base and every improved policy on one shared seed list. Each method's success is the
-mean over its seeds with a t-interval; its paired test against the base pools the seeds' episodes
-(each seed's episode i faces the base's episode i: McNemar on the pairs). From each learning curve
+mean over its seeds with a t-interval; against the base, the mean over seeds of the paired
+difference in success (every policy runs episode i from the same seed) with its t-interval over
+seeds, and each seed's exact McNemar p on its 100 pairs (pooling the seeds would pair one base
+episode with three, which are not independent pairs). From each learning curve
 the env steps and wall seconds at which it first reached its final curve success are read off.
 Everything resumes: a finished improvement run, base or evaluation is kept.
 """
@@ -25,7 +27,7 @@ from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
 from protege.evaluate.stats import interval_over_seeds, mcnemar_exact
 from protege.improve import METHODS, improve
-from protege.improve.run import CURVE
+from protege.improve.run import CURVE, read_curve
 from protege.machine import machine
 from protege.policies import policy_class
 from protege.tables import markdown_table, text_table
@@ -41,11 +43,12 @@ class BaseRecipe:
     steps: int
 
 
-#: Bases that leave room to improve, measured on the curve seeds when chosen (docs/improve.md).
+#: Bases that leave room to improve: success on the training-time seeds (50 episodes) when chosen.
 #: diffusion everywhere, so that noise-space RL applies to every task.
 BASES: dict[str, BaseRecipe] = {
     "toy/reach": BaseRecipe("diffusion", 20, 100),  # 0.54 at 100 steps, 0.90 at 200
     "toy/fork": BaseRecipe("diffusion", 20, 300),  # 0.22 at 200 steps, 0.68 at 300
+    "fetch/push": BaseRecipe("diffusion", 50, 2000),  # 0.49 [0.42, 0.57] over 3 seeds (docs/results.md)
 }
 #: Rounds of the expert-label methods: episodes collected and fine-tuning steps (diffusion: about
 #: 20 s on one core) per round. Larger rounds than `protege improve`'s default keep a suite on a CPU
@@ -125,9 +128,8 @@ def _task(cfg: BenchConfig, task: str, methods: tuple[str, ...], folder: Path) -
 
 
 def _finished(out: Path, env_steps: int) -> bool:
-    path = out / CURVE
-    lines = path.read_text().splitlines() if path.exists() else []
-    return bool(lines) and json.loads(lines[-1])["env_steps"] >= env_steps
+    points = read_curve(out / CURVE)
+    return bool(points) and points[-1]["env_steps"] >= env_steps
 
 
 def _evaluated(folder: Path, labels: list[str], episodes: int) -> dict | None:
@@ -157,14 +159,18 @@ def summarize_task(report: dict, runs: dict[str, list[Path]], recipe: BaseRecipe
     for method, folders in runs.items():
         labels = [f"{method}/s{i}" for i in range(len(folders))]
         rates = [float(np.mean(success[label])) for label in labels]
-        pooled = np.concatenate([success[label] for label in labels])
-        curves = [[json.loads(line) for line in (f / CURVE).read_text().splitlines()] for f in folders]
+        differences = [float(np.mean(success[label])) - float(base.mean()) for label in labels]
+        curves = [read_curve(f / CURVE) for f in folders]
         reached = [next(p for p in c if p["success"] >= c[-1]["success"]) for c in curves]
         out[method] = {
             "success": float(np.mean(rates)),
             "success_ci95": list(interval_over_seeds(rates)),
             "per_seed": rates,
-            "vs_base": mcnemar_exact(pooled, np.tile(base, len(labels))),
+            "vs_base": {
+                "difference": float(np.mean(differences)),
+                "difference_ci95": list(interval_over_seeds(differences, clip=False)),
+                "mcnemar_p": [mcnemar_exact(np.array(success[label]), base)["p_value"] for label in labels],
+            },
             "env_steps": float(np.mean([c[-1]["env_steps"] for c in curves])),
             "labels": float(np.mean([c[-1]["labels"] for c in curves])),
             "wall_s": float(np.mean([c[-1]["wall_s"] for c in curves])),
@@ -199,13 +205,7 @@ def _rows(results: dict) -> list[list[str]]:
                 "base",
                 f"{base['success']:.2f}",
                 "[{:.2f}, {:.2f}]".format(*base["success_ci95"]),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
+                *[""] * (len(HEADERS) - 4),
             ]
         )
         for method, m in methods.items():
@@ -219,7 +219,8 @@ def _rows(results: dict) -> list[list[str]]:
                     "[{:.2f}, {:.2f}]".format(*m["success_ci95"]),
                     " ".join(f"{r:.2f}" for r in m["per_seed"]),
                     f"{m['vs_base']['difference']:+.2f}",
-                    f"{m['vs_base']['p_value']:.2g}",
+                    "[{:+.2f}, {:+.2f}]".format(*m["vs_base"]["difference_ci95"]),
+                    " ".join(f"{p:.1g}" for p in m["vs_base"]["mcnemar_p"]),
                     f"{m['env_steps']:.0f}",
                     f"{m['labels']:.0f}",
                     f"{m['wall_s']:.0f}",

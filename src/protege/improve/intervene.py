@@ -2,11 +2,13 @@
 
 The policy drives; the expert watches. Where the policy's action strays from the expert's by more
 than ``threshold`` (root-mean-square over action dimensions, in units of the action box's
-half-width) for ``patience`` steps in a row, the expert takes over for ``takeover`` steps and
-then hands control back. Only the takeover steps cost expert labels. A round's training episodes
-are, as in Sirius' weighting, the intervention segments repeated ``intervention_weight`` times
-(weighted up: they show how to recover) and the policy's own segments of the episodes that
-succeeded (what already works); the policy's segments of failed episodes are left out.
+half-width) for ``patience`` steps in a row, the expert takes over for ``takeover`` steps, and
+for ``takeover`` more each time it ends while the policy's own action (still computed) strays.
+Only the takeover steps count as expert labels (the expert is queried at every step to decide,
+as a human watching would be). A round's training episodes are, as in Sirius' weighting, the
+intervention segments repeated ``intervention_weight`` times (weighted up: they show how to
+recover) and the policy's own segments of the episodes that succeeded (what already works); the
+policy's segments of failed episodes are left out.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Supervisor:
         expert = np.asarray(self.expert.act(obs), dtype=np.float32)
         strays = np.sqrt((((own - expert) / self.half_range) ** 2).mean(axis=1)) > self.threshold
         self.streak = np.where(strays, self.streak + 1, 0)
+        # the streak goes on counting during a takeover: control returns once the policy's own action agrees
         self.left = np.where((self.left == 0) & (self.streak >= self.patience), self.takeover, self.left)
         intervening = self.left > 0
         self.left = np.maximum(self.left - 1, 0)

@@ -41,6 +41,9 @@ class NoiseProblem:
         bound = self.policy.config.noise_bound
         return np.clip(rng.normal(0, 1, (batch, self.action_dim)), -bound, bound) / bound
 
+    def close(self) -> None:
+        self.env.close()
+
     @torch.inference_mode()
     def reset(self, seeds: np.ndarray) -> np.ndarray:
         obs, _ = self.env.reset(seed=seeds.tolist())

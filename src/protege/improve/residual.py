@@ -45,6 +45,9 @@ class ResidualProblem:
             return rng.uniform(-1, 1, (batch, self.action_dim))
         return np.clip(rng.normal(0, EXPLORE_STD, (batch, self.action_dim)), -1, 1)
 
+    def close(self) -> None:
+        self.env.close()
+
     @torch.inference_mode()
     def reset(self, seeds: np.ndarray) -> np.ndarray:
         obs, _ = self.env.reset(seed=seeds.tolist())

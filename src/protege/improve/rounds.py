@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.config import TrainConfig
+from protege.curation.curate import CurationConfig
 from protege.data.store import EpisodeStore
 from protege.formats import write_dataset
 from protege.improve.run import ImproveRun
@@ -89,6 +90,7 @@ def improve_by_rounds(run: ImproveRun, collect: Collect) -> Policy:
         init = _round_dir(run, k - 1) if k > 1 else run.base_folder
         train_cfg = replace(
             base_cfg,
+            curation=CurationConfig(),  # a filter (success-only) would drop the failed rollouts DAgger learns from
             add_data=tuple(path for path in data if path.exists()),
             init=init,
             out=_round_dir(run, k),

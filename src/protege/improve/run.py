@@ -50,14 +50,28 @@ def action_box(task: Task) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
+def read_curve(path: Path) -> list[dict]:
+    """The points of a curve.jsonl (none if absent); a line torn by a kill mid-append is left out."""
+    points = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            points.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return points
+
+
 class ImproveRun:
     """The frozen base policy, the task, the output folder and the bookkeeping of one improvement run."""
 
     def __init__(self, cfg: ImproveConfig):
-        if cfg.env_steps < 1 or cfg.eval_episodes < 1 or cfg.num_envs < 1:
+        counts = ("env_steps", "eval_episodes", "num_envs", "eval_every", "episodes_per_round", "round_steps")
+        for name in counts:
+            if getattr(cfg, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
+        if cfg.seed < 0:
             raise ValueError(
-                f"--env-steps, --eval-episodes and --num-envs must be >= 1, got {cfg.env_steps}, "
-                f"{cfg.eval_episodes}, {cfg.num_envs}"
+                f"--seed must be >= 0 (its training episodes must not meet the collect seeds), got {cfg.seed}"
             )
         self.cfg = cfg
         self.base_folder = resolve_checkpoint(cfg.run)
@@ -112,8 +126,7 @@ class ImproveRun:
         return seeds
 
     def curve(self) -> list[dict]:
-        path = self.out / CURVE
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        return read_curve(self.out / CURVE)
 
     def score(self, policy: Policy) -> dict:
         """Closed-loop success of ``policy`` on the curve's seed list, with its 95% Wilson interval."""

@@ -61,6 +61,8 @@ class Problem(Protocol):
     def explore(self, rng: np.random.Generator, batch: int) -> np.ndarray:
         """Actions in [-1, 1] for the first ``learning_starts`` transitions, before SAC acts."""
 
+    def close(self) -> None: ...
+
     def step(self, action: np.ndarray) -> Step: ...
 
 
@@ -120,7 +122,7 @@ def train_sac(run: ImproveRun, problem: Problem) -> Policy:
     rng = np.random.default_rng([cfg.seed, 17])
     rl_steps, owed = 0, 0.0
     if (run.out / SAC_STATE).exists() and state["points"]:
-        rl_steps, rng, env_steps, episodes = _load_state(run, model)
+        rl_steps, rng, env_steps, episodes, owed = _load_state(run, model)
         run.next_seed += episodes - state["episodes"]
         if env_steps > state["env_steps"]:  # killed after saving SAC's state, before its curve point
             copy_actor(model, problem.policy.actor)
@@ -169,9 +171,11 @@ def train_sac(run: ImproveRun, problem: Problem) -> Policy:
         if env_steps >= next_point or env_steps >= cfg.env_steps:
             next_point = (env_steps // cfg.eval_every + 1) * cfg.eval_every
             copy_actor(model, problem.policy.actor)
-            _save_state(run, model, rl_steps, rng, env_steps, episodes)
+            counts = {"rl_steps": rl_steps, "env_steps": env_steps, "episodes": episodes, "owed": owed}
+            _save_state(run, model, rng, counts)
             run.record(problem.policy, env_steps, 0, episodes, {"rl_steps": rl_steps})
     bar.close()
+    problem.close()
     return problem.policy
 
 
@@ -185,7 +189,7 @@ def _modules(model) -> dict[str, object]:
 BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def _save_state(run: ImproveRun, model, rl_steps: int, rng: np.random.Generator, env_steps: int, episodes: int) -> None:
+def _save_state(run: ImproveRun, model, rng: np.random.Generator, counts: dict) -> None:
     """Everything SAC needs to go on where it stopped, beside the curve point it belongs to."""
     buffer = model.replay_buffer
     filled = buffer.buffer_size if buffer.full else buffer.pos
@@ -194,9 +198,7 @@ def _save_state(run: ImproveRun, model, rl_steps: int, rng: np.random.Generator,
     if model.log_ent_coef is not None:
         tensors["log_ent_coef"] = model.log_ent_coef.detach()
     meta = {
-        "rl_steps": rl_steps,
-        "env_steps": env_steps,
-        "episodes": episodes,
+        **counts,
         "buffer": {"pos": buffer.pos, "full": buffer.full},
         "n_updates": model._n_updates,
     }
@@ -205,6 +207,8 @@ def _save_state(run: ImproveRun, model, rl_steps: int, rng: np.random.Generator,
         tensors |= {f"{name}.{k}": v for k, v in optim_tensors.items()}
     numpy_state = np.random.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    if model.device.type == "cuda":  # SAC samples its actions on the GPU there
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(model.device)
     tensors["rng.numpy"] = torch.from_numpy(numpy_state[1].astype(np.int64))
     meta["rng"] = {"numpy": [numpy_state[0], *map(float, numpy_state[2:])], "actions": rng.bit_generator.state}
     with staged_folder(run.out / SAC_STATE, overwrite=True) as tmp:
@@ -213,8 +217,8 @@ def _save_state(run: ImproveRun, model, rl_steps: int, rng: np.random.Generator,
         (tmp / "state.json").write_text(json.dumps(meta))
 
 
-def _load_state(run: ImproveRun, model) -> tuple[int, np.random.Generator, int, int]:
-    """Restore what ``_save_state`` wrote; (RL steps, action rng, env steps, episodes) it was saved at."""
+def _load_state(run: ImproveRun, model) -> tuple[int, np.random.Generator, int, int, float]:
+    """Restore what ``_save_state`` wrote; (RL steps, action rng, env steps, episodes, gradient steps owed)."""
     folder = run.out / SAC_STATE
     tensors, meta = read_tensors(folder / "state.safetensors"), read_checkpoint_json(folder / "state.json")
     model.policy.load_state_dict({k[len("policy.") :]: v for k, v in tensors.items() if k.startswith("policy.")})
@@ -232,8 +236,10 @@ def _load_state(run: ImproveRun, model) -> tuple[int, np.random.Generator, int, 
         optimizer.load_state_dict(join_optimizer_state(own, meta[f"optim.{name}"]))
     model._n_updates = meta["n_updates"]
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and model.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"], model.device)
     kind, pos, has_gauss, cached = meta["rng"]["numpy"]
     np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
     rng = np.random.default_rng()
     rng.bit_generator.state = meta["rng"]["actions"]
-    return meta["rl_steps"], rng, meta["env_steps"], meta["episodes"]
+    return meta["rl_steps"], rng, meta["env_steps"], meta["episodes"], meta["owed"]

@@ -95,6 +95,10 @@ class ResidualPolicy(Policy):
     def noise_shape(self) -> tuple[int, ...] | None:
         return self.base.noise_shape() if self.base is not None else None
 
+    def sample_noise(self, batch_size: int, generator=None) -> torch.Tensor | None:
+        """The base's own noise draw (a family may override ``sample_noise``, as bet does)."""
+        return self.base.sample_noise(batch_size, generator) if self.base is not None else None
+
     @torch.inference_mode()
     def correct(self, obs: dict[str, torch.Tensor], action: torch.Tensor) -> torch.Tensor:
         base_action = action.to(self.device, torch.float32)

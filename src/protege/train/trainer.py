@@ -204,11 +204,11 @@ def train(cfg: TrainConfig) -> Path:
         )
     torch.manual_seed(cfg.seed)
     store = read_dataset(cfg.dataset, obs_keys=cfg.policy.obs_keys or None, images=False)  # never decodes unused images
+    if cfg.subset:  # of DATASET; the --add-data episodes are all added
+        store = store.subset(cfg.subset)
     if cfg.add_data:
         added = [read_dataset(path, obs_keys=cfg.policy.obs_keys or None, images=False) for path in cfg.add_data]
         store = EpisodeStore.concatenate([store, *added])
-    if cfg.subset:
-        store = store.subset(cfg.subset)
     store.require_one_task("protege train")
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     curation = Curation(cfg.curation, train_store, cfg.seed)
