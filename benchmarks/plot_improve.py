@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("results", type=Path, help="folder holding one bench --suite improve folder per task")
     parser.add_argument("--out", type=Path, default=Path("docs/improve-curves.png"))
     args = parser.parse_args()
-    tasks = sorted(p.parent for p in args.results.glob("*/*/base/config.json"))
+    tasks = sorted(p.parents[1] for p in args.results.glob("*/*/base/config.json"))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.4 * len(tasks), 3.2), squeeze=False)
     for ax, task_dir in zip(axes[0], tasks):
         for method, runs in curves(task_dir).items():

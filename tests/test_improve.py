@@ -220,7 +220,10 @@ def test_bench_improve_suite_tiny(tmp_path: Path, capsys) -> None:
         row = summary[method]
         assert len(row["per_seed"]) == 2 and row["env_steps"] >= 200
         assert row["success_ci95"][0] <= row["success"] <= row["success_ci95"][1]
-        assert 0 <= row["vs_base"]["p_value"] <= 1
+        assert len(row["vs_base"]["mcnemar_p"]) == 2 and all(0 <= p <= 1 for p in row["vs_base"]["mcnemar_p"])
+        low, high = row["vs_base"]["difference_ci95"]
+        assert low <= row["vs_base"]["difference"] <= high
+        assert np.isclose(row["vs_base"]["difference"], row["success"] - summary["base"]["success"])
     table = (out / "table.txt").read_text()
     assert "dagger" in table and "McNemar p" in table
     main(args)  # finished: nothing is run again, the same table comes back

@@ -88,7 +88,8 @@ def make_sac(run: ImproveRun, problem: Problem):
         "MlpPolicy",
         _Spaces(problem.obs_dim, problem.action_dim),
         learning_rate=cfg.lr,
-        buffer_size=max(cfg.env_steps, 1000),
+        buffer_size=cfg.env_steps
+        + cfg.num_envs * run.task.spec.max_steps,  # the budget plus the wave that ends past it
         learning_starts=cfg.learning_starts,
         batch_size=cfg.batch_size,
         gamma=cfg.gamma,
