@@ -22,6 +22,12 @@ POLICIES: dict[str, str] = {
     "knn": "protege.policies.knn:KNNPolicy",
     "mcnn": "protege.policies.mcnn:MCNNPolicy",
     "distilled": "protege.policies.distilled:DistilledPolicy",
+}
+
+#: Policies around a frozen trained one, written by `protege improve` (an RL actor beside the base's
+#: weights) and never trained by BC: they load and evaluate like any family, but `protege train`
+#: does not offer them.
+IMPROVED: dict[str, str] = {
     "residual": "protege.policies.residual:ResidualPolicy",
     "dsrl": "protege.policies.dsrl:NoiseSpacePolicy",
 }
@@ -29,9 +35,10 @@ POLICIES: dict[str, str] = {
 
 def policy_class(name: str) -> type[Policy]:
     """The policy class registered under ``name``; an unknown name lists the known ones."""
-    if name not in POLICIES:
-        raise KeyError(f"unknown policy '{name}'; known policies: {', '.join(sorted(POLICIES))}")
-    module, _, attribute = POLICIES[name].partition(":")
+    known = POLICIES | IMPROVED
+    if name not in known:
+        raise KeyError(f"unknown policy '{name}'; known policies: {', '.join(sorted(known))}")
+    module, _, attribute = known[name].partition(":")
     return getattr(importlib.import_module(module), attribute)
 
 
@@ -39,4 +46,4 @@ def make_policy(config: PolicyConfig, spec: FeatureSpec) -> Policy:
     return policy_class(config.name)(config, spec)
 
 
-__all__ = ["POLICIES", "FeatureSpec", "Policy", "PolicyConfig", "make_policy", "policy_class"]
+__all__ = ["IMPROVED", "POLICIES", "FeatureSpec", "Policy", "PolicyConfig", "make_policy", "policy_class"]
