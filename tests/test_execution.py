@@ -45,6 +45,9 @@ class FakePolicy:
         self.calls += 1
         return chunk
 
+    def correct(self, obs: dict, action: torch.Tensor) -> torch.Tensor:
+        return action  # no per-step correction (Policy's own default)
+
 
 def run_actor(actor: PolicyActor, steps: int, batch: int = 3) -> np.ndarray:
     """(T, B, A) actions of one episode whose state is the step index."""

@@ -152,7 +152,7 @@ def test_episode_noise_depends_on_its_seed_not_on_its_batch(diffusion_run: Path)
     def chunk_of_seed_7(seeds: list[int]) -> torch.Tensor:
         actor = PolicyActor(policy)
         actor.reset(np.array(seeds))
-        actor._push({k: np.repeat(v, len(seeds), axis=0) for k, v in obs.items()})
+        actor.observe({k: np.repeat(v, len(seeds), axis=0) for k, v in obs.items()})
         return actor._predict()[seeds.index(7)]
 
     alone = chunk_of_seed_7([7])
