@@ -247,3 +247,40 @@ def test_intervention_segments_weigh_the_expert_up_and_drop_failed_policy_steps(
     assert out.episodes["source"].tolist() == ["policy", *["intervention"] * 3, "policy", *["intervention"] * 3]
     assert out.episodes["seed"].tolist() == [7, 7, 7, 7, 7, 8, 8, 8]
     assert segments(store, np.zeros(10, dtype=bool), weight=3).num_frames == 6  # no takeover: the success only
+
+
+@pytest.mark.slow
+def test_residual_sac_lifts_a_weak_diffusion_policy(tmp_path: Path) -> None:
+    """The suite's toy/fork recipe (20 demonstrations, 300 steps: about 0.6) and residual SAC at its budget."""
+    data, base = tmp_path / "fork", tmp_path / "base"
+    main(["collect", "toy/fork", "--episodes", "20", "--out", str(data), "--no-progress"])
+    main(
+        [
+            "train",
+            str(data),
+            "policy:diffusion",
+            "--steps",
+            "300",
+            "--eval-every",
+            "0",
+            "--out",
+            str(base),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
+    out = improve(ImproveConfig(base, method="residual", env_steps=3000, eval_every=750, device="cpu", progress=False))
+    report = evaluate(
+        EvalConfig(
+            checkpoints=(base, out),
+            labels=("base", "residual"),
+            episodes=100,
+            out=tmp_path / "eval",
+            device="cpu",
+            progress=False,
+        )
+    )
+    base_rate, improved = (report["policies"][k]["success_rate"] for k in ("base", "residual"))
+    assert base_rate < 0.8
+    assert improved - base_rate >= 0.1 and report["paired"][0]["p_value"] < 0.01, report["paired"]
