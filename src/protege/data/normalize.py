@@ -14,7 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-Mode = Literal["mean_std", "min_max"]
+Mode = Literal["mean_std", "min_max", "image"]
+#: ``image`` mode estimates its per-channel stats from at most this many evenly spaced frames, so
+#: fitting on a large camera dataset never converts all of it to floats.
+IMAGE_STAT_FRAMES = 1000
 
 
 def _buffer_name(key: str) -> str:
@@ -25,7 +28,9 @@ class Normalizer(nn.Module):
     """Per-key affine map ``x -> (x - offset) / scale`` and its inverse.
 
     ``mean_std`` maps to zero mean and unit variance; ``min_max`` maps the data range to [-1, 1]
-    (what diffusion samplers with clipping expect).
+    (what diffusion samplers with clipping expect); ``image`` is for camera frames (N, H, W, C)
+    in 0..255: pixels scaled to [0, 1], then mean/std per channel, so its stats have shape (C,) and
+    apply to channel-last frames by broadcasting.
     """
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], modes: dict[str, Mode]):
@@ -47,8 +52,13 @@ class Normalizer(nn.Module):
         for key, mode in self.modes.items():
             if key not in data:
                 raise KeyError(f"cannot fit normalizer: data has no '{key}' (has {sorted(data)})")
-            x = torch.as_tensor(np.asarray(data[key]), dtype=torch.float64)
-            if mode == "mean_std":
+            if mode == "image":
+                frames = np.asarray(data[key])
+                picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), IMAGE_STAT_FRAMES)).astype(int))
+                x = torch.as_tensor(frames[picks], dtype=torch.float64).flatten(0, -2) / 255.0  # (n * H * W, C)
+            else:
+                x = torch.as_tensor(np.asarray(data[key]), dtype=torch.float64)
+            if mode != "min_max":
                 offset, scale = x.mean(0), x.std(0, correction=0)
             else:
                 lo, hi = x.amin(0), x.amax(0)

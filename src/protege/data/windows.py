@@ -51,10 +51,20 @@ def window_index(episode_ends: np.ndarray, n_obs: int, horizon: int) -> WindowIn
     return WindowIndex(obs_rows, act_rows, act_rows != act_raw)
 
 
+def frame_tensors(obs: dict[str, np.ndarray], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Observation arrays as tensors on ``device``: camera frames stay uint8 (4x smaller than floats;
+    on the CPU they share the store's memory), everything else becomes float32."""
+    return {
+        key: torch.as_tensor(values, device=device, dtype=None if values.dtype == np.uint8 else torch.float32)
+        for key, values in obs.items()
+    }
+
+
 class WindowSampler:
     """Draws random training batches of windows from an EpisodeStore held as tensors.
 
-    A batch is a dict: each observation key -> (B, n_obs, *shape), ``action`` -> (B, horizon, A),
+    A batch is a dict: each observation key -> (B, n_obs, *shape) (float32, camera frames uint8),
+    ``action`` -> (B, horizon, A),
     ``action_is_pad`` -> (B, horizon) bool, and
     ``sample_weight`` -> (B,) once ``restrict`` has set weights (curation).
     """
@@ -62,7 +72,7 @@ class WindowSampler:
     def __init__(self, store: EpisodeStore, n_obs: int, horizon: int, device: torch.device | str = "cpu"):
         index = window_index(store.episode_ends, n_obs, horizon)
         self.device = torch.device(device)
-        self.obs = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in store.obs.items()}
+        self.obs = frame_tensors(store.obs, self.device)
         self.action = torch.as_tensor(store.action, dtype=torch.float32, device=self.device)
         self.obs_rows = torch.as_tensor(index.obs_rows, device=self.device)
         self.action_rows = torch.as_tensor(index.action_rows, device=self.device)

@@ -139,7 +139,9 @@ class PolicyActor:
         for key, value in obs.items():
             if key not in self.policy.spec.obs_shapes:
                 continue
-            frame = torch.as_tensor(value, dtype=torch.float32, device=device).unsqueeze(1)  # (B, 1, *shape)
+            value = np.asarray(value)
+            dtype = None if value.dtype == np.uint8 else torch.float32  # camera frames stay uint8
+            frame = torch.as_tensor(value, dtype=dtype, device=device).unsqueeze(1)  # (B, 1, *shape)
             if key not in self.history:  # first step: the history repeats the first frame
                 self.history[key] = frame.expand(-1, self.policy.config.n_obs, *frame.shape[2:]).clone()
             else:

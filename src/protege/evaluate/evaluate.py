@@ -28,7 +28,7 @@ from protege.policies.base import Policy
 from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
 from protege.runner import Rollouts, rollout
 from protege.tables import text_table
-from protege.tasks import Task, make_task
+from protege.tasks import Task, task_for
 
 VIDEOS = "videos"  # folder of the rollout videos, inside the eval folder
 
@@ -73,11 +73,11 @@ def evaluate(cfg: EvalConfig) -> dict:
         raise ValueError(
             f"--labels needs {len(cfg.checkpoints)} distinct names, one per checkpoint; got {list(cfg.labels)}"
         )
-    task = make_task(task_name)
     seeds = cfg.seed + np.arange(cfg.episodes)
     device = resolve_device(cfg.device)
     folders = [resolve_checkpoint(path, cfg.checkpoint) for path in cfg.checkpoints]
     policies = [load_policy(folder, ema=cfg.ema) for folder in folders]  # every one checked before any work, on the CPU
+    task = task_for(task_name, *(policy.spec.obs_shapes for policy in policies))
     for folder, policy in zip(folders, policies):
         check_fits(policy.spec, task, f"checkpoint '{folder}'")
     if cfg.videos > 0:

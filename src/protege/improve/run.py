@@ -32,7 +32,7 @@ from protege.evaluate.stats import wilson_interval
 from protege.policies import Policy
 from protege.policies.storage import load_policy, policy_json, read_checkpoint_json, resolve_checkpoint, write_tensors
 from protege.runner import rollout
-from protege.tasks import Task, make_task
+from protege.tasks import Task, task_for
 
 #: First seed of the episodes improvement methods train on (per run seed a block of a million).
 IMPROVE_SEED = 1_000_000
@@ -79,9 +79,9 @@ class ImproveRun:
         task_name = cfg.task or saved.get("task", "")
         if not task_name:
             raise ValueError(f"checkpoint '{self.base_folder}' records no task; pass --task")
-        self.task: Task = make_task(task_name)
         self.device = resolve_device(cfg.device)
         self.base: Policy = load_policy(self.base_folder, device=self.device)
+        self.task: Task = task_for(task_name, self.base.spec.obs_shapes)
         self.base.requires_grad_(False)
         check_fits(self.base.spec, self.task, f"checkpoint '{self.base_folder}'")
         self.out = cfg.out or Path(cfg.run) / f"improve-{cfg.method}"

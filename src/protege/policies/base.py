@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -32,6 +33,7 @@ from protege.data.normalize import Normalizer, tracked_coordinates
 from protege.data.store import ACTION, EpisodeStore
 from protege.data.windows import WindowSampler, window_index
 from protege.policies.nets.common import masked_mse
+from protege.policies.nets.vision import BACKBONES, ImageEncoder
 
 #: Default of ``PolicyConfig.mask_padding`` (see docs/results.md#padded-chunk-steps).
 MASK_PADDING = True
@@ -48,7 +50,18 @@ class PolicyConfig:
     n_action_steps: int = 1
     """Actions of each chunk the runner executes before predicting again (receding horizon)."""
     obs_keys: tuple[str, ...] = ()
-    """Observation keys to condition on; empty means every low-dimensional key in the dataset."""
+    """Observation keys to condition on; empty means every low-dimensional key in the dataset. Name
+    camera keys (``observation.image``, ``observation.images.<name>``: (H, W, 3) uint8 frames) to
+    learn from pixels, beside state keys or alone."""
+    vision: str = "small"
+    """Encoder of every camera key: ``small`` (four convolutions, for CPU budgets), ``resnet18``
+    (ResNet-18 with GroupNorm, as Diffusion Policy) or ``pixels`` (no parameters: an 8x8 grid of
+    the normalized frame); both networks end in spatial-softmax keypoints (protege.policies.nets.vision)."""
+    crop: float = 0.9
+    """Fraction of each image side kept by the crop: random crops while training, the centre in
+    evaluation (Diffusion Policy: 84 of 96 px); 1.0 turns the augmentation off."""
+    keypoints: int = 32
+    """Spatial-softmax keypoints per camera: each gives an (x, y) feature."""
     mask_padding: bool = MASK_PADDING
     """Leave a chunk's padded steps (after the episode's end, repeating its last action) out of the
     loss; False fits them like real steps (the policy learns to hold still at the end). One default
@@ -69,6 +82,21 @@ class PolicyConfig:
             raise ValueError(f"n_action_steps must be in [1, horizon={self.horizon}], got {self.n_action_steps}")
         if self.relative_actions not in ("auto", "off"):
             raise ValueError(f"relative_actions must be 'auto' or 'off', got '{self.relative_actions}'")
+        if self.vision not in BACKBONES:
+            raise ValueError(f"vision must be one of {', '.join(BACKBONES)}, got '{self.vision}'")
+        if not 0.5 <= self.crop <= 1.0 or self.keypoints < 1:
+            raise ValueError(
+                f"need crop in [0.5, 1] and keypoints >= 1, got crop={self.crop}, keypoints={self.keypoints}"
+            )
+
+
+def require_fixed_vision(config: PolicyConfig) -> None:
+    """Refuse a learned camera encoder for a family whose features are fixed once fitted (memories)."""
+    if config.vision != "pixels":
+        raise ValueError(
+            f"{config.name} embeds its memories once, when fitted, so its camera features cannot be learned: "
+            f"use vision 'pixels', not '{config.vision}'"
+        )
 
 
 @dataclass(frozen=True)
@@ -84,7 +112,19 @@ class FeatureSpec:
         missing = [k for k in keys if k not in store.obs]
         if missing:
             raise KeyError(f"dataset has no observation key(s) {missing}; it has {sorted(store.obs)}")
+        for key in keys:
+            values = store.obs[key]
+            if values.ndim == 4 and not (values.dtype == np.uint8 and values.shape[-1] == 3):
+                raise ValueError(
+                    f"observation '{key}' has frames of shape {list(values.shape[1:])} and dtype {values.dtype}; "
+                    "a camera key holds RGB frames, (H, W, 3) uint8"
+                )
         return FeatureSpec({k: tuple(store.obs[k].shape[1:]) for k in keys}, store.action_dim)
+
+    @property
+    def image_keys(self) -> list[str]:
+        """The camera keys: per-step shape (H, W, 3)."""
+        return [k for k, shape in self.obs_shapes.items() if is_image_shape(shape)]
 
     def to_json(self) -> dict:
         return {"obs_shapes": {k: list(v) for k, v in self.obs_shapes.items()}, "action_dim": self.action_dim}
@@ -94,16 +134,30 @@ class FeatureSpec:
         return FeatureSpec({k: tuple(v) for k, v in data["obs_shapes"].items()}, int(data["action_dim"]))
 
 
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """A per-step shape of RGB frames, (H, W, 3)."""
+    return len(shape) == 3 and shape[-1] == 3
+
+
 class Policy(nn.Module):
-    """Base module: normalization, observation flattening and batched, gradient-free prediction."""
+    """Base module: normalization, observation encoding (cameras through their encoders, state
+    flattened) and batched, gradient-free prediction."""
 
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
 
     def __init__(self, config: PolicyConfig, spec: FeatureSpec):
         super().__init__()
         self.config, self.spec = config, spec
-        shapes = {**spec.obs_shapes, ACTION: (spec.action_dim,)}
-        self.normalizer = Normalizer(shapes, {**{k: "mean_std" for k in spec.obs_shapes}, ACTION: "min_max"})
+        images = spec.image_keys
+        shapes = {**{k: (3,) if k in images else s for k, s in spec.obs_shapes.items()}, ACTION: (spec.action_dim,)}
+        modes = {**{k: "image" if k in images else "mean_std" for k in spec.obs_shapes}, ACTION: "min_max"}
+        self.normalizer = Normalizer(shapes, modes)
+        self.cameras = nn.ModuleDict(
+            {
+                _module_name(key): ImageEncoder(spec.obs_shapes[key], config.vision, config.crop, config.keypoints)
+                for key in images
+            }
+        )
         self.tracks_actions = False  # any dim offset (a host-side copy: no device sync per batch)
         if config.relative_actions != "off":  # per action dim: the flat state column it is offset from, or -1
             self.register_buffer("action_reference", torch.full((spec.action_dim,), -1, dtype=torch.long))
@@ -115,8 +169,13 @@ class Policy(nn.Module):
 
     @property
     def obs_dim(self) -> int:
-        """Width of one flattened observation frame (all keys concatenated)."""
-        return sum(int(np.prod(s)) for s in self.spec.obs_shapes.values())
+        """Width of one encoded observation frame: every key's features concatenated (a camera's
+        encoder output, a state key flattened)."""
+        return sum(self._key_dim(key) for key in self.spec.obs_shapes)
+
+    def _key_dim(self, key: str) -> int:
+        camera = self.cameras[_module_name(key)] if _module_name(key) in self.cameras else None
+        return camera.out_dim if camera is not None else int(np.prod(self.spec.obs_shapes[key]))
 
     @property
     def state_keys(self) -> list[str]:
@@ -156,20 +215,31 @@ class Policy(nn.Module):
         return torch.where(reference >= 0, current[:, reference.clamp(min=0)], 0.0).unsqueeze(1)
 
     def encode_obs(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Normalized, flattened observation history (B, n_obs * obs_dim); checks shapes loudly."""
+        """Encoded observation history (B, n_obs * obs_dim), frame after frame; checks shapes loudly.
+
+        State keys are normalized and flattened; each camera's frames (B, n_obs, H, W, 3), uint8,
+        go through its encoder as one batch of B * n_obs frames (the encoder is shared over the
+        history), which crops at random in training mode and centrally in eval mode.
+        """
         parts = []
         for key, shape in self.spec.obs_shapes.items():
             if key not in obs:
                 raise KeyError(
                     f"observation is missing '{key}'; the policy was trained on {list(self.spec.obs_shapes)}"
                 )
-            x = torch.as_tensor(obs[key], dtype=torch.float32, device=self.device)
+            camera = _module_name(key) in self.cameras
+            x = torch.as_tensor(obs[key], device=self.device)
+            x = x if camera and x.dtype == torch.uint8 else x.to(torch.float32)
             expected = (self.config.n_obs, *shape)
             if tuple(x.shape[1:]) != expected:
                 raise ValueError(
                     f"observation '{key}' must have shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}"
                 )
-            parts.append(self.normalizer.normalize(key, x).flatten(2))
+            if camera:
+                features = self.cameras[_module_name(key)](x.flatten(0, 1), partial(self.normalizer.normalize, key))
+                parts.append(features.view(*x.shape[:2], -1))
+            else:
+                parts.append(self.normalizer.normalize(key, x).flatten(2))
         return torch.cat(parts, dim=-1).flatten(1)
 
     def normalized_action(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -230,6 +300,11 @@ class Policy(nn.Module):
         action = self.normalizer.unnormalize(ACTION, self.predict_normalized(features, noise))
         origin = self.action_origin(obs)
         return action if origin is None else action + origin
+
+
+def _module_name(key: str) -> str:
+    """A camera key as a module name (no dots): ``observation.images.top`` -> ``observation__images__top``."""
+    return key.replace(".", "__")
 
 
 #: One generator for a whole batch, one per row (each episode's noise then depends on its own seed

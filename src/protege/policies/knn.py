@@ -21,7 +21,7 @@ from typing import ClassVar, Literal
 import torch
 
 from protege.data.store import EpisodeStore
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_vision
 from protege.policies.nets.memory import frame_windows, nearest
 
 #: Distance under which a retrieved frame counts as the query itself (leave-one-out loss).
@@ -38,6 +38,9 @@ class KNNConfig(PolicyConfig):
     """Neighbours retrieved; with weighting="nearest" only the closest one's chunk is used."""
     weighting: Literal["nearest", "distance"] = "nearest"
     """"nearest": the closest frame's chunk; "distance": average of the k chunks weighted by 1/distance."""
+    vision: str = "pixels"
+    """Camera features are the normalized frame on an 8x8 grid: retrieval trains nothing, so it
+    cannot use a learned encoder."""
 
     name: ClassVar[str] = "knn"
 
@@ -45,6 +48,7 @@ class KNNConfig(PolicyConfig):
         super().__post_init__()
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
+        require_fixed_vision(self)
 
 
 class KNNPolicy(Policy):

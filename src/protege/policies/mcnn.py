@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 
 from protege.data.store import EpisodeStore
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_vision
 from protege.policies.nets.common import mlp
 from protege.policies.nets.memory import frame_windows, kmeans, nearest
 
@@ -49,10 +49,15 @@ class MCNNConfig(PolicyConfig):
     depth: int = 3
     """Hidden layers of g."""
 
+    vision: str = "pixels"
+    """Camera features are the normalized frame on an 8x8 grid: the memories are embedded once, at
+    ``fit``, so a learned encoder would drift away from them."""
+
     name: ClassVar[str] = "mcnn"
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require_fixed_vision(self)
         if self.num_memories < 1 or self.bound < 0 or (self.length_scale is not None and self.length_scale <= 0):
             raise ValueError(
                 f"need num_memories >= 1, bound >= 0 and length_scale > 0 or None, got num_memories="

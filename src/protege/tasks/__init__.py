@@ -27,4 +27,17 @@ def make_task(name: str, pixels: bool = False, image_size: int = 96) -> Task:
     return TASKS[name](pixels=pixels, image_size=image_size)
 
 
-__all__ = ["TASKS", "Actor", "MissingExtraError", "Task", "TaskSpec", "make_task"]
+def task_for(name: str, *obs_shapes: dict[str, tuple[int, ...]]) -> Task:
+    """The task ``name`` as policies with these observation shapes see it: with its camera at their
+    image size when any of them reads (H, W, 3) frames, else state only (no drawing cost)."""
+    sizes = sorted({(shape[0], shape[1]) for shapes in obs_shapes for shape in shapes.values() if len(shape) == 3})
+    if not sizes:
+        return make_task(name)
+    if len(sizes) > 1 or sizes[0][0] != sizes[0][1]:
+        raise ValueError(
+            f"task '{name}' renders one square camera image, but the policies read frames of {[list(s) for s in sizes]}"
+        )
+    return make_task(name, pixels=True, image_size=sizes[0][0])
+
+
+__all__ = ["TASKS", "Actor", "MissingExtraError", "Task", "TaskSpec", "make_task", "task_for"]

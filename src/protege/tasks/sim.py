@@ -21,10 +21,8 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from protege.data.store import STATE
+from protege.data.store import IMAGE, STATE
 from protege.tasks.base import Task, TaskSpec
-
-IMAGE = "observation.image"
 
 # Headless rendering: EGL needs no display. Set before any simulator imports mujoco.
 os.environ.setdefault("MUJOCO_GL", "egl")

@@ -9,7 +9,10 @@ truncated at ``max_steps``. Reward is 1 on the success step, else 0, so return e
 random (two modes). A regressor that averages the two modes heads straight into the disc.
 
 For rollout videos ``PointSceneEnv`` draws the square from above (y up): obstacle discs in grey,
-the goal's tolerance disc in green, the point's trail in light blue and the point in blue.
+the goal's tolerance disc in green, the point's trail in light blue and the point in blue. Pixel
+mode (``make_task("toy/reach", pixels=True)``) adds the same scene without the trail as
+``observation.image``, drawn for the whole batch at once in numpy (``PointPainter``), so image
+pipelines are tested without a simulator.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from PIL import Image, ImageDraw
 
-from protege.data.store import STATE
+from protege.data.store import IMAGE, STATE
 from protege.tasks.base import Actor, Task, TaskSpec
 
 
@@ -50,12 +53,14 @@ class PointVectorEnv(VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.DISABLED}
 
-    def __init__(self, num_envs: int, layout: PointLayout):
+    def __init__(self, num_envs: int, layout: PointLayout, image_size: int = 0):
         self.num_envs = num_envs
         self.layout = layout
-        self.single_observation_space = gym.spaces.Dict(
-            {STATE: gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)}
-        )
+        spaces = {STATE: gym.spaces.Box(-np.inf, np.inf, shape=(4,), dtype=np.float32)}
+        self.painter = PointPainter(layout, image_size) if image_size else None
+        if self.painter is not None:
+            spaces[IMAGE] = gym.spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
+        self.single_observation_space = gym.spaces.Dict(spaces)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
@@ -67,7 +72,10 @@ class PointVectorEnv(VectorEnv):
         self.steps = np.zeros(num_envs, dtype=np.int64)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        return {STATE: np.concatenate([self.pos, self.goal], axis=1).astype(np.float32)}
+        obs = {STATE: np.concatenate([self.pos, self.goal], axis=1).astype(np.float32)}
+        if self.painter is not None:
+            obs[IMAGE] = self.painter.draw(self.pos, self.goal)
+        return obs
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         if seed is None:
@@ -113,6 +121,48 @@ SCENE_SIZE = 128  # px, square
 POINT_RADIUS = 3.0  # px
 
 
+#: Radii (world units) of the point and, at least, of the goal in ``PointPainter``'s pictures.
+PAINT_POINT_RADIUS, PAINT_GOAL_RADIUS = 0.06, 0.06
+
+
+class PointPainter:
+    """Draws a batch of point scenes, (B, size, size, 3) uint8, y up, in a few array operations.
+
+    Discs have anti-aliased edges (each pixel's coverage is its distance to the rim, clipped to
+    [0, 1]), so the picture moves with sub-pixel motions of the point and a small image still
+    tells where it is. Obstacles are drawn once, into the background.
+    """
+
+    def __init__(self, layout: PointLayout, size: int):
+        self.size = size
+        self.scale = (size - 1) / 2  # px per unit length: [-1, 1]^2 fills the picture
+        self.pixels = np.arange(size, dtype=np.float32)  # pixel centres along either axis
+        background = np.broadcast_to(np.array(BACKGROUND, dtype=np.float32), (size, size, 3))
+        for x, y, radius in layout.obstacles:
+            background = self._blend(background, self._coverage(np.array([[x, y]]), radius)[0], OBSTACLE)
+        self.background = background
+        self.goal_radius = max(layout.goal_tolerance, PAINT_GOAL_RADIUS)
+
+    def _coverage(self, centers: np.ndarray, radius: float) -> np.ndarray:
+        """(B, S, S) fraction of each pixel inside the disc of ``radius`` around each of ``centers`` (B, 2)."""
+        col = ((centers[:, 0] + 1) * self.scale).astype(np.float32)[:, None]  # (B, 1) in px; rows grow downwards
+        row = ((1 - centers[:, 1]) * self.scale).astype(np.float32)[:, None]
+        dx2, dy2 = (self.pixels - col) ** 2, (self.pixels - row) ** 2  # (B, S) each: separable distances
+        distance = np.sqrt(dy2[:, :, None] + dx2[:, None, :])  # (B, S, S) px
+        return np.clip(np.float32(radius * self.scale + 0.5) - distance, 0.0, 1.0)
+
+    @staticmethod
+    def _blend(picture: np.ndarray, alpha: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+        alpha = alpha[..., None]
+        return picture * (1 - alpha) + np.array(color, dtype=np.float32) * alpha
+
+    def draw(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Pictures of points at ``pos`` (B, 2) with goals at ``goal`` (B, 2)."""
+        picture = self._blend(self.background[None], self._coverage(goal, self.goal_radius), GOAL)
+        picture = self._blend(picture, self._coverage(pos, PAINT_POINT_RADIUS), POINT)
+        return np.rint(picture).astype(np.uint8)
+
+
 class PointSceneEnv(PointVectorEnv):
     """A ``PointVectorEnv`` that draws its scene: ``render()`` gives (B, size, size, 3) uint8 pictures.
 
@@ -121,8 +171,8 @@ class PointSceneEnv(PointVectorEnv):
     line and one disc per frame. The runner renders after every step, so the trail is the path.
     """
 
-    def __init__(self, num_envs: int, layout: PointLayout, size: int = SCENE_SIZE):
-        super().__init__(num_envs, layout)
+    def __init__(self, num_envs: int, layout: PointLayout, size: int = SCENE_SIZE, image_size: int = 0):
+        super().__init__(num_envs, layout, image_size)
         self.size = size
         self._background = Image.new("RGB", (size, size), BACKGROUND)
         draw = ImageDraw.Draw(self._background)
@@ -208,18 +258,18 @@ class PointTask(Task):
     routes: tuple[tuple[tuple[float, float], ...], ...] = ()
 
     def __init__(self, pixels: bool = False, image_size: int = 96) -> None:
-        if pixels:
-            raise ValueError(
-                f"{self.name} has no pixel observations (its scene is drawn for videos only); use a simulator task"
-            )
-        self.spec = TaskSpec(obs_shapes={STATE: (4,)}, action_dim=2, max_steps=self.layout.max_steps, fps=10)
+        if pixels and image_size < 8:
+            raise ValueError(f"image_size must be >= 8 px, got {image_size}")
+        self.image_size = image_size if pixels else 0
+        shapes = {STATE: (4,), **({IMAGE: (image_size, image_size, 3)} if pixels else {})}
+        self.spec = TaskSpec(obs_shapes=shapes, action_dim=2, max_steps=self.layout.max_steps, fps=10)
 
     def make_env(self, num_envs: int, asynchronous: bool = False) -> PointVectorEnv:
         """Pure numpy and vectorized already: ``asynchronous`` would only add overhead."""
-        return PointVectorEnv(num_envs, self.layout)
+        return PointVectorEnv(num_envs, self.layout, self.image_size)
 
     def make_render_env(self, num_envs: int) -> PointSceneEnv:
-        return PointSceneEnv(num_envs, self.layout)
+        return PointSceneEnv(num_envs, self.layout, image_size=self.image_size)
 
     def make_expert(self) -> Actor:
         return WaypointExpert(self.layout, self.routes)

@@ -32,7 +32,7 @@ from protege.policies.storage import (
 )
 from protege.progress import progress_bar
 from protege.runner import rollout
-from protege.tasks import TASKS, make_task
+from protege.tasks import TASKS, task_for
 from protege.train.checkpoint import load_train_state, save_checkpoint
 from protege.train.ema import EMA
 from protege.train.loggers import MetricSinks, require_sinks
@@ -66,7 +66,7 @@ def validation_loss(policy: Policy, sampler: WindowSampler, batch_size: int, see
 def closed_loop(policy: Policy, task_name: str, episodes: int, progress: bool) -> dict[str, float]:
     """Success rate (and the mean max of the task's progress signal, if it has one) on the fixed
     training-time seed list, disjoint from final evaluation."""
-    task = make_task(task_name)
+    task = task_for(task_name, policy.spec.obs_shapes)
     seeds = TRAIN_EVAL_SEED + np.arange(episodes)
     with torch.random.fork_rng(devices=[]):
         result = rollout(task, PolicyActor(policy, seed=0), seeds, num_envs=episodes, progress=progress, desc="eval")
@@ -216,7 +216,7 @@ def train(cfg: TrainConfig) -> Path:
     eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
     if eval_task and cfg.eval_every and cfg.eval_episodes:
         hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
-        check_fits(spec, make_task(eval_task), f"dataset '{cfg.dataset}'", hint)
+        check_fits(spec, task_for(eval_task, spec.obs_shapes), f"dataset '{cfg.dataset}'", hint)
     policy = make_policy(cfg.policy, spec)
     policy.fit(curation.fit_store())
     # Nonparametric families (knn) are complete once fitted: no steps, no EMA copy of the memory.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from protege.data.store import ACTION, EpisodeStore
-from protege.data.windows import window_index
+from protege.data.windows import frame_tensors, window_index
 from protege.policies.base import Policy
 
 #: Queries and keys per block of a distance matrix (16 MiB of float32 distances per block).
@@ -24,7 +24,7 @@ def frame_windows(policy: Policy, store: EpisodeStore) -> tuple[torch.Tensor, to
     """Every frame's encoded observation history (N, n_obs * obs_dim) and normalized action chunk
     (N, horizon, A), on the policy's device; call after the normalizer is fitted."""
     index = window_index(store.episode_ends, policy.config.n_obs, policy.config.horizon)
-    obs = {key: torch.as_tensor(store.obs[key], dtype=torch.float32) for key in policy.spec.obs_shapes}
+    obs = frame_tensors({key: store.obs[key] for key in policy.spec.obs_shapes})
     action = torch.as_tensor(store.action, dtype=torch.float32)
     obs_rows, action_rows = torch.as_tensor(index.obs_rows), torch.as_tensor(index.action_rows)
     features, chunks = [], []

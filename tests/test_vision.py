@@ -1,0 +1,211 @@
+"""Policies that see: camera encoders, image normalization, uint8 windows, toy pictures, every family from pixels."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_policies import SMALL, VARIANTS
+
+from protege.cli import main
+from protege.data.normalize import Normalizer
+from protege.data.store import IMAGE, STATE, EpisodeStore
+from protege.data.windows import WindowSampler
+from protege.policies import FeatureSpec, make_policy
+from protege.policies.nets.vision import ImageEncoder, center_crop, random_crop
+from protege.policies.storage import load_policy, save_policy
+from protege.tasks import make_task, task_for
+from protege.tasks.toy import POINT
+
+VIDEO_FIXTURE = Path(__file__).parent / "fixtures" / "lerobot" / "video-v3"
+FRAME = (16, 20, 3)
+
+
+@pytest.fixture(scope="module")
+def image_store() -> EpisodeStore:
+    """Three short episodes with a camera (random frames whose brightness follows the action) and a state."""
+    rng = np.random.default_rng(0)
+    lengths = [12, 9, 15]
+    n = sum(lengths)
+    action = rng.uniform(-2, 3, size=(n, 2)).astype(np.float32)
+    frames = rng.integers(0, 200, size=(n, *FRAME), dtype=np.uint8)
+    frames[..., 0] = np.clip(40 * (action[:, :1, None] + 2), 0, 255).astype(np.uint8)
+    return EpisodeStore(
+        obs={IMAGE: frames, STATE: rng.normal(size=(n, 5)).astype(np.float32)},
+        action=action,
+        episode_ends=np.cumsum(lengths),
+    )
+
+
+@pytest.mark.parametrize("backbone,dim", [("small", 64), ("resnet18", 64), ("pixels", 192)])
+@pytest.mark.parametrize("shape", [(96, 96, 3), (48, 64, 3)])
+def test_encoder_shapes(backbone, dim, shape):
+    encoder = ImageEncoder(shape, backbone, crop=0.875, keypoints=32)
+    assert encoder.crop == (round(shape[0] * 0.875), round(shape[1] * 0.875))
+    frames = torch.randint(0, 256, (5, *shape), dtype=torch.uint8)
+    for mode in (True, False):
+        assert encoder.train(mode)(frames).shape == (5, dim) == (5, encoder.out_dim)
+    if backbone != "pixels":  # keypoints are expected coordinates: inside [-1, 1]
+        assert encoder(frames).abs().max() <= 1.0
+    with pytest.raises(ValueError, match=r"frames must have shape \(B, "):
+        encoder(frames[:, :-1])
+
+
+def test_encoder_is_deterministic_under_a_seed():
+    frames = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+
+    def run() -> torch.Tensor:
+        torch.manual_seed(3)
+        encoder = ImageEncoder((32, 32, 3), "small").train()
+        return encoder(frames)  # weights and random crops both from the seed
+
+    torch.testing.assert_close(run(), run(), rtol=0, atol=0)
+
+
+def test_random_crops_are_windows_of_their_own_frame():
+    frames = torch.randint(0, 256, (6, 12, 10, 3), dtype=torch.uint8)
+    crops = random_crop(frames, (8, 7), torch.Generator().manual_seed(0))
+    assert crops.shape == (6, 8, 7, 3)
+    offsets = set()
+    for frame, crop in zip(frames, crops):
+        found = [(t, x) for t in range(5) for x in range(4) if torch.equal(frame[t : t + 8, x : x + 7], crop)]
+        assert found, "a crop is not a window of its frame"
+        offsets.add(found[0])
+    assert len(offsets) > 1  # each frame draws its own window
+    torch.testing.assert_close(center_crop(frames, (8, 6)), frames[:, 2:10, 2:8])
+
+
+def test_augmentation_is_off_in_eval_mode():
+    torch.manual_seed(0)
+    encoder = ImageEncoder((24, 24, 3), "small", crop=0.75)
+    frames = torch.randint(0, 256, (8, 24, 24, 3), dtype=torch.uint8)
+    train_a, train_b = encoder.train()(frames), encoder(frames)
+    assert not torch.equal(train_a, train_b)  # random crops
+    eval_a, eval_b = encoder.eval()(frames), encoder(frames)
+    torch.testing.assert_close(eval_a, eval_b, rtol=0, atol=0)
+    centred = ImageEncoder((18, 18, 3), "small", crop=1.0)  # the same weights on the centre crop by hand
+    centred.load_state_dict(encoder.state_dict())
+    torch.testing.assert_close(eval_a, centred.eval()(frames[:, 3:21, 3:21]))
+
+
+def test_image_normalizer_is_per_channel_on_the_unit_range():
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, size=(50, 6, 7, 3), dtype=np.uint8)
+    frames[..., 2] = 200  # a constant channel gets scale 1
+    normalizer = Normalizer({IMAGE: (3,)}, {IMAGE: "image"})
+    normalizer.fit({IMAGE: frames})
+    x = frames.reshape(-1, 3) / 255.0
+    offset, scale = normalizer._stats(IMAGE)
+    np.testing.assert_allclose(offset.numpy(), x.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(scale.numpy()[:2], x.std(0)[:2], rtol=1e-5)
+    assert scale[2] == 1.0
+
+
+def test_windows_keep_frames_uint8(image_store):
+    sampler = WindowSampler(image_store, n_obs=2, horizon=4)
+    batch = sampler.gather(torch.arange(5))
+    assert batch[IMAGE].dtype == torch.uint8 and batch[IMAGE].shape == (5, 2, *FRAME)
+    assert batch[STATE].dtype == torch.float32
+    assert np.shares_memory(sampler.obs[IMAGE].numpy(), image_store.obs[IMAGE])  # no copy of the frames on the CPU
+
+
+def build(variant: str, store: EpisodeStore, tmp_path: Path):
+    torch.manual_seed(0)
+    spec = FeatureSpec.from_store(store, (IMAGE, STATE))
+    config = replace(SMALL[variant](), obs_keys=(IMAGE, STATE))
+    if variant == "distilled":  # the teacher must see what the student sees
+        teacher = make_policy(replace(SMALL["flow"](), obs_keys=(IMAGE, STATE)), spec)
+        teacher.fit(store)
+        config = replace(config, teacher=str(save_policy(teacher, tmp_path / "teacher")))
+    policy = make_policy(config, spec)
+    policy.fit(store)
+    return policy, WindowSampler(store, config.n_obs, config.horizon)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_family_learns_from_images(variant, image_store, tmp_path):
+    policy, sampler = build(variant, image_store, tmp_path)
+    assert policy.spec.image_keys == [IMAGE]
+    batch = sampler.gather(torch.arange(7))
+    loss = policy.loss(batch)
+    assert loss.shape == (7,) and torch.isfinite(loss).all()
+    camera = list(policy.cameras.values())[0]
+    if any(p.requires_grad for p in policy.parameters()):
+        loss.mean().backward()
+        assert all(p.grad is not None for p in camera.parameters())  # the encoder trains with the policy
+    policy.eval()
+    obs = {k: v for k, v in sampler.gather(torch.arange(3)).items() if k.startswith("observation.")}
+    noise = policy.sample_noise(3, torch.Generator().manual_seed(0))
+    chunk = policy.predict(obs, noise=noise)
+    assert chunk.shape == (3, policy.config.horizon, 2) and torch.isfinite(chunk).all()
+    loaded = load_policy(save_policy(policy, tmp_path / "saved"))
+    assert torch.equal(loaded.predict(obs, noise=noise), chunk)  # image stats and encoder travel with it
+    assert loaded.normalizer._stats(IMAGE)[0].shape == (3,)
+
+
+def test_retrieval_families_refuse_a_learned_encoder():
+    for name in ("knn", "mcnn"):
+        with pytest.raises(ValueError, match="use vision 'pixels'"):
+            replace(SMALL[name](), vision="small")
+
+
+def test_a_camera_key_must_hold_rgb_frames(image_store):
+    gray = replace(image_store, obs={**image_store.obs, IMAGE: image_store.obs[IMAGE].astype(np.float32)})
+    with pytest.raises(ValueError, match=r"'observation.image' .* a camera key holds RGB frames, \(H, W, 3\) uint8"):
+        FeatureSpec.from_store(gray, (IMAGE,))
+
+
+def test_toy_tasks_draw_their_scene_as_an_image():
+    task = make_task("toy/reach", pixels=True, image_size=32)
+    assert task.spec.obs_shapes == {STATE: (4,), IMAGE: (32, 32, 3)}
+    env = task.make_env(3)
+    obs, _ = env.reset(seed=[0, 1, 2])
+    again, _ = task.make_env(3).reset(seed=[0, 1, 2])
+    np.testing.assert_array_equal(obs[IMAGE], again[IMAGE])
+    assert obs[IMAGE].shape == (3, 32, 32, 3) and obs[IMAGE].dtype == np.uint8
+    for picture, state in zip(obs[IMAGE], obs[STATE]):  # the point is drawn where the state says
+        row, col = np.unravel_index(np.abs(picture.astype(int) - POINT).sum(-1).argmin(), picture.shape[:2])
+        assert abs(col - (state[0] + 1) * 15.5) <= 1.0 and abs(row - (1 - state[1]) * 15.5) <= 1.0
+    moved, *_ = env.step(np.ones((3, 2), dtype=np.float32))
+    assert not np.array_equal(moved[IMAGE], obs[IMAGE])
+    assert STATE in make_task("toy/reach").make_env(1).reset(seed=[0])[0]
+    assert IMAGE not in make_task("toy/reach").spec.obs_shapes
+
+
+def test_task_for_adds_the_camera_a_policy_reads():
+    assert IMAGE in task_for("toy/fork", {IMAGE: (40, 40, 3), STATE: (4,)}, {STATE: (4,)}).spec.obs_shapes
+    assert IMAGE not in task_for("toy/fork", {STATE: (4,)}).spec.obs_shapes
+    with pytest.raises(ValueError, match="one square camera image"):
+        task_for("toy/fork", {IMAGE: (40, 40, 3)}, {IMAGE: (32, 32, 3)})
+
+
+def test_a_lerobot_video_dataset_trains_for_a_few_steps(tmp_path):
+    out = tmp_path / "run"
+    keys = ["observation.images.front", "observation.state"]
+    main(
+        ["train", str(VIDEO_FIXTURE), "--steps", "3", "--batch-size", "8", "--eval-every", "0", "--out", str(out)]
+        + ["--no-progress", "policy:diffusion", "--policy.obs-keys", *keys, "--policy.num-inference-steps", "2"]
+    )
+    policy = load_policy(out)
+    assert policy.spec.obs_shapes["observation.images.front"] == (48, 64, 3)
+    assert not policy.training  # loaded for evaluation: centre crops
+    frames = torch.zeros((2, policy.config.n_obs, 48, 64, 3), dtype=torch.uint8)
+    chunk = policy.predict({keys[0]: frames, keys[1]: torch.zeros((2, policy.config.n_obs, 4))})
+    assert chunk.shape == (2, policy.config.horizon, 2) and torch.isfinite(chunk).all()
+
+
+@pytest.mark.slow
+def test_a_pixel_policy_learns_toy_reach_from_rendered_frames(tmp_path):
+    """From the 48 px picture alone (no state), a few hundred steps reach the goal (measured: 50/50)."""
+    data, run = tmp_path / "reach", tmp_path / "run"
+    main(["collect", "toy/reach", "--episodes", "200", "--pixels", "--image-size", "48", "--out", str(data)])
+    main(
+        ["train", str(data), "--steps", "300", "--eval-every", "0", "--out", str(run), "--no-progress", "--device"]
+        + ["cpu", "policy:mlp", "--policy.obs-keys", IMAGE]
+    )
+    main(["eval", str(run), "--episodes", "50", "--out", str(tmp_path / "eval"), "--no-progress", "--device", "cpu"])
+    import json
+
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    assert summary["policies"]["mlp"]["success_rate"] >= 0.8, summary
