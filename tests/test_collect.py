@@ -82,9 +82,25 @@ def test_missing_simulator_names_the_extra(tmp_path: Path, monkeypatch: pytest.M
     assert not (tmp_path / "mw").exists()
 
 
-def test_toy_tasks_have_no_pixels(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match="toy/reach has no pixel observations"):
-        main(["collect", "toy/reach", "--episodes", "2", "--pixels", "--out", str(tmp_path / "px"), "--no-progress"])
+def test_toy_tasks_record_their_drawn_scene(tmp_path: Path) -> None:
+    out = tmp_path / "px"
+    main(
+        [
+            "collect",
+            "toy/reach",
+            "--episodes",
+            "3",
+            "--pixels",
+            "--image-size",
+            "24",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    store = read_dataset(out)
+    assert store.obs["observation.image"].shape == (len(store.action), 24, 24, 3)
+    assert store.obs["observation.image"].dtype == np.uint8
 
 
 def test_pixel_datasets_keep_uint8_images(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from test_policies import SMALL, VARIANTS
 
 from protege.cli import main
 from protege.data.normalize import Normalizer
-from protege.data.store import IMAGE, STATE, EpisodeStore
+from protege.data.store import IMAGE, PROPRIO, STATE, EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.policies import FeatureSpec, make_policy
 from protege.policies.nets.vision import ImageEncoder, center_crop, random_crop
@@ -158,7 +158,7 @@ def test_a_camera_key_must_hold_rgb_frames(image_store):
 
 def test_toy_tasks_draw_their_scene_as_an_image():
     task = make_task("toy/reach", pixels=True, image_size=32)
-    assert task.spec.obs_shapes == {STATE: (4,), IMAGE: (32, 32, 3)}
+    assert task.spec.obs_shapes == {STATE: (4,), IMAGE: (32, 32, 3), PROPRIO: (2,)}
     env = task.make_env(3)
     obs, _ = env.reset(seed=[0, 1, 2])
     again, _ = task.make_env(3).reset(seed=[0, 1, 2])
@@ -167,6 +167,7 @@ def test_toy_tasks_draw_their_scene_as_an_image():
     for picture, state in zip(obs[IMAGE], obs[STATE]):  # the point is drawn where the state says
         row, col = np.unravel_index(np.abs(picture.astype(int) - POINT).sum(-1).argmin(), picture.shape[:2])
         assert abs(col - (state[0] + 1) * 15.5) <= 1.0 and abs(row - (1 - state[1]) * 15.5) <= 1.0
+    np.testing.assert_array_equal(obs[PROPRIO], obs[STATE][:, :2])
     moved, *_ = env.step(np.ones((3, 2), dtype=np.float32))
     assert not np.array_equal(moved[IMAGE], obs[IMAGE])
     assert STATE in make_task("toy/reach").make_env(1).reset(seed=[0])[0]

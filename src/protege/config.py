@@ -81,7 +81,7 @@ class CollectConfig:
     corrupt_scale: float = 5.0
     """corrupted operator: logged actions lie 2 to this many half-ranges from the action range's center."""
     pixels: bool = False
-    """Also record camera images (observation.image) for tasks whose simulator renders."""
+    """Also record camera images (observation.image): the simulator's camera, or the toy tasks' drawn scene."""
     image_size: int = 96
     """Image height and width in pixels with --pixels."""
     async_envs: bool = False

@@ -17,6 +17,7 @@ import numpy as np
 ACTION = "action"
 STATE = "observation.state"
 IMAGE = "observation.image"  # the camera of a task with one
+PROPRIO = "observation.proprio"  # a pixel-mode task's own-body state: what a robot senses without a camera
 REWARD = "next.reward"
 TASK = "task"  # per-episode column of a dataset with several tasks (one instruction per episode)
 TASK_SUBSET = "task:"  # ``subset("task:push")``: the episodes of one task

@@ -44,6 +44,9 @@ class TaskSpec:
     fps: control frequency, recorded in datasets.
     progress: name of the task's progress signal in [0, 1] (PushT: "coverage"), reported by
         ``step`` as ``info["progress"]`` and summarized as the max over each episode; "" for none.
+    proprio: the columns of ``observation.state`` that describe the agent itself (PushT's disc
+        position, a gripper's pose and opening); pixel mode repeats them as ``observation.proprio``,
+        so that a policy can see the scene through the camera only, as LeRobot's pixel PushT does.
     """
 
     obs_shapes: dict[str, tuple[int, ...]]
@@ -54,6 +57,7 @@ class TaskSpec:
     action_high: float = 1.0
     description: str = field(default="", compare=False)
     progress: str = ""
+    proprio: tuple[int, ...] = ()
 
 
 class Task(ABC):

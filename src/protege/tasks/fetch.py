@@ -159,6 +159,8 @@ class FetchTask(SimTask):
     expert: type[FetchExpert]
     action_dim = 4
     max_steps = 50  # the simulator's own limit
+    #: the gripper's position, finger opening, velocity and finger velocity (not the block's columns)
+    proprio = (0, 1, 2, 9, 10, 20, 21, 22, 23, 24)
     fps = 25  # a step is 20 physics substeps of 2 ms
 
     def make_single_env(self, render: bool = False) -> FetchEnv:
@@ -170,6 +172,7 @@ class FetchTask(SimTask):
 
 class FetchReachTask(FetchTask):
     name, env_id, state_dim, expert = "fetch/reach", "FetchReach-v4", 13, ReachExpert
+    proprio = tuple(range(10))  # every observation column is the gripper's (the goal follows)
     description = "Move the Fetch gripper to a random point in the air (within 5 cm)."
 
 

@@ -100,6 +100,7 @@ class MetaWorldTask(SimTask):
     """``metaworld/<task>``: 39-D state, 4-D action (hand xyz delta, gripper), 500 steps, 80 fps sim."""
 
     state_dim, action_dim, max_steps, fps = 39, 4, 500, 80
+    proprio = (0, 1, 2, 3)  # the hand's position and the gripper's opening
 
     def __init__(self, task: str, pixels: bool = False, image_size: int = 96):
         self.name = f"metaworld/{task}"

@@ -156,6 +156,7 @@ class PointMazeTask(SimTask):
 
     maze: str
     state_dim = 6
+    proprio = (0, 1, 2, 3)  # the ball's position and velocity
     action_dim = 2
     fps = 100  # one 10 ms physics step per action
 

@@ -8,7 +8,8 @@ about 2.5 px of combined position and angle error (0.01 rad costs as much as 0.6
 
 ``observation.state`` is ``[agent_x, agent_y, block_x, block_y, cos(angle), sin(angle)]``: the
 block's position is its body origin, the middle of the bar's top edge. Pixel frames are the
-simulator's own 96 px rendering without the action marker, y pointing down like the state.
+simulator's own 96 px rendering without the action marker, y pointing down like the state; pixel
+mode's ``observation.proprio`` is the disc's position (LeRobot's ``pusht_image``: image + agent_pos).
 """
 
 from __future__ import annotations
@@ -323,6 +324,7 @@ class PushTTask(SimTask):
     state_dim, action_dim, max_steps, fps = 6, 2, 300, 10
     action_low, action_high = 0.0, 512.0
     progress = "coverage"
+    proprio = (0, 1)  # the disc's position
     description = "PushT (gym-pusht): push a T-shaped block onto the goal T with a disc; random start per seed"
 
     def make_single_env(self, render: bool = False) -> PushTEnv:

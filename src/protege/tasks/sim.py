@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array
 
-from protege.data.store import IMAGE, STATE
+from protege.data.store import IMAGE, PROPRIO, STATE
 from protege.tasks.base import Task, TaskSpec
 
 # Headless rendering: EGL needs no display. Set before any simulator imports mujoco.
@@ -65,6 +65,8 @@ class SimEnv(gym.Env):
         spaces = {STATE: gym.spaces.Box(-np.inf, np.inf, shape=shapes[STATE], dtype=np.float32)}
         if IMAGE in shapes:
             spaces[IMAGE] = gym.spaces.Box(0, 255, shape=shapes[IMAGE], dtype=np.uint8)
+        if PROPRIO in shapes:
+            spaces[PROPRIO] = gym.spaces.Box(-np.inf, np.inf, shape=shapes[PROPRIO], dtype=np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(
             spec.action_low, spec.action_high, shape=(spec.action_dim,), dtype=np.float32
@@ -105,6 +107,8 @@ class SimEnv(gym.Env):
 
     def _observe(self, native_obs: Any) -> dict[str, np.ndarray]:
         obs = {STATE: np.asarray(self.state(native_obs), dtype=np.float32)}
+        if PROPRIO in self.observation_space.spaces:
+            obs[PROPRIO] = obs[STATE][list(self.task_spec.proprio)]
         if IMAGE in self.observation_space.spaces:
             obs[IMAGE] = np.ascontiguousarray(self.frame(), dtype=np.uint8)
         return obs
@@ -150,8 +154,9 @@ class GoalEnv(SimEnv):
 class SimTask(Task):
     """A task whose episodes run in a ``SimEnv``; vector envs are Gymnasium's sync or async ones.
 
-    ``pixels`` adds an ``observation.image`` of ``image_size`` px to every step; the state stays
-    (scripted experts read it).
+    ``pixels`` adds an ``observation.image`` of ``image_size`` px to every step and the agent's own
+    state columns (``proprio``) as ``observation.proprio``; the full state stays (scripted experts
+    read it).
     """
 
     def __init__(self, pixels: bool = False, image_size: int = 96):
@@ -159,6 +164,8 @@ class SimTask(Task):
         shapes = {STATE: (self.state_dim,)}
         if pixels:
             shapes[IMAGE] = (image_size, image_size, 3)
+            if self.proprio:
+                shapes[PROPRIO] = (len(self.proprio),)
         self.spec = TaskSpec(
             obs_shapes=shapes,
             action_dim=self.action_dim,
@@ -168,12 +175,14 @@ class SimTask(Task):
             action_high=self.action_high,
             description=self.description,
             progress=self.progress,
+            proprio=self.proprio,
         )
 
     state_dim: int
     action_dim: int
     max_steps: int
     progress: str = ""  # name of the env's progress signal (SimEnv.progress), "" for none
+    proprio: tuple[int, ...] = ()  # state columns of the agent itself (TaskSpec.proprio)
     fps: int = 10
     action_low: float = -1.0
     action_high: float = 1.0

@@ -11,8 +11,8 @@ random (two modes). A regressor that averages the two modes heads straight into 
 For rollout videos ``PointSceneEnv`` draws the square from above (y up): obstacle discs in grey,
 the goal's tolerance disc in green, the point's trail in light blue and the point in blue. Pixel
 mode (``make_task("toy/reach", pixels=True)``) adds the same scene without the trail as
-``observation.image``, drawn for the whole batch at once in numpy (``PointPainter``), so image
-pipelines are tested without a simulator.
+``observation.image`` (and the point's position as ``observation.proprio``), drawn for the whole
+batch at once in numpy (``PointPainter``), so image pipelines are tested without a simulator.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from PIL import Image, ImageDraw
 
-from protege.data.store import IMAGE, STATE
+from protege.data.store import IMAGE, PROPRIO, STATE
 from protege.tasks.base import Actor, Task, TaskSpec
 
 
@@ -60,6 +60,7 @@ class PointVectorEnv(VectorEnv):
         self.painter = PointPainter(layout, image_size) if image_size else None
         if self.painter is not None:
             spaces[IMAGE] = gym.spaces.Box(0, 255, shape=(image_size, image_size, 3), dtype=np.uint8)
+            spaces[PROPRIO] = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.single_observation_space = gym.spaces.Dict(spaces)
         self.single_action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -75,6 +76,7 @@ class PointVectorEnv(VectorEnv):
         obs = {STATE: np.concatenate([self.pos, self.goal], axis=1).astype(np.float32)}
         if self.painter is not None:
             obs[IMAGE] = self.painter.draw(self.pos, self.goal)
+            obs[PROPRIO] = obs[STATE][:, :2]
         return obs
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
@@ -261,8 +263,10 @@ class PointTask(Task):
         if pixels and image_size < 8:
             raise ValueError(f"image_size must be >= 8 px, got {image_size}")
         self.image_size = image_size if pixels else 0
-        shapes = {STATE: (4,), **({IMAGE: (image_size, image_size, 3)} if pixels else {})}
-        self.spec = TaskSpec(obs_shapes=shapes, action_dim=2, max_steps=self.layout.max_steps, fps=10)
+        shapes = {STATE: (4,), **({IMAGE: (image_size, image_size, 3), PROPRIO: (2,)} if pixels else {})}
+        self.spec = TaskSpec(
+            obs_shapes=shapes, action_dim=2, max_steps=self.layout.max_steps, fps=10, proprio=(0, 1) if pixels else ()
+        )
 
     def make_env(self, num_envs: int, asynchronous: bool = False) -> PointVectorEnv:
         """Pure numpy and vectorized already: ``asynchronous`` would only add overhead."""

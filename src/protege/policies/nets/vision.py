@@ -132,6 +132,7 @@ class ImageEncoder(nn.Module):
         backbone: Backbone = "small",
         crop: float = 0.9,
         keypoints: int = 32,
+        bf16: bool = False,
     ):
         super().__init__()
         if backbone not in BACKBONES:
@@ -140,7 +141,7 @@ class ImageEncoder(nn.Module):
             raise ValueError(f"crop must be in [0.5, 1] (the kept fraction of each side), got {crop}")
         if len(shape) != 3 or shape[-1] != 3:
             raise ValueError(f"an image observation is (H, W, 3), got shape {list(shape)}")
-        self.shape, self.backbone_name = tuple(shape), backbone
+        self.shape, self.backbone_name, self.bf16 = tuple(shape), backbone, bf16
         self.crop = crop_size(shape[0], shape[1], crop)
         if backbone == "pixels":
             self.net, self.head = None, None
@@ -167,4 +168,6 @@ class ImageEncoder(nn.Module):
         x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
         if self.net is None:
             return F.adaptive_avg_pool2d(x, PIXEL_GRID).flatten(1)
-        return self.head(self.net(x))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            features = self.net(x)
+        return self.head(features.float())  # keypoints in float32: their coordinates need the precision
