@@ -1,7 +1,8 @@
 """Training and inference speed, batch assembly, policy-in-the-loop evaluation and shared cores,
 each section side by side in one run; prints JSON.
 
-    python benchmarks/speed.py [--sections policies assembly loop shared] [--families ...] [--steps 200] [--repeats 50]
+    python benchmarks/speed.py [--sections policies assembly loop images shared] [--families ...] [--steps 200]
+        [--repeats 50]     (images: --sections images --steps 20)
 
 - ``policies``: every registered family at its defaults on toy/fork: optimizer steps/s and samples/s
   at batch 256 (median of 5 timed windows) and milliseconds per predicted chunk at batch 1 and 64
@@ -9,6 +10,10 @@ each section side by side in one run; prints JSON.
 - ``assembly``: training batches of 2-frame, 16-step windows gathered per second (batch 256).
 - ``loop``: PushT and Meta-World push with 50 envs: env steps/s of the bare simulator (a constant
   action) and with default diffusion choosing every action, and the policy's share of the wall time.
+- ``images``: diffusion from PushT's 96 px camera plus the agent's position (``observation.image``,
+  ``observation.proprio``) with each camera backbone: training samples/s at batch 64 and
+  milliseconds per predicted chunk at batch 1 and 50, under bf16 autocast or not and with
+  channels-last or contiguous frames, side by side; on CUDA too when a GPU is present.
 - ``shared``: toy/fork diffusion training steps/s of one job alone (torch's threads), two jobs side
   by side with torch's threads each, and two side by side with one thread each (``--threads 1``).
 """
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 
 from protege.bench.matrix import is_student
-from protege.data.store import EpisodeStore
+from protege.data.store import IMAGE, PROPRIO, EpisodeStore
 from protege.data.windows import WindowSampler
 from protege.evaluate.actor import PolicyActor
 from protege.evaluate.timing import predict_ms
@@ -86,6 +91,40 @@ def policies(store: EpisodeStore, steps: int, repeats: int, families: list[str])
             "train": train_speed(policy, sampler, 256, steps) if trainable else None,
             "inference_ms_per_chunk": {f"batch_{b}": inference_ms(policy, sampler, b, repeats) for b in (1, 64)},
         }
+    return results
+
+
+def images(steps: int, repeats: int) -> dict:
+    """Image diffusion at 96 px: every backbone x (bf16, channels-last) on the devices present."""
+    task = make_task("pusht", pixels=True)
+    store = rollout(task, task.make_expert(), np.arange(10), num_envs=10, record=True, progress=False).store
+    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+    results: dict = {"frames": len(store.action), "bytes_per_frame": int(np.prod(store.obs[IMAGE].shape[1:]))}
+    for device in devices:
+        for backbone in ("small", "resnet18"):
+            for bf16 in (True, False):
+                for channels_last in (True, False):
+                    torch.manual_seed(0)
+                    config = policy_class("diffusion").config_class(
+                        obs_keys=(IMAGE, PROPRIO), vision=backbone, vision_bf16=bf16
+                    )
+                    policy = make_policy(config, FeatureSpec.from_store(store, config.obs_keys))
+                    policy.fit(store)
+                    policy.to(device)
+                    for camera in policy.cameras.values():
+                        camera.channels_last = channels_last
+                    sampler = WindowSampler(store, config.n_obs, config.horizon, device)
+                    layout = "channels_last" if channels_last else "nchw"
+                    name = f"{device}/{backbone}/{'bf16' if bf16 else 'fp32'}/{layout}"
+                    # resnet18 at batch 64 takes seconds per step on a CPU: fewer timed steps there
+                    timed = steps if device == "cuda" or backbone == "small" else max(2, steps // 10)
+                    results[name] = {
+                        "parameters": sum(p.numel() for p in policy.parameters()),
+                        "train": train_speed(policy, sampler, 64, timed),
+                        "inference_ms_per_chunk": {
+                            f"batch_{b}": inference_ms(policy, sampler, b, repeats) for b in (1, 50)
+                        },
+                    }
     return results
 
 
@@ -211,7 +250,7 @@ def main() -> None:
         "--sections",
         nargs="+",
         default=["policies", "assembly", "loop", "shared"],
-        choices=["policies", "assembly", "loop", "shared"],
+        choices=["policies", "assembly", "loop", "images", "shared"],
     )
     parser.add_argument("--families", nargs="+", default=list(POLICIES), help="families the policies section times")
     parser.add_argument("--steps", type=int, default=200, help="optimizer steps per timed window")
@@ -225,6 +264,8 @@ def main() -> None:
         results["batch_assembly"] = assembly(store)
     if "loop" in args.sections:
         results["policy_in_the_loop"] = {name: in_the_loop(name) for name in ("pusht", "metaworld/push")}
+    if "images" in args.sections:
+        results["images"] = images(args.steps, args.repeats)
     if "shared" in args.sections:
         results["shared_cores"] = shared(store)
     print(json.dumps(results, indent=2))

@@ -142,6 +142,9 @@ class ImageEncoder(nn.Module):
         if len(shape) != 3 or shape[-1] != 3:
             raise ValueError(f"an image observation is (H, W, 3), got shape {list(shape)}")
         self.shape, self.backbone_name, self.bf16 = tuple(shape), backbone, bf16
+        self.channels_last = (
+            True  # measured faster for the convolutions on the CPU (benchmarks/speed.py --sections images)
+        )
         self.crop = crop_size(shape[0], shape[1], crop)
         if backbone == "pixels":
             self.net, self.head = None, None
@@ -165,7 +168,8 @@ class ImageEncoder(nn.Module):
         x = frames.float() / 255.0
         if normalize is not None:
             x = normalize(x)
-        x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)  # (B, 3, h, w)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        x = x.permute(0, 3, 1, 2).contiguous(memory_format=layout)  # (B, 3, h, w)
         if self.net is None:
             return F.adaptive_avg_pool2d(x, PIXEL_GRID).flatten(1)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
