@@ -53,14 +53,12 @@ class Normalizer(nn.Module):
             if key not in data:
                 raise KeyError(f"cannot fit normalizer: data has no '{key}' (has {sorted(data)})")
             if mode == "image":
-                frames = np.asarray(data[key])
-                picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), IMAGE_STAT_FRAMES)).astype(int))
-                x = torch.as_tensor(frames[picks], dtype=torch.float64).flatten(0, -2) / 255.0  # (n * H * W, C)
-            else:
+                offset, scale = _channel_stats(np.asarray(data[key]))
+            elif mode == "mean_std":
                 x = torch.as_tensor(np.asarray(data[key]), dtype=torch.float64)
-            if mode != "min_max":
                 offset, scale = x.mean(0), x.std(0, correction=0)
             else:
+                x = torch.as_tensor(np.asarray(data[key]), dtype=torch.float64)
                 lo, hi = x.amin(0), x.amax(0)
                 offset, scale = (hi + lo) / 2, (hi - lo) / 2
             scale = torch.where(scale < 1e-6, torch.ones_like(scale), scale)
@@ -75,6 +73,21 @@ class Normalizer(nn.Module):
     def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         offset, scale = self._stats(key)
         return x * scale + offset
+
+
+def _channel_stats(frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (C,) of frames (N, H, W, C) in 0..255 scaled to [0, 1], over at most
+    ``IMAGE_STAT_FRAMES`` evenly spaced frames, accumulated in float64 sums a few frames at a time."""
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), IMAGE_STAT_FRAMES)).astype(int))
+    total = np.zeros(frames.shape[-1])
+    squares = np.zeros(frames.shape[-1])
+    for chunk in np.array_split(picks, max(1, len(picks) // 50)):
+        x = frames[chunk].reshape(-1, frames.shape[-1]).astype(np.float64) / 255.0
+        total += x.sum(0)
+        squares += (x**2).sum(0)
+    count = len(picks) * int(np.prod(frames.shape[1:-1]))
+    mean = total / count
+    return torch.as_tensor(mean), torch.as_tensor(np.sqrt(np.maximum(squares / count - mean**2, 0.0)))
 
 
 #: An action dimension counts as an absolute target for a state coordinate when its offset from

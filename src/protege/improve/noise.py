@@ -88,12 +88,12 @@ def improve(run: ImproveRun) -> Policy:
         horizon=base.config.horizon,
         n_action_steps=base.config.n_action_steps,
         obs_keys=base.config.obs_keys,
+        **base.vision_settings(),
         base=policy_json(base),
         hidden=run.cfg.hidden,
         noise_bound=run.cfg.noise_bound,
     )
     policy = NoiseSpacePolicy(config, base.spec).to(run.device)
     policy.base.load_state_dict(base.state_dict())
-    own = policy.normalizer.state_dict()
-    policy.normalizer.load_state_dict({k: v for k, v in base.normalizer.state_dict().items() if k in own})
+    policy.adopt_encoding(base)
     return train_sac(run, NoiseProblem(run, policy.eval()))

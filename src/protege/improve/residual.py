@@ -82,6 +82,7 @@ def residual_policy(run: ImproveRun, base: Policy | None, scale: float) -> Resid
         horizon=base.config.horizon if base else 1,
         n_action_steps=base.config.n_action_steps if base else 1,
         obs_keys=source.config.obs_keys,
+        **source.vision_settings(),
         base=policy_json(base) if base else {},
         hidden=run.cfg.hidden,
         scale=scale,
@@ -91,8 +92,7 @@ def residual_policy(run: ImproveRun, base: Policy | None, scale: float) -> Resid
     policy = ResidualPolicy(config, source.spec).to(run.device)
     if base is not None:
         policy.base.load_state_dict(base.state_dict())
-    own = policy.normalizer.state_dict()
-    policy.normalizer.load_state_dict({k: v for k, v in source.normalizer.state_dict().items() if k in own})
+    policy.adopt_encoding(source)
     return policy.eval()
 
 

@@ -203,6 +203,17 @@ class Policy(nn.Module):
                 action = (action[index.action_rows] - origin[index.obs_rows[:, -1], None]).reshape(-1, action.shape[1])
         self.normalizer.fit({**{k: store.obs[k] for k in self.spec.obs_shapes}, ACTION: action})
 
+    def vision_settings(self) -> dict:
+        """This policy's camera-encoding settings, for a policy built to see as this one does."""
+        return {name: getattr(self.config, name) for name in ("vision", "crop", "keypoints", "vision_bf16")}
+
+    def adopt_encoding(self, source: Policy) -> None:
+        """See observations as ``source`` does: its observation normalizer stats and its trained
+        camera encoders (an RL actor around a cloned policy starts from what cloning learned)."""
+        own = self.normalizer.state_dict()
+        self.normalizer.load_state_dict({k: v for k, v in source.normalizer.state_dict().items() if k in own})
+        self.cameras.load_state_dict(source.cameras.state_dict())
+
     def set_action_reference(self, reference: torch.Tensor | None = None) -> None:
         """Set the tracked state column per action dim (-1: none; None keeps the loaded buffer)."""
         if reference is not None:

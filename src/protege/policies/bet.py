@@ -76,7 +76,7 @@ class BETPolicy(Policy):
     def fit(self, store: EpisodeStore) -> None:
         """Normalizer stats, then the bins: k-means centers of every training frame's chunk."""
         super().fit(store)
-        _, chunks = frame_windows(self, store)
+        _, chunks = frame_windows(self, store, encode=False)
         self.bins.copy_(kmeans(chunks.flatten(1), self.config.num_bins, self.config.kmeans_seed))
 
     def bin_targets(self, chunks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

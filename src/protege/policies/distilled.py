@@ -29,9 +29,11 @@ Measured: docs/results.md#family-distilled
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from protege.data.store import EpisodeStore
@@ -156,9 +158,11 @@ class DistilledPolicy(Policy):
         return teacher
 
     def _window_keys(self, obs: dict[str, torch.Tensor]) -> list[bytes]:
-        """Exact identity of each raw observation window (B rows), to find it in the cache."""
-        flat = torch.cat([torch.as_tensor(obs[k], dtype=torch.float32).flatten(1) for k in self.spec.obs_shapes], 1)
-        return [row.tobytes() for row in flat.cpu().numpy()]
+        """Identity of each raw observation window (B rows), to find it in the cache: a 128-bit
+        digest of its bytes (camera frames as stored, uint8), so keys stay small beside the frames."""
+        parts = [torch.as_tensor(obs[k]).flatten(1).cpu().numpy() for k in self.spec.obs_shapes]
+        rows = np.concatenate([part.view(np.uint8).reshape(len(part), -1) for part in parts], axis=1)
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
 
     def fit(self, store: EpisodeStore) -> None:
         """Load the teacher, take its normalizer (the student works in the teacher's units) and, with
@@ -178,10 +182,11 @@ class DistilledPolicy(Policy):
         ids, noise, target = [], [], []
         for idx in torch.arange(len(sampler)).split(max(1, 4096 // k)):
             obs = sampler.gather(idx)
-            cond = self.encode_obs(obs).repeat_interleave(k, 0)
-            z = torch.randn(len(cond), self.config.horizon, self.spec.action_dim, generator=generator).to(self.device)
+            z = torch.randn(len(idx) * k, self.config.horizon, self.spec.action_dim, generator=generator).to(
+                self.device
+            )
             noise.append(z.view(len(idx), k, *z.shape[1:]).cpu())
-            target.append(self.teacher_sample(cond, z).view(len(idx), k, *z.shape[1:]).cpu())
+            target.append(self.teacher_sample(obs, z, k).view(len(idx), k, *z.shape[1:]).cpu())
             ids += [rows.setdefault(key, len(rows)) for key in self._window_keys(obs)]
         ids_t = torch.tensor(ids)
         order = torch.argsort(ids_t, stable=True)  # the draws of identical windows side by side
@@ -193,9 +198,13 @@ class DistilledPolicy(Policy):
         return (self.config.horizon, self.spec.action_dim)
 
     @torch.no_grad()
-    def teacher_sample(self, obs_features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """The teacher's normalized chunk for (obs features, z): the student's regression target."""
-        return self.teacher.predict_normalized(obs_features, noise)
+    def teacher_sample(self, obs: dict[str, torch.Tensor], noise: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """The teacher's normalized chunks for raw observation windows (B rows) and noise
+        (B * repeats, H, A), row i's window repeated for draws i * repeats ..: the student's
+        regression targets. The teacher encodes the windows itself (its own cameras, in eval mode);
+        the student's encoders learn their own features."""
+        features = self.teacher.encode_obs({key: obs[key] for key in self.spec.obs_shapes})
+        return self.teacher.predict_normalized(features.repeat_interleave(repeats, 0), noise)
 
     def targets(self, batch: dict[str, torch.Tensor], cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, teacher chunk) per sample: a random cached draw for windows seen in ``fit``, fresh
@@ -213,7 +222,7 @@ class DistilledPolicy(Policy):
                 target[hit.to(z.device)] = cache.target[draw].to(z.device)
         miss = (~hit).to(z.device)
         if miss.any():
-            target[miss] = self.teacher_sample(cond[miss], z[miss])
+            target[miss] = self.teacher_sample({key: batch[key][miss] for key in self.spec.obs_shapes}, z[miss])
         return z, target
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

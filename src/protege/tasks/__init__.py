@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from protege.data.store import PROPRIO
 from protege.extras import MissingExtraError
 from protege.tasks import fetch, metaworld, pointmaze, pusht
 from protege.tasks.base import Actor, Task, TaskSpec
@@ -31,8 +32,8 @@ def task_for(name: str, *obs_shapes: dict[str, tuple[int, ...]]) -> Task:
     """The task ``name`` as policies with these observation shapes see it: with its camera at their
     image size when any of them reads (H, W, 3) frames, else state only (no drawing cost)."""
     sizes = sorted({(shape[0], shape[1]) for shapes in obs_shapes for shape in shapes.values() if len(shape) == 3})
-    if not sizes:
-        return make_task(name)
+    if not sizes:  # observation.proprio exists in pixel mode only
+        return make_task(name, pixels=any(PROPRIO in shapes for shapes in obs_shapes))
     if len(sizes) > 1 or sizes[0][0] != sizes[0][1]:
         raise ValueError(
             f"task '{name}' renders one square camera image, but the policies read frames of {[list(s) for s in sizes]}"

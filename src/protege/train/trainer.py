@@ -210,10 +210,12 @@ def train(cfg: TrainConfig) -> Path:
         added = [read_dataset(path, obs_keys=cfg.policy.obs_keys or None, images=False) for path in cfg.add_data]
         store = EpisodeStore.concatenate([store, *added])
     store.require_one_task("protege train")
-    train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
-    curation = Curation(cfg.curation, train_store, cfg.seed)
     spec = FeatureSpec.from_store(store, cfg.policy.obs_keys)
-    eval_task = cfg.eval_task or (store.task if store.task in TASKS else "")
+    dataset_task = store.task
+    eval_task = cfg.eval_task or (dataset_task if dataset_task in TASKS else "")
+    train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
+    del store  # the split holds copies: camera frames would otherwise sit in memory twice
+    curation = Curation(cfg.curation, train_store, cfg.seed)
     if eval_task and cfg.eval_every and cfg.eval_episodes:
         hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
         check_fits(spec, task_for(eval_task, spec.obs_shapes), f"dataset '{cfg.dataset}'", hint)
@@ -235,7 +237,7 @@ def train(cfg: TrainConfig) -> Path:
         "train": run_config,
         "policy": run_config["policy"],
         "spec": spec.to_json(),
-        "task": eval_task or store.task,
+        "task": eval_task or dataset_task,
     }
 
     clean_stale(run_dir / "checkpoints")  # temporary folders of a killed run

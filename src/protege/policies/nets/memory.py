@@ -20,21 +20,29 @@ SLACK = 8
 
 
 @torch.no_grad()
-def frame_windows(policy: Policy, store: EpisodeStore) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every frame's encoded observation history (N, n_obs * obs_dim) and normalized action chunk
-    (N, horizon, A), on the policy's device; call after the normalizer is fitted."""
+def frame_windows(policy: Policy, store: EpisodeStore, encode: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Every frame's encoded observation history (N, n_obs * obs_dim; None without ``encode``) and
+    normalized action chunk (N, horizon, A), on the policy's device; call after the normalizer is
+    fitted. Frames are encoded as in evaluation (centre crops), whatever the policy's mode, so a
+    stored frame is where a query of the same frame lands."""
     index = window_index(store.episode_ends, policy.config.n_obs, policy.config.horizon)
-    obs = frame_tensors({key: store.obs[key] for key in policy.spec.obs_shapes})
+    keys = policy.spec.obs_shapes if encode else policy.state_keys  # chunks alone need the state (relative actions)
+    obs = frame_tensors({key: store.obs[key] for key in keys})
     action = torch.as_tensor(store.action, dtype=torch.float32)
     obs_rows, action_rows = torch.as_tensor(index.obs_rows), torch.as_tensor(index.action_rows)
     features, chunks = [], []
-    for rows in torch.arange(len(obs_rows)).split(QUERY_BLOCK):
-        batch = {k: v[obs_rows[rows]].to(policy.device) for k, v in obs.items()}
-        batch[ACTION] = action[action_rows[rows]].to(policy.device)
-        features.append(policy.encode_obs(batch))
-        chunks.append(policy.normalized_action(batch))
-    features, chunks = torch.cat(features), torch.cat(chunks)
-    return features, chunks
+    training = policy.training
+    policy.eval()
+    try:
+        for rows in torch.arange(len(obs_rows)).split(QUERY_BLOCK):
+            batch = {k: v[obs_rows[rows]].to(policy.device) for k, v in obs.items()}
+            batch[ACTION] = action[action_rows[rows]].to(policy.device)
+            if encode:
+                features.append(policy.encode_obs(batch))
+            chunks.append(policy.normalized_action(batch))
+    finally:
+        policy.train(training)
+    return (torch.cat(features) if encode else None), torch.cat(chunks)
 
 
 def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,7 @@ batch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -31,6 +32,16 @@ from torch.nn import functional as F
 Backbone = Literal["resnet18", "small", "pixels"]
 BACKBONES: tuple[str, ...] = ("resnet18", "small", "pixels")
 PIXEL_GRID = 8  # ``pixels``: side of the pooled grid
+
+
+@functools.cache
+def has_fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (emulated, autocast would only slow it down)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    return (
+        device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -104,8 +115,9 @@ def random_crop(frames: torch.Tensor, size: tuple[int, int], generator: torch.Ge
     indexing call on the frames' device (no loop per frame)."""
     b, height, width = frames.shape[:3]
     h, w = size
-    top = torch.randint(height - h + 1, (b, 1), generator=generator).to(frames.device)
-    left = torch.randint(width - w + 1, (b, 1), generator=generator).to(frames.device)
+    draw_on = generator.device if generator is not None else frames.device  # no host round trip on a GPU
+    top = torch.randint(height - h + 1, (b, 1), generator=generator, device=draw_on).to(frames.device)
+    left = torch.randint(width - w + 1, (b, 1), generator=generator, device=draw_on).to(frames.device)
     rows = (top + torch.arange(h, device=frames.device))[:, :, None]  # (B, h, 1)
     cols = (left + torch.arange(w, device=frames.device))[:, None, :]  # (B, 1, w)
     return frames[torch.arange(b, device=frames.device)[:, None, None], rows, cols]
@@ -172,6 +184,6 @@ class ImageEncoder(nn.Module):
         x = x.permute(0, 3, 1, 2).contiguous(memory_format=layout)  # (B, 3, h, w)
         if self.net is None:
             return F.adaptive_avg_pool2d(x, PIXEL_GRID).flatten(1)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16 and has_fast_bf16(x.device)):
             features = self.net(x)
         return self.head(features.float())  # keypoints in float32: their coordinates need the precision
