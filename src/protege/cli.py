@@ -148,7 +148,9 @@ def run(command: str, cfg) -> None:
     elif command == "train":
         from protege.train.trainer import train
 
-        print(f"run folder: {train(cfg)}")
+        run_dir = train(cfg)
+        if os.environ.get("RANK", "0") == "0":  # once under torchrun
+            print(f"run folder: {run_dir}")
     elif command == "eval":
         from protege.evaluate.evaluate import evaluate, format_report
 
@@ -277,6 +279,13 @@ def main(argv: list[str] | None = None) -> None:
         default=default,
         config=(tyro.conf.CascadeSubcommandArgs,),
     )
+    if command == "train" and cfg.nproc > 1:
+        from protege.train.distributed import launch, world_size
+
+        if world_size() == 1:  # not yet under torchrun: start it, with these very arguments
+            raise SystemExit(launch(cfg.nproc, args))
+        if world_size() != cfg.nproc:  # given to torchrun by hand
+            raise SystemExit(f"protege train: --nproc {cfg.nproc} under torchrun with {world_size()} processes")
     try:
         run(command, cfg)
     except USER_ERRORS as err:

@@ -157,6 +157,10 @@ class TrainConfig:
     (RUN/wandb; extra [wandb]). metrics.jsonl stays the source of truth."""
     progress: bool = True
     """Show progress bars (in a log that is not a terminal: one line every few seconds)."""
+    nproc: int = 1
+    """Train data-parallel on this many processes (DistributedDataParallel: gloo on the CPU, one GPU each on CUDA),
+    started through torchrun; --batch-size stays the global batch. Same as `torchrun --nproc-per-node N -m protege
+    train ...` (docs/scale.md)."""
 
     def run_dir(self) -> Path:
         return self.out or Path("runs") / f"{self.dataset.name}-{self.policy.name}"

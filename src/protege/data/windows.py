@@ -103,9 +103,13 @@ class WindowSampler:
             batch[SAMPLE_WEIGHT] = self.weights[samples]
         return batch
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(
+        self, batch_size: int, generator: torch.Generator, share: slice = slice(None)
+    ) -> dict[str, torch.Tensor]:
         """Uniformly random batch (over the kept anchors, if restricted); the generator (on the CPU)
-        makes the stream reproducible."""
+        makes the stream reproducible. ``share``: the rows of the drawn batch to gather (a
+        data-parallel rank's part; every rank draws the same indices)."""
         if self.candidates is None:
-            return self.gather(torch.randint(len(self), (batch_size,), generator=generator))
-        return self.gather(self.candidates[torch.randint(len(self.candidates), (batch_size,), generator=generator)])
+            return self.gather(torch.randint(len(self), (batch_size,), generator=generator)[share])
+        drawn = torch.randint(len(self.candidates), (batch_size,), generator=generator)
+        return self.gather(self.candidates[drawn[share]])

@@ -34,6 +34,7 @@ from protege.progress import progress_bar
 from protege.runner import rollout
 from protege.tasks import TASKS, task_for
 from protege.train.checkpoint import load_train_state, save_checkpoint
+from protege.train.distributed import Ranks
 from protege.train.ema import EMA
 from protege.train.loggers import MetricSinks, require_sinks
 
@@ -84,8 +85,10 @@ def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, to
 
 
 def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
     generator.set_state(state["sampler"])
+    if "torch" not in state:  # a rank the checkpoint holds no noise stream for
+        return
+    torch.set_rng_state(state["torch"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
 
@@ -166,6 +169,7 @@ def _check_options(cfg: TrainConfig) -> None:
         "grad_clip": (cfg.grad_clip >= 0, ">= 0 (0 disables clipping)"),
         "ema_decay": (0 <= cfg.ema_decay < 1, "in [0, 1) (0 disables EMA)"),
         "weight_decay": (cfg.weight_decay >= 0, ">= 0"),
+        "nproc": (cfg.nproc >= 1, ">= 1"),
     }
     for name, (ok, expected) in ranges.items():
         if not ok:
@@ -192,10 +196,22 @@ def _last_checkpoint(run_dir: Path) -> str:
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume."""
+    """Train ``cfg.policy`` on ``cfg.dataset``; returns the run folder. Resumable with cfg.resume.
+    Under ``torchrun`` every process calls this: data-parallel (protege.train.distributed)."""
     _check_options(cfg)
-    sink_modules = require_sinks(cfg.log)
     device = resolve_device(cfg.device)
+    ranks = Ranks.start(device)
+    try:
+        ranks.check(cfg.batch_size, cfg.curation.methods)
+        run_dir = _train(cfg, ranks, ranks.device(device))
+        ranks.barrier()  # the other ranks return once rank 0 has written the last checkpoint
+        return run_dir
+    finally:
+        ranks.close()
+
+
+def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
+    sink_modules = require_sinks(cfg.log) if ranks.main else {}
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
     if has_checkpoint and not cfg.resume:
@@ -216,7 +232,8 @@ def train(cfg: TrainConfig) -> Path:
     train_store, val_store = store.split(cfg.val_fraction, cfg.seed)
     del store  # the split holds copies: camera frames would otherwise sit in memory twice
     curation = Curation(cfg.curation, train_store, cfg.seed)
-    if eval_task and cfg.eval_every and cfg.eval_episodes:
+    closed_loop_on = bool(eval_task and cfg.eval_every and cfg.eval_episodes)
+    if closed_loop_on and ranks.main:
         hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
         check_fits(spec, task_for(eval_task, spec.obs_shapes), f"dataset '{cfg.dataset}'", hint)
     policy = make_policy(cfg.policy, spec)
@@ -227,12 +244,15 @@ def train(cfg: TrainConfig) -> Path:
         start_from(policy, cfg.init)
     policy.to(device)
     total_steps = cfg.steps if trainable else 0
-    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable else None
+    ema = EMA(policy, cfg.ema_decay) if cfg.ema_decay > 0 and trainable and ranks.main else None
+    loss_fn = ranks.loss_module(policy) if trainable else policy.loss
     optimizer = torch.optim.AdamW([{"params": list(policy.parameters())}], lr=cfg.lr, weight_decay=cfg.weight_decay)
     sampler = WindowSampler(train_store, cfg.policy.n_obs, cfg.policy.horizon, device)
-    val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if val_store else None
+    has_val = bool(val_store) and ranks.main
+    val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if has_val else None
+    share = ranks.share(cfg.batch_size)
     generator = torch.Generator().manual_seed(cfg.seed)
-    run_config = cfg.to_json()
+    run_config = cfg.to_json() | {"nproc": ranks.world}  # the processes it ran on (it resumes on any number)
     config_json = {
         "train": run_config,
         "policy": run_config["policy"],
@@ -240,8 +260,11 @@ def train(cfg: TrainConfig) -> Path:
         "task": eval_task or dataset_task,
     }
 
-    clean_stale(run_dir / "checkpoints")  # temporary folders of a killed run
-    clean_stale(run_dir)
+    ranks.seed_noise(cfg.seed)
+
+    if ranks.main:
+        clean_stale(run_dir / "checkpoints")  # temporary folders of a killed run
+        clean_stale(run_dir)
     start, saved_window = 0, None
     if cfg.resume and has_checkpoint:
         ckpt = resolve_checkpoint(run_dir)
@@ -251,20 +274,26 @@ def train(cfg: TrainConfig) -> Path:
         if ema is not None and (ckpt / "ema.safetensors").exists():
             load_weights(ema.model, ckpt / "ema.safetensors")
         optimizer.load_state_dict(optim_state)
-        _restore_rng(rng, generator, device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", run_config)
+        own = ranks.own_rng(rng)
+        _restore_rng(own or {"sampler": rng["sampler"]}, generator, device)
+        if own is None:
+            ranks.seed_noise(cfg.seed, start)
     metrics_path = run_dir / "metrics.jsonl"
     train_s = 0.0  # seconds spent on batches and updates (evaluation and checkpoints excluded), over resumes
-    if start == 0:
-        metrics_path.write_text("")
-    elif metrics_path.exists():
-        train_s = _truncate_metrics(metrics_path, start)
+    if ranks.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", run_config)
+        if start == 0:
+            metrics_path.write_text("")
+        elif metrics_path.exists():
+            train_s = _truncate_metrics(metrics_path, start)
 
     postfix: dict[str, str] = {}
 
     def log(row: dict) -> None:
-        """A metrics row: into metrics.jsonl, to the --log sinks, and its latest values onto the bar."""
+        """A metrics row: into metrics.jsonl, to the --log sinks, and its latest values onto the bar (rank 0)."""
+        if not ranks.main:
+            return
         with metrics_path.open("a") as f:
             f.write(_strict_json(row) + "\n")
         sinks.log(row)
@@ -273,7 +302,7 @@ def train(cfg: TrainConfig) -> Path:
         )
         bar.set_postfix(postfix, refresh=False)  # shown at the bar's next (throttled) redraw
 
-    def checkpoint(step: int, scores: dict[str, float] | None = None) -> None:
+    def checkpoint(step: int, rng: dict[str, torch.Tensor], scores: dict[str, float] | None = None) -> None:
         save_checkpoint(
             run_dir,
             step,
@@ -281,7 +310,7 @@ def train(cfg: TrainConfig) -> Path:
             ema.model if ema else None,
             config_json,
             optimizer,
-            _rng_state(generator, device),
+            rng,
             scores=scores,
             keep_best=cfg.keep_best,
             log_window={k: window[k] for k in LOSS_WINDOW},  # timings restart with the process
@@ -309,7 +338,7 @@ def train(cfg: TrainConfig) -> Path:
         total=total_steps,
         desc=f"train {cfg.policy.name}",
         unit="step",
-        disable=not cfg.progress,
+        disable=not (cfg.progress and ranks.main),
     )
     # the log row being accumulated; saved with each checkpoint, so a resumed run logs the rows an
     # uninterrupted one would even when --save-every is not a multiple of --log-every
@@ -320,18 +349,18 @@ def train(cfg: TrainConfig) -> Path:
         for step in bar:
             curation.before_step(step, start, policy, eval_policy)
             t0 = time.perf_counter()
-            batch = sampler.sample(cfg.batch_size, generator)
+            batch = sampler.sample(cfg.batch_size, generator, share)
             t1 = time.perf_counter()
             lr = learning_rate(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = curation.reduce(policy.loss(batch), batch)
+            loss = curation.reduce(loss_fn(batch), batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(
                 policy.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
             )
-            loss_value, norm_value = float(loss.detach()), float(grad_norm)
+            loss_value, norm_value = ranks.mean(loss.detach()), float(grad_norm)
             done = step + 1
             finite = math.isfinite(loss_value) and math.isfinite(norm_value)
             if finite:
@@ -377,17 +406,26 @@ def train(cfg: TrainConfig) -> Path:
                 }
                 log(row)
                 window = dict(empty_window)
+            at_eval = bool(cfg.eval_every) and (done % cfg.eval_every == 0 or done == total_steps)
+            at_save = (
+                done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and at_eval and closed_loop_on)
+            )
+            if not (at_eval or at_save):
+                continue
+            rng = ranks.gather_rng(_rng_state(generator, device))  # every rank, before rank 0 alone goes on
+            if not ranks.main:
+                continue
             scores = None
-            if cfg.eval_every and (done % cfg.eval_every == 0 or done == total_steps):
+            if at_eval:
                 try:
                     scores = evaluate_now(done)
                 except BaseException:
-                    checkpoint(done)  # the steps trained so far are kept even if the evaluation fails
+                    checkpoint(done, rng)  # the steps trained so far are kept even if the evaluation fails
                     raise
-            if done % cfg.save_every == 0 or done == total_steps or (cfg.keep_best and scores):
-                checkpoint(done, scores)
+            if at_save:
+                checkpoint(done, rng, scores)
         bar.close()
-        if start >= total_steps and not has_checkpoint:
+        if start >= total_steps and not has_checkpoint and ranks.main:
             scores = evaluate_now(0) if not trainable and cfg.eval_every else None
-            checkpoint(total_steps, scores)
+            checkpoint(total_steps, _rng_state(generator, device), scores)
     return run_dir
