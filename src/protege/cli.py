@@ -137,6 +137,14 @@ def _pop_threads(args: list[str]) -> list[str]:
     return args
 
 
+def _bare_ray(args: list[str]) -> list[str]:
+    """``--ray`` with no address (at the end, or before another option) means ``--ray local``."""
+    return [
+        "--ray=local" if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
+        for i, arg in enumerate(args)
+    ]
+
+
 def run(command: str, cfg) -> None:
     if command == "collect":
         from protege.curation.describe import describe, format_description
@@ -268,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
         if args and args[0] not in ("-h", "--help"):
             raise SystemExit(f"unknown command '{args[0]}'; choose one of: {', '.join(COMMANDS)}")
         return
-    command, rest = args[0], _pop_threads(_renamed(args[0], args[1:]))
+    command, rest = args[0], _bare_ray(_pop_threads(_renamed(args[0], args[1:])))
     default = None
     if command == "train":
         rest, default = _pop_config(rest)

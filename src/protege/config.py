@@ -186,8 +186,21 @@ class TrainConfig:
         return TrainConfig(policy=policy, curation=CurationConfig(**curation), **data)
 
 
+@dataclass(kw_only=True)
+class RayOptions:
+    """Where a command fans out: the settings ``protege bench`` and ``protege eval`` share."""
+
+    ray: str = ""
+    """Run on Ray (extra [ray]): `local` starts Ray on this machine, `auto` joins the cluster this machine is part of,
+    HOST:PORT joins that cluster's head; `--ray` alone means `local`. Empty: no Ray (docs/scale.md)."""
+    ray_cpus: float = 1.0
+    """CPUs Ray reserves for each training cell or evaluation shard (torch gets as many threads)."""
+    ray_gpus: float = 0.0
+    """GPUs Ray reserves for each training cell or evaluation shard (fractions share a GPU)."""
+
+
 @dataclass
-class EvalConfig:
+class EvalConfig(RayOptions):
     """Evaluate checkpoints in closed loop on one fixed seed list; with two, a paired test."""
 
     checkpoints: tyro.conf.Positional[tuple[Path, ...]]
@@ -232,6 +245,9 @@ class EvalConfig:
     """cpu, cuda, or auto."""
     progress: bool = True
     """Show progress bars."""
+    ray_workers: int = 0
+    """With --ray: shards of the seed list, each of whole waves of --num-envs episodes, so every episode runs in the
+    same batch as in a local evaluation (0: as many as the cluster's free CPUs or GPUs allow)."""
 
 
 @dataclass
@@ -310,7 +326,7 @@ CURATION_SUITE_ARMS = ("uniform", "success-only", "top-k", "quality", "awr", "iw
 
 
 @dataclass
-class BenchConfig:
+class BenchConfig(RayOptions):
     """Benchmarks. ``default``: collect demos, train each policy, evaluate all on the same seeds.
     ``policies``: the family comparison matrix, tasks x families x training seeds. ``curation``:
     one family trained with each curation on a mixed-quality dataset, paired against uniform BC.

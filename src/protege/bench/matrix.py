@@ -19,13 +19,15 @@ import csv
 import json
 import statistics
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from protege.atomic import write_json_atomic
+from protege.cluster import Fanout
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.data.store import EpisodeStore
@@ -111,32 +113,86 @@ def _check(matrix: Matrix) -> None:
         raise ValueError(f"baseline '{matrix.baseline}' is not one of the arms {list(matrix.arms)}")
 
 
-def _train_seed(matrix: Matrix, task: str, data: Path, seed: int) -> dict[str, Path]:
-    """Every arm's run for one training seed (students after their teacher); reuses finished runs."""
-    runs: dict[str, Path] = {}
-    for name in sorted(matrix.arms, key=lambda n: is_student(matrix.arms[n].policy)):
-        arm = matrix.arms[name]
-        run = matrix.out / task.replace("/", "-") / f"seed{seed}" / name
-        if not (run / "checkpoints" / "latest.json").exists():
-            teacher = {"teacher": str(runs[STUDENT_TEACHER])} if is_student(arm.policy) else {}
-            config = policy_class(arm.policy).config_class(**dict(arm.settings), **teacher)
-            settings = {"steps": matrix.steps, "batch_size": matrix.batch_size, **dict(arm.training)}
-            train(
-                TrainConfig(
-                    dataset=data,
-                    policy=config,
-                    out=run,
-                    seed=seed,
-                    device=matrix.device,
-                    eval_every=eval_every(int(settings["steps"]), matrix.train_evals),
-                    save_every=int(settings["steps"]),
-                    progress=matrix.progress,
-                    curation=arm.curation,
-                    **settings,
-                )
-            )
-        runs[name] = run
-    return runs
+def _train_cell(matrix: Matrix, task: str, data: Path, seed: int, name: str, teacher: Path | None) -> Path:
+    """Train one (task, arm, training seed) cell; a student distils ``teacher``'s run."""
+    arm = matrix.arms[name]
+    run = _run_folder(matrix, task, seed, name)
+    config = policy_class(arm.policy).config_class(
+        **dict(arm.settings), **({"teacher": str(teacher)} if teacher else {})
+    )
+    settings = {"steps": matrix.steps, "batch_size": matrix.batch_size, **dict(arm.training)}
+    return train(
+        TrainConfig(
+            dataset=data,
+            policy=config,
+            out=run,
+            seed=seed,
+            device=matrix.device,
+            eval_every=eval_every(int(settings["steps"]), matrix.train_evals),
+            save_every=int(settings["steps"]),
+            progress=matrix.progress,
+            curation=arm.curation,
+            **settings,
+        )
+    )
+
+
+def _eval_cell(matrix: Matrix, task: str, seed: int, names: list[str], *runs: Path) -> Path:
+    """Evaluate one training seed's runs together on the shared seed list."""
+    eval_dir = matrix.out / task.replace("/", "-") / f"seed{seed}" / "eval"
+    evaluate(
+        EvalConfig(
+            checkpoints=runs,
+            labels=tuple(names),
+            task=task,
+            episodes=matrix.eval_episodes,
+            out=eval_dir,
+            videos=matrix.videos if seed == 0 else 0,
+            device=matrix.device,
+            progress=matrix.progress,
+        )
+    )
+    return eval_dir
+
+
+def _collect_cell(matrix: Matrix, task: str) -> Path:
+    data = matrix.out / task.replace("/", "-") / "data"
+    collect(
+        CollectConfig(
+            task=task,
+            episodes=matrix.episodes,
+            out=data,
+            overwrite=True,
+            progress=matrix.progress,
+            mixture=matrix.mixture,
+        )
+    )
+    return data
+
+
+def _run_folder(matrix: Matrix, task: str, seed: int, name: str) -> Path:
+    return matrix.out / task.replace("/", "-") / f"seed{seed}" / name
+
+
+def _submit_task(fan: Fanout, matrix: Matrix, task: str) -> tuple[Any, list[Any]]:
+    """Submit a task's dataset, every cell and every training seed's evaluation (students after their
+    teacher); what finished before is reused, not submitted. Handles of (the data, the evaluations)."""
+    data_dir = matrix.out / task.replace("/", "-") / "data"
+    data = data_dir if (data_dir / "meta" / "info.json").exists() else fan.submit(_collect_cell, matrix, task)
+    evaluations = []
+    for seed in range(matrix.num_seeds):
+        runs: dict[str, Any] = {}
+        for name in sorted(matrix.arms, key=lambda n: is_student(matrix.arms[n].policy)):
+            run = _run_folder(matrix, task, seed, name)
+            if (run / "checkpoints" / "latest.json").exists():
+                runs[name] = run
+            else:
+                teacher = runs[STUDENT_TEACHER] if is_student(matrix.arms[name].policy) else None
+                runs[name] = fan.submit(_train_cell, matrix, task, data, seed, name, teacher)
+        eval_dir = matrix.out / task.replace("/", "-") / f"seed{seed}" / "eval"
+        done = (eval_dir / "summary.json").exists()
+        evaluations.append(eval_dir if done else fan.submit(_eval_cell, matrix, task, seed, list(runs), *runs.values()))
+    return data, evaluations
 
 
 def samples_per_s(run: Path) -> float | None:
@@ -156,9 +212,11 @@ def inference_ms_per_action(run: Path, store: EpisodeStore, batch: int, repeats:
     return predict_ms(policy, obs, noise, repeats) / policy.config.n_action_steps
 
 
-def run_matrix(matrix: Matrix) -> dict:
-    """Run (or resume) the whole matrix and write ``summary.json`` and ``table.md`` under ``out``."""
+def run_matrix(matrix: Matrix, fan: Fanout | None = None) -> dict:
+    """Run (or resume) the whole matrix and write ``summary.json`` and ``table.md`` under ``out``.
+    With a Ray ``fan`` every cell of every task is submitted at once and runs where Ray places it."""
     _check(matrix)
+    fan = fan or Fanout()
     results: dict = {
         "tasks": {},
         "budget": {
@@ -180,44 +238,22 @@ def run_matrix(matrix: Matrix) -> dict:
         "mixture": list(matrix.mixture),
         "baseline": matrix.baseline,
     }
+    cells = replace(matrix, progress=matrix.progress and not fan.remote)  # no bars from many workers at once
+    submitted = {task: _submit_task(fan, cells, task) for task in matrix.tasks}
     for task in matrix.tasks:
-        folder = matrix.out / task.replace("/", "-")
-        data = folder / "data"
-        if not (data / "meta" / "info.json").exists():
-            collect(
-                CollectConfig(
-                    task=task,
-                    episodes=matrix.episodes,
-                    out=data,
-                    overwrite=True,
-                    progress=matrix.progress,
-                    mixture=matrix.mixture,
-                )
-            )
+        data_handle, evaluations = submitted[task]
+        data, *eval_dirs = fan.gather([data_handle, *evaluations], desc=f"cells {task}", progress=matrix.progress)
+        folder = cells.out / task.replace("/", "-")
         per_seed: dict[str, list[float]] = {name: [] for name in matrix.arms}
         pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         speeds: dict[str, list[float]] = {name: [] for name in matrix.arms}
         returns: dict[str, list[float]] = {name: [] for name in matrix.arms}
         progress: dict[str, list[float]] = {name: [] for name in matrix.arms}  # max progress per episode
         runs: dict[str, Path] = {}
-        for seed in range(matrix.num_seeds):
-            runs = _train_seed(matrix, task, data, seed)
+        for seed, eval_dir in enumerate(eval_dirs):
+            runs = {name: folder / f"seed{seed}" / name for name in matrix.arms}
             for name, run in runs.items():
                 speeds[name] += [x for x in [samples_per_s(run)] if x is not None]
-            eval_dir = folder / f"seed{seed}" / "eval"
-            if not (eval_dir / "summary.json").exists():
-                evaluate(
-                    EvalConfig(
-                        checkpoints=tuple(runs.values()),
-                        labels=tuple(runs),
-                        task=task,
-                        episodes=matrix.eval_episodes,
-                        out=eval_dir,
-                        videos=matrix.videos if seed == 0 else 0,
-                        device=matrix.device,
-                        progress=matrix.progress,
-                    )
-                )
             report = json.loads((eval_dir / "summary.json").read_text())
             for name in matrix.arms:
                 per_seed[name].append(report["policies"][name]["success_rate"])

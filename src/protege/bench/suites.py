@@ -23,6 +23,7 @@ from protege.bench.matrix import (
     run_matrix,
     samples_per_s,
 )
+from protege.cluster import Fanout
 from protege.config import CURATION_SUITE_TASKS, POLICY_SUITE_TASKS, BenchConfig, CollectConfig, EvalConfig, TrainConfig
 from protege.curation.curate import CurationConfig
 from protege.demos.collect import collect
@@ -41,6 +42,9 @@ def bench(cfg: BenchConfig) -> dict:
     if cfg.suite == "improve":
         from protege.bench.improve import bench_improve
 
+        if cfg.ray:
+            raise ValueError("--ray runs the default, policies and curation suites; --suite improve runs here")
+
         out = bench_folder(cfg, finished="table.txt")
         return bench_improve(cfg, out) | {"out": str(out / "summary.json"), "report": _report(out)}
     families = sorted(cfg.families(), key=is_student)  # students after their teacher
@@ -52,40 +56,33 @@ def bench(cfg: BenchConfig) -> dict:
     if not (data_dir / "meta" / "info.json").exists():  # written atomically: present means complete
         collect(CollectConfig(task=cfg.task, episodes=cfg.episodes, out=data_dir, progress=cfg.progress))
     timings["collect_s"] = time.perf_counter() - start
-    runs = []
-    for name in families:
+    runs: dict[str, object] = {}
+    t0 = time.perf_counter()
+    with Fanout(cfg) as fan:  # with --ray every family trains at once (a student after its teacher)
+        for name in families:
+            teacher = runs[STUDENT_TEACHER] if is_student(name) else None
+            runs[name] = fan.submit(_train_family, cfg, out, name, teacher, cfg.progress and not fan.remote)
+            if not fan.remote:
+                timings[f"train_{name}_s"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+        runs = dict(zip(runs, fan.gather(list(runs.values()), desc="train", progress=cfg.progress)))
+        if fan.remote:
+            timings["train_s"] = time.perf_counter() - t0  # the families side by side
         t0 = time.perf_counter()
-        teacher = {"teacher": str(out / STUDENT_TEACHER)} if is_student(name) else {}
-        policy_cfg = policy_class(name).config_class(**teacher)
-        run = train(
-            TrainConfig(
-                dataset=data_dir,
-                policy=policy_cfg,
-                out=out / name,
-                steps=cfg.steps,
-                batch_size=cfg.batch_size,
-                seed=cfg.seed,
+        report = evaluate(
+            EvalConfig(
+                checkpoints=tuple(runs.values()),
+                task=cfg.task,
+                episodes=cfg.eval_episodes,
+                out=out / "eval",
+                videos=cfg.videos,
                 device=cfg.device,
-                eval_every=eval_every(cfg.steps, cfg.train_evals),
-                save_every=cfg.steps,
                 progress=cfg.progress,
-                resume=True,  # a finished run is kept, a killed one goes on
+                ray=cfg.ray,
+                ray_cpus=cfg.ray_cpus,
+                ray_gpus=cfg.ray_gpus,
             )
         )
-        timings[f"train_{name}_s"] = time.perf_counter() - t0
-        runs.append(run)
-    t0 = time.perf_counter()
-    report = evaluate(
-        EvalConfig(
-            checkpoints=tuple(runs),
-            task=cfg.task,
-            episodes=cfg.eval_episodes,
-            out=out / "eval",
-            videos=cfg.videos,
-            device=cfg.device,
-            progress=cfg.progress,
-        )
-    )
     timings["eval_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - start
     report["timings"] = timings
@@ -99,6 +96,26 @@ def bench(cfg: BenchConfig) -> dict:
     (out / "table.txt").write_text(format_report(report) + "\n")
     report["report"] = _report(out)
     return report
+
+
+def _train_family(cfg: BenchConfig, out: Path, name: str, teacher: Path | None, progress: bool) -> Path:
+    """One family's run of the default suite (a student distils ``teacher``)."""
+    policy_cfg = policy_class(name).config_class(**({"teacher": str(teacher)} if teacher else {}))
+    return train(
+        TrainConfig(
+            dataset=out / "data",
+            policy=policy_cfg,
+            out=out / name,
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            device=cfg.device,
+            eval_every=eval_every(cfg.steps, cfg.train_evals),
+            save_every=cfg.steps,
+            progress=progress,
+            resume=True,  # a finished run is kept, a killed one goes on
+        )
+    )
 
 
 def _report(out: Path) -> str:
@@ -149,7 +166,8 @@ def bench_matrix(cfg: BenchConfig) -> dict:
         videos=cfg.videos,
         train_evals=cfg.train_evals,
     )
-    results = run_matrix(matrix)
+    with Fanout(cfg) as fan:
+        results = run_matrix(matrix, fan)
     results["machine"] = machine()
     write_json_atomic(out / "summary.json", results)
     return results | {"out": str(out / "summary.json"), "report": _report(out)}
@@ -159,7 +177,7 @@ BENCH_CONFIG = "bench_config.json"
 
 
 #: Settings that do not change a benchmark's results: a resume may change them.
-NOT_RESULTS = ("out", "progress", "videos", "train_evals")
+NOT_RESULTS = ("out", "progress", "videos", "train_evals", "ray", "ray_cpus", "ray_gpus", "ray_workers")
 
 
 def _config_json(cfg: BenchConfig) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from protege.atomic import atomic_file, write_json_atomic
+from protege.cluster import Fanout
 from protege.config import TRAIN_EVAL_SEED, EvalConfig, resolve_device
 from protege.evaluate.actor import PolicyActor, check_fits
 from protege.evaluate.stats import mcnemar_exact, summarize
@@ -84,46 +85,47 @@ def evaluate(cfg: EvalConfig) -> dict:
         task.make_render_env(1).close()  # a task that cannot draw its scene refuses before any episode runs
     out_dir = cfg.out or Path(cfg.checkpoints[0]) / "eval"
     results, taken, videos, stems = [], set(), [], set()
-    for i, (path, folder, policy) in enumerate(zip(cfg.checkpoints, folders, policies)):
-        policy = policy.to(device)
-        label = cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
-        actor = make_actor(policy, cfg)
-        out = rollout(
-            task,
-            actor,
-            seeds,
-            num_envs=cfg.num_envs,
-            progress=cfg.progress,
-            desc=f"eval {label}",
-            asynchronous=cfg.async_envs,
-        )
-        calls, replans = actor.take_counts(out.lengths)
-        progress = out.max_progress if out.max_progress is not None else [""] * len(out.seeds)
-        rows = [
-            {
-                "task": task_name,
-                "policy": label,
-                "checkpoint": str(folder),
-                "seed": int(s),
-                "success": bool(ok),
-                "return": float(r),
-                "length": int(n),
-                "max_progress": p if p == "" else float(p),
-                "wall_time_s": float(w),
+    labels = [
+        cfg.labels[i] if cfg.labels else _label(Path(path), policy.config.name, taken)
+        for i, (path, policy) in enumerate(zip(cfg.checkpoints, policies))
+    ]
+    with Fanout(cfg) as fan:
+        if fan.remote:  # every policy's shards submitted at once; gathered below in seed order
+            shapes = [policy.spec.obs_shapes for policy in policies]
+            shards = [_submit_shards(fan, folder, task_name, shapes, cfg, seeds) for folder in folders]
+        for i, (path, folder, policy, label) in enumerate(zip(cfg.checkpoints, folders, policies, labels)):
+            policy = policy.to(device)
+            actor = make_actor(policy, cfg)
+            if fan.remote:
+                out, calls, replans = _merge(fan.gather(shards[i], desc=f"eval {label}", progress=cfg.progress))
+            else:
+                out, calls, replans = run_episodes(task, actor, seeds, cfg, cfg.progress, f"eval {label}")
+            progress = out.max_progress if out.max_progress is not None else [""] * len(out.seeds)
+            rows = [
+                {
+                    "task": task_name,
+                    "policy": label,
+                    "checkpoint": str(folder),
+                    "seed": int(s),
+                    "success": bool(ok),
+                    "return": float(r),
+                    "length": int(n),
+                    "max_progress": p if p == "" else float(p),
+                    "wall_time_s": float(w),
+                }
+                for s, ok, r, n, p, w in zip(out.seeds, out.success, out.returns, out.lengths, progress, out.wall_time)
+            ]
+            steps = max(int(out.lengths.sum()), 1)
+            summary = {
+                **summarize(out.success, out.returns, out.lengths, out.max_progress),
+                "checkpoint": checkpoint_selection(path, folder, cfg.checkpoint),
+                "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
+                "policy_calls_per_step": int(calls.sum()) / steps,
+                "replans_per_step": int(replans.sum()) / steps,
             }
-            for s, ok, r, n, p, w in zip(out.seeds, out.success, out.returns, out.lengths, progress, out.wall_time)
-        ]
-        steps = max(int(out.lengths.sum()), 1)
-        summary = {
-            **summarize(out.success, out.returns, out.lengths, out.max_progress),
-            "checkpoint": checkpoint_selection(path, folder, cfg.checkpoint),
-            "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
-            "policy_calls_per_step": int(calls.sum()) / steps,
-            "replans_per_step": int(replans.sum()) / steps,
-        }
-        results.append(PolicyResult(label, summary, rows))
-        if cfg.videos > 0:
-            videos += record_videos(task, make_actor(policy, cfg), label, out, cfg, out_dir / VIDEOS, stems)
+            results.append(PolicyResult(label, summary, rows))
+            if cfg.videos > 0:
+                videos += record_videos(task, make_actor(policy, cfg), label, out, cfg, out_dir / VIDEOS, stems)
     report = {
         "task": task_name,
         "machine": machine(),
@@ -142,6 +144,70 @@ def evaluate(cfg: EvalConfig) -> dict:
     write_results(out_dir, results, report)
     report["out"] = str(out_dir)
     return report
+
+
+def run_episodes(
+    task: Task, actor: PolicyActor, seeds: np.ndarray, cfg: EvalConfig, progress: bool, desc: str, num_envs: int = 0
+) -> tuple[Rollouts, np.ndarray, np.ndarray]:
+    """One episode per seed in waves of ``num_envs`` (default --num-envs); the outcomes and, per
+    episode, policy calls and replans."""
+    out = rollout(
+        task,
+        actor,
+        seeds,
+        num_envs=num_envs or cfg.num_envs,
+        progress=progress,
+        desc=desc,
+        asynchronous=cfg.async_envs,
+    )
+    calls, replans = actor.take_counts(out.lengths)
+    return out, calls, replans
+
+
+def _shard(
+    folder: Path, task_name: str, shapes: list[dict], cfg: EvalConfig, seeds: np.ndarray, wave: int
+) -> tuple[Rollouts, np.ndarray, np.ndarray]:
+    """A Ray worker's part of an evaluation: the episodes of ``seeds`` (whole waves of ``wave`` envs,
+    the last one padded as the local run pads it), with the same task and actor as a local run."""
+    policy = load_policy(folder, ema=cfg.ema).to(resolve_device(cfg.device))
+    task = task_for(task_name, *shapes)
+    padded = np.concatenate([seeds, np.repeat(seeds[-1:], -len(seeds) % wave)])
+    out, calls, replans = run_episodes(task, make_actor(policy, cfg), padded, cfg, False, "", num_envs=wave)
+    n = len(seeds)
+    kept = Rollouts(
+        *(getattr(out, name)[:n] for name in FIELDS),
+        max_progress=None if out.max_progress is None else out.max_progress[:n],
+    )
+    return kept, calls[:n], replans[:n]
+
+
+def _submit_shards(
+    fan: Fanout, folder: Path, task_name: str, shapes: list[dict], cfg: EvalConfig, seeds: np.ndarray
+) -> list:
+    """One policy's evaluation as Ray tasks over contiguous groups of whole waves of the seed list:
+    every episode meets the same envs in its batch as in a local run, so the rows are the same."""
+    wave = min(cfg.num_envs, len(seeds))
+    waves = [seeds[lo : lo + wave] for lo in range(0, len(seeds), wave)]
+    workers = min(cfg.ray_workers or fan.slots(), len(waves))
+    groups = np.array_split(np.arange(len(waves)), workers)
+    return [
+        fan.submit(_shard, folder, task_name, shapes, cfg, np.concatenate([waves[i] for i in group]), wave)
+        for group in groups
+    ]
+
+
+def _merge(parts: list[tuple[Rollouts, np.ndarray, np.ndarray]]) -> tuple[Rollouts, np.ndarray, np.ndarray]:
+    """The shards' outcomes as one evaluation's, in seed order."""
+    outs = [part[0] for part in parts]
+    merged = Rollouts(
+        *(np.concatenate([getattr(o, name) for o in outs]) for name in FIELDS),
+        max_progress=None if outs[0].max_progress is None else np.concatenate([o.max_progress for o in outs]),
+    )
+    return merged, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+
+
+#: The per-episode arrays of Rollouts a shard sends back.
+FIELDS = ("seeds", "success", "returns", "lengths", "wall_time")
 
 
 def make_actor(policy: Policy, cfg: EvalConfig) -> PolicyActor:
