@@ -99,12 +99,12 @@ def test_bench_cells_on_ray_write_the_local_summary_and_are_not_run_twice(cluste
     for seed in range(2):
         assert matrix_rows(tmp_path / "ray", seed) == matrix_rows(tmp_path / "local", seed)
 
-    # a finished cell is not run again: only the removed run and its seed's evaluation are redone
+    # a finished cell is not run again: only the removed run, and its seed's evaluation (stale now), are redone
     kept = tmp_path / "ray" / "toy-fork" / "seed0" / "mlp" / "metrics.jsonl"
     stamp = kept.stat().st_mtime_ns
     redo = tmp_path / "ray" / "toy-fork" / "seed1"
-    for path in (redo / "gaussian", redo / "eval"):
-        subprocess.run(["rm", "-r", str(path)], check=True)
+    subprocess.run(["rm", "-r", str(redo / "gaussian")], check=True)
+    evaluated = (redo / "eval" / "summary.json").stat().st_mtime_ns
     main(
         [
             "bench",
@@ -140,6 +140,7 @@ def test_bench_cells_on_ray_write_the_local_summary_and_are_not_run_twice(cluste
     )
     assert kept.stat().st_mtime_ns == stamp
     assert (redo / "gaussian" / "checkpoints" / "latest.json").exists()
+    assert (redo / "eval" / "summary.json").stat().st_mtime_ns != evaluated
     assert matrix_rows(tmp_path / "ray", 1) == matrix_rows(tmp_path / "local", 1)
 
 
@@ -149,5 +150,18 @@ def test_bare_ray_means_a_local_cluster_and_improve_refuses_it(tmp_path: Path):
     assert _bare_ray(["--ray"]) == ["--ray=local"]
     assert _bare_ray(["--ray", "--steps", "5"]) == ["--ray=local", "--steps", "5"]
     assert _bare_ray(["--ray", "10.0.0.1:6379"]) == ["--ray", "10.0.0.1:6379"]
+    assert _bare_ray(["--ray", "runs/a", "runs/b"]) == ["--ray=local", "runs/a", "runs/b"]  # folders stay folders
     with pytest.raises(SystemExit, match="--suite improve runs here"):
         main(["bench", "--suite", "improve", "--ray", "--out", str(tmp_path / "b")])
+
+
+def test_a_cell_counts_as_trained_only_at_its_last_step(tmp_path: Path):
+    """An intermediate checkpoint (a killed cell) is resumed, not evaluated as if finished; a fitted
+    family's only checkpoint is at step 0."""
+    from protege.bench.matrix import _trained
+
+    (tmp_path / "checkpoints").mkdir()
+    assert not _trained(tmp_path, 30)
+    for step, done in ((10, False), (30, True), (0, True)):
+        (tmp_path / "checkpoints" / "latest.json").write_text(json.dumps({"step": step, "dir": "x"}))
+        assert _trained(tmp_path, 30) == done

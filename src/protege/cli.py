@@ -138,9 +138,14 @@ def _pop_threads(args: list[str]) -> list[str]:
 
 
 def _bare_ray(args: list[str]) -> list[str]:
-    """``--ray`` with no address (at the end, or before another option) means ``--ray local``."""
+    """``--ray`` not followed by an address (``local``, ``auto``, ``HOST:PORT``, ``ray://...``) means
+    ``--ray local``: a run folder after it stays a positional argument."""
+
+    def is_address(value: str) -> bool:
+        return value in ("local", "auto") or ":" in value
+
     return [
-        "--ray=local" if arg == "--ray" and (i + 1 == len(args) or args[i + 1].startswith("-")) else arg
+        "--ray=local" if arg == "--ray" and (i + 1 == len(args) or not is_address(args[i + 1])) else arg
         for i, arg in enumerate(args)
     ]
 
@@ -292,8 +297,6 @@ def main(argv: list[str] | None = None) -> None:
 
         if world_size() == 1:  # not yet under torchrun: start it, with these very arguments
             raise SystemExit(launch(cfg.nproc, args))
-        if world_size() != cfg.nproc:  # given to torchrun by hand
-            raise SystemExit(f"protege train: --nproc {cfg.nproc} under torchrun with {world_size()} processes")
     try:
         run(command, cfg)
     except USER_ERRORS as err:

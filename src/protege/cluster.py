@@ -61,6 +61,9 @@ class Fanout:
         if self._owned:
             ray.init(address=self.options.ray, include_dashboard=False, log_to_driver=False, configure_logging=False)
         self._ray = ray
+        if self.options.ray_gpus and not ray.cluster_resources().get("GPU"):
+            self.__exit__()
+            raise ValueError(f"--ray-gpus {self.options.ray_gpus}: the Ray cluster at '{self.options.ray}' has no GPUs")
         self._remote = ray.remote(_call).options(num_cpus=self.options.ray_cpus, num_gpus=self.options.ray_gpus)
         return self
 

@@ -160,7 +160,8 @@ class TrainConfig:
     nproc: int = 1
     """Train data-parallel on this many processes (DistributedDataParallel: gloo on the CPU, one GPU each on CUDA),
     started through torchrun; --batch-size stays the global batch. Same as `torchrun --nproc-per-node N -m protege
-    train ...` (docs/scale.md)."""
+    train ...` (docs/scale.md). Read by the `protege` command, which starts the processes; `train()` called from
+    Python runs in the processes torchrun started for it."""
 
     def run_dir(self) -> Path:
         return self.out or Path("runs") / f"{self.dataset.name}-{self.policy.name}"
@@ -247,7 +248,7 @@ class EvalConfig(RayOptions):
     """Show progress bars."""
     ray_workers: int = 0
     """With --ray: shards of the seed list, each of whole waves of --num-envs episodes, so every episode runs in the
-    same batch as in a local evaluation (0: as many as the cluster's free CPUs or GPUs allow)."""
+    same batch as in a local evaluation (0: as many as the cluster holds at --ray-cpus / --ray-gpus each)."""
 
 
 @dataclass

@@ -113,25 +113,43 @@ def _check(matrix: Matrix) -> None:
         raise ValueError(f"baseline '{matrix.baseline}' is not one of the arms {list(matrix.arms)}")
 
 
+def _folder(matrix: Matrix, task: str, *parts: str) -> Path:
+    """A task's folder of the matrix, or a path inside it (``seed0/mlp``, ``data``)."""
+    return matrix.out.joinpath(task.replace("/", "-"), *parts)
+
+
+def _steps(matrix: Matrix, name: str) -> int:
+    return int(dict(matrix.arms[name].training).get("steps", matrix.steps))
+
+
+def _trained(run: Path, steps: int) -> bool:
+    """A run whose latest checkpoint is its last step (an intermediate one is resumed, not reused), or
+    a fitted family's only checkpoint (step 0: a trained run never checkpoints before its first step)."""
+    try:
+        step = json.loads((run / "checkpoints" / "latest.json").read_text())["step"]
+        return step >= steps or step == 0
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def _train_cell(matrix: Matrix, task: str, data: Path, seed: int, name: str, teacher: Path | None) -> Path:
-    """Train one (task, arm, training seed) cell; a student distils ``teacher``'s run."""
+    """Train (or resume) one (task, arm, training seed) cell; a student distils ``teacher``'s run."""
     arm = matrix.arms[name]
-    run = _run_folder(matrix, task, seed, name)
-    config = policy_class(arm.policy).config_class(
-        **dict(arm.settings), **({"teacher": str(teacher)} if teacher else {})
-    )
+    distils = {"teacher": str(teacher)} if teacher else {}
+    config = policy_class(arm.policy).config_class(**dict(arm.settings), **distils)
     settings = {"steps": matrix.steps, "batch_size": matrix.batch_size, **dict(arm.training)}
     return train(
         TrainConfig(
             dataset=data,
             policy=config,
-            out=run,
+            out=_folder(matrix, task, f"seed{seed}", name),
             seed=seed,
             device=matrix.device,
             eval_every=eval_every(int(settings["steps"]), matrix.train_evals),
             save_every=int(settings["steps"]),
             progress=matrix.progress,
             curation=arm.curation,
+            resume=True,  # a cell killed after a checkpoint (or retried by Ray) goes on
             **settings,
         )
     )
@@ -139,7 +157,7 @@ def _train_cell(matrix: Matrix, task: str, data: Path, seed: int, name: str, tea
 
 def _eval_cell(matrix: Matrix, task: str, seed: int, names: list[str], *runs: Path) -> Path:
     """Evaluate one training seed's runs together on the shared seed list."""
-    eval_dir = matrix.out / task.replace("/", "-") / f"seed{seed}" / "eval"
+    eval_dir = _folder(matrix, task, f"seed{seed}", "eval")
     evaluate(
         EvalConfig(
             checkpoints=runs,
@@ -156,7 +174,8 @@ def _eval_cell(matrix: Matrix, task: str, seed: int, names: list[str], *runs: Pa
 
 
 def _collect_cell(matrix: Matrix, task: str) -> Path:
-    data = matrix.out / task.replace("/", "-") / "data"
+    """The task's demonstrations (expert, or the matrix's mixture of operators)."""
+    data = _folder(matrix, task, "data")
     collect(
         CollectConfig(
             task=task,
@@ -170,28 +189,29 @@ def _collect_cell(matrix: Matrix, task: str) -> Path:
     return data
 
 
-def _run_folder(matrix: Matrix, task: str, seed: int, name: str) -> Path:
-    return matrix.out / task.replace("/", "-") / f"seed{seed}" / name
-
-
 def _submit_task(fan: Fanout, matrix: Matrix, task: str) -> tuple[Any, list[Any]]:
     """Submit a task's dataset, every cell and every training seed's evaluation (students after their
-    teacher); what finished before is reused, not submitted. Handles of (the data, the evaluations)."""
-    data_dir = matrix.out / task.replace("/", "-") / "data"
+    teacher). What finished before is reused, not submitted; a seed with a cell to (re)train is
+    evaluated again, after it. Handles of (the data, the evaluations)."""
+    data_dir = _folder(matrix, task, "data")
     data = data_dir if (data_dir / "meta" / "info.json").exists() else fan.submit(_collect_cell, matrix, task)
     evaluations = []
     for seed in range(matrix.num_seeds):
         runs: dict[str, Any] = {}
+        retrained = False
         for name in sorted(matrix.arms, key=lambda n: is_student(matrix.arms[n].policy)):
-            run = _run_folder(matrix, task, seed, name)
-            if (run / "checkpoints" / "latest.json").exists():
+            run = _folder(matrix, task, f"seed{seed}", name)
+            if _trained(run, _steps(matrix, name)):
                 runs[name] = run
             else:
+                retrained = True
                 teacher = runs[STUDENT_TEACHER] if is_student(matrix.arms[name].policy) else None
                 runs[name] = fan.submit(_train_cell, matrix, task, data, seed, name, teacher)
-        eval_dir = matrix.out / task.replace("/", "-") / f"seed{seed}" / "eval"
-        done = (eval_dir / "summary.json").exists()
-        evaluations.append(eval_dir if done else fan.submit(_eval_cell, matrix, task, seed, list(runs), *runs.values()))
+        eval_dir = _folder(matrix, task, f"seed{seed}", "eval")
+        if (eval_dir / "summary.json").exists() and not retrained:
+            evaluations.append(eval_dir)
+        else:
+            evaluations.append(fan.submit(_eval_cell, matrix, task, seed, list(runs), *runs.values()))
     return data, evaluations
 
 
@@ -239,11 +259,12 @@ def run_matrix(matrix: Matrix, fan: Fanout | None = None) -> dict:
         "baseline": matrix.baseline,
     }
     cells = replace(matrix, progress=matrix.progress and not fan.remote)  # no bars from many workers at once
-    submitted = {task: _submit_task(fan, cells, task) for task in matrix.tasks}
+    # on Ray every task's cells at once; here one task after another, each summarized when it is done
+    submitted = {task: _submit_task(fan, cells, task) for task in matrix.tasks} if fan.remote else {}
     for task in matrix.tasks:
-        data_handle, evaluations = submitted[task]
+        data_handle, evaluations = submitted.get(task) or _submit_task(fan, cells, task)
         data, *eval_dirs = fan.gather([data_handle, *evaluations], desc=f"cells {task}", progress=matrix.progress)
-        folder = cells.out / task.replace("/", "-")
+        folder = _folder(cells, task)
         per_seed: dict[str, list[float]] = {name: [] for name in matrix.arms}
         pooled: dict[str, list[bool]] = {name: [] for name in matrix.arms}
         speeds: dict[str, list[float]] = {name: [] for name in matrix.arms}

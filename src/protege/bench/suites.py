@@ -177,7 +177,7 @@ BENCH_CONFIG = "bench_config.json"
 
 
 #: Settings that do not change a benchmark's results: a resume may change them.
-NOT_RESULTS = ("out", "progress", "videos", "train_evals", "ray", "ray_cpus", "ray_gpus", "ray_workers")
+NOT_RESULTS = ("out", "progress", "videos", "train_evals", "ray", "ray_cpus", "ray_gpus")
 
 
 def _config_json(cfg: BenchConfig) -> dict:

@@ -94,7 +94,8 @@ def evaluate(cfg: EvalConfig) -> dict:
             shapes = [policy.spec.obs_shapes for policy in policies]
             shards = [_submit_shards(fan, folder, task_name, shapes, cfg, seeds) for folder in folders]
         for i, (path, folder, policy, label) in enumerate(zip(cfg.checkpoints, folders, policies, labels)):
-            policy = policy.to(device)
+            if not fan.remote or cfg.videos:  # on Ray the workers hold the policies that run
+                policy = policy.to(device)
             actor = make_actor(policy, cfg)
             if fan.remote:
                 out, calls, replans = _merge(fan.gather(shards[i], desc=f"eval {label}", progress=cfg.progress))
@@ -186,6 +187,8 @@ def _submit_shards(
 ) -> list:
     """One policy's evaluation as Ray tasks over contiguous groups of whole waves of the seed list:
     every episode meets the same envs in its batch as in a local run, so the rows are the same."""
+    if cfg.num_envs < 1 or cfg.ray_workers < 0:
+        raise ValueError(f"--num-envs must be >= 1 and --ray-workers >= 0, got {cfg.num_envs}, {cfg.ray_workers}")
     wave = min(cfg.num_envs, len(seeds))
     waves = [seeds[lo : lo + wave] for lo in range(0, len(seeds), wave)]
     workers = min(cfg.ray_workers or fan.slots(), len(waves))

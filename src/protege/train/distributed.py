@@ -56,8 +56,8 @@ def launch(nproc: int, argv: list[str]) -> int:
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
-    """``argv`` less ``--nproc N``: torchrun would take it for its own --nproc-per-node, and the
-    processes it starts learn their number from it."""
+    """``argv`` less ``--nproc N``: torchrun's parser takes it for an abbreviation of its own
+    --nproc-per-node, and the processes it starts learn their number from torchrun."""
     out, skip = [], False
     for arg in argv:
         if skip:
@@ -162,12 +162,14 @@ class Ranks:
             merged |= {f"{key}.rank{rank}": value for key, value in (states or {}).items()}
         return merged
 
-    def own_rng(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """This rank's torch/CUDA states out of a checkpoint's merged ones (None: not saved for it)."""
+    def own_rng(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The shared sampling stream and this rank's torch/CUDA states out of a checkpoint's merged
+        ones (no "torch" key: the checkpoint holds no stream for this rank)."""
         if self.rank == 0:
             return state
-        own = {key: state[f"{key}.rank{self.rank}"] for key in ("torch", "cuda") if f"{key}.rank{self.rank}" in state}
-        return {**own, "sampler": state["sampler"]} if "torch" in own else None
+        suffix = f".rank{self.rank}"
+        own = {key: state[key + suffix] for key in ("torch", "cuda") if key + suffix in state}
+        return {**own, "sampler": state["sampler"]}
 
     def barrier(self) -> None:
         if self.world > 1:

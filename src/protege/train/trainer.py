@@ -211,7 +211,8 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
-    sink_modules = require_sinks(cfg.log) if ranks.main else {}
+    sink_modules = require_sinks(cfg.log)  # every rank: a missing extra fails all of them at once
+    sink_modules = sink_modules if ranks.main else {}
     run_dir = cfg.run_dir()
     has_checkpoint = (run_dir / "checkpoints" / "latest.json").exists()
     if has_checkpoint and not cfg.resume:
@@ -233,7 +234,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
     del store  # the split holds copies: camera frames would otherwise sit in memory twice
     curation = Curation(cfg.curation, train_store, cfg.seed)
     closed_loop_on = bool(eval_task and cfg.eval_every and cfg.eval_episodes)
-    if closed_loop_on and ranks.main:
+    if closed_loop_on:  # every rank checks, so a mismatch stops them all before DDP starts
         hint = "; pass --eval-task for another task, or --eval-every 0 to train without closed-loop evaluation"
         check_fits(spec, task_for(eval_task, spec.obs_shapes), f"dataset '{cfg.dataset}'", hint)
     policy = make_policy(cfg.policy, spec)
@@ -265,6 +266,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
     if ranks.main:
         clean_stale(run_dir / "checkpoints")  # temporary folders of a killed run
         clean_stale(run_dir)
+    ranks.barrier()  # the other ranks read the checkpoint once rank 0 has put it back in order
     start, saved_window = 0, None
     if cfg.resume and has_checkpoint:
         ckpt = resolve_checkpoint(run_dir)
@@ -275,8 +277,8 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
             load_weights(ema.model, ckpt / "ema.safetensors")
         optimizer.load_state_dict(optim_state)
         own = ranks.own_rng(rng)
-        _restore_rng(own or {"sampler": rng["sampler"]}, generator, device)
-        if own is None:
+        _restore_rng(own, generator, device)
+        if "torch" not in own:  # saved by fewer processes than resume it
             ranks.seed_noise(cfg.seed, start)
     metrics_path = run_dir / "metrics.jsonl"
     train_s = 0.0  # seconds spent on batches and updates (evaluation and checkpoints excluded), over resumes
@@ -374,7 +376,7 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
                     f"{_last_checkpoint(run_dir)}. Lower --lr, raise --warmup-steps or --batch-size, or pass "
                     "--on-nonfinite skip to skip such steps"
                 )
-            else:
+            elif ranks.main:
                 bar.write(
                     f"step {done}: loss {loss_value}, gradient norm {norm_value}; update skipped (--on-nonfinite skip)"
                 )
