@@ -253,3 +253,19 @@ def test_a_pixel_policy_learns_toy_reach_from_rendered_frames(tmp_path):
 
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["policies"]["mlp"]["success_rate"] >= 0.8, summary
+
+
+def test_mujoco_envs_that_draw_run_a_bounded_number_at_a_time():
+    """Each MuJoCo renderer holds its own GL context (~160-240 MB): a pixel collection of 100 envs was
+    killed for memory, so envs that draw run at most MUJOCO_DRAWING_ENVS at a time; without cameras,
+    as many as asked."""
+    pytest.importorskip("metaworld")
+    from protege.runner import wave_size
+    from protege.tasks.sim import MUJOCO_DRAWING_ENVS
+
+    pixels, state = make_task("metaworld/push", pixels=True), make_task("metaworld/push")
+    assert wave_size(pixels, 100, 40) == MUJOCO_DRAWING_ENVS
+    assert wave_size(state, 100, 40) == 40 and wave_size(state, 100, 40, render=True) == MUJOCO_DRAWING_ENVS
+    assert wave_size(make_task("toy/fork", pixels=True), 100, 40) == 40  # drawn with numpy: no renderer
+    with pytest.raises(ValueError, match="--num-envs must be >= 1"):
+        wave_size(state, 0, 40)

@@ -8,6 +8,7 @@ EpisodeStore of demonstrations; the rendered frames (optional, for videos) one a
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
@@ -48,6 +49,13 @@ def _episode_pictures(pictures: list[np.ndarray], lengths: np.ndarray) -> list[n
     return [np.stack([p[b] for p in pictures[: n + 1]]) for b, n in enumerate(lengths)]
 
 
+def wave_size(task: Task, num_envs: int, episodes: int, render: bool = False) -> int:
+    """How many episodes run side by side: ``num_envs``, at most ``episodes`` and the task's limit."""
+    if num_envs < 1:
+        raise ValueError(f"--num-envs must be >= 1, got {num_envs}")
+    return min(num_envs, episodes, task.env_limit(render) or num_envs)
+
+
 def rollout(
     task: Task,
     actor: Actor,
@@ -69,9 +77,9 @@ def rollout(
     every episode's pictures; without it nothing is drawn.
     """
     seeds = np.asarray(seeds, dtype=np.int64)
-    if num_envs < 1:
-        raise ValueError(f"--num-envs must be >= 1, got {num_envs}")
-    n = min(num_envs, len(seeds))
+    n = wave_size(task, num_envs, len(seeds), render)
+    if n < min(num_envs, len(seeds)):
+        print(f"{task.name}: {n} envs at a time while they draw (each renderer holds its own memory)", file=sys.stderr)
     env = task.make_render_env(n) if render else task.make_env(n, asynchronous=asynchronous)
     success, returns, lengths, wall, max_progress = (
         np.zeros(len(seeds), dtype=d) for d in (bool, np.float64, np.int64, np.float64, np.float64)

@@ -27,7 +27,7 @@ from protege.evaluate.stats import mcnemar_exact, summarize
 from protege.machine import machine
 from protege.policies.base import Policy
 from protege.policies.storage import BEST, load_policy, read_checkpoint_json, resolve_checkpoint
-from protege.runner import Rollouts, rollout
+from protege.runner import Rollouts, rollout, wave_size
 from protege.tables import text_table
 from protege.tasks import Task, task_for
 
@@ -92,7 +92,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     with Fanout(cfg) as fan:
         if fan.remote:  # every policy's shards submitted at once; gathered below in seed order
             shapes = [policy.spec.obs_shapes for policy in policies]
-            shards = [_submit_shards(fan, folder, task_name, shapes, cfg, seeds) for folder in folders]
+            shards = [_submit_shards(fan, folder, task, shapes, cfg, seeds) for folder in folders]
         for i, (path, folder, policy, label) in enumerate(zip(cfg.checkpoints, folders, policies, labels)):
             if not fan.remote or cfg.videos:  # on Ray the workers hold the policies that run
                 policy = policy.to(device)
@@ -183,18 +183,18 @@ def _shard(
 
 
 def _submit_shards(
-    fan: Fanout, folder: Path, task_name: str, shapes: list[dict], cfg: EvalConfig, seeds: np.ndarray
+    fan: Fanout, folder: Path, task: Task, shapes: list[dict], cfg: EvalConfig, seeds: np.ndarray
 ) -> list:
     """One policy's evaluation as Ray tasks over contiguous groups of whole waves of the seed list:
     every episode meets the same envs in its batch as in a local run, so the rows are the same."""
-    if cfg.num_envs < 1 or cfg.ray_workers < 0:
-        raise ValueError(f"--num-envs must be >= 1 and --ray-workers >= 0, got {cfg.num_envs}, {cfg.ray_workers}")
-    wave = min(cfg.num_envs, len(seeds))
+    if cfg.ray_workers < 0:
+        raise ValueError(f"--ray-workers must be >= 0, got {cfg.ray_workers}")
+    wave = wave_size(task, cfg.num_envs, len(seeds))
     waves = [seeds[lo : lo + wave] for lo in range(0, len(seeds), wave)]
     workers = min(cfg.ray_workers or fan.slots(), len(waves))
     groups = np.array_split(np.arange(len(waves)), workers)
     return [
-        fan.submit(_shard, folder, task_name, shapes, cfg, np.concatenate([waves[i] for i in group]), wave)
+        fan.submit(_shard, folder, task.name, shapes, cfg, np.concatenate([waves[i] for i in group]), wave)
         for group in groups
     ]
 

@@ -80,6 +80,11 @@ class Task(ABC):
     @abstractmethod
     def make_expert(self) -> Actor: ...
 
+    def env_limit(self, render: bool = False) -> int | None:
+        """The most environments one process runs at once (None: as many as asked), with cameras or
+        rendering on (``render``) where each member's renderer costs memory."""
+        return None
+
     def make_render_env(self, num_envs: int) -> gym.vector.VectorEnv:
         """``num_envs`` in-process environments like ``make_env``'s (same episodes for the same seeds)
         whose ``render()`` returns the current picture of every member, (B, H, W, 3) uint8.

@@ -21,7 +21,7 @@ import numpy as np
 from protege.data.store import STATE
 from protege.extras import require
 from protege.tasks.base import Actor
-from protege.tasks.sim import GoalEnv, SimTask
+from protege.tasks.sim import MUJOCO_DRAWING_ENVS, GoalEnv, SimTask
 
 # The table and the air above it; at 96 px the simulator's own view is mostly floor and robot.
 CAMERA = {"distance": 1.6, "azimuth": 132.0, "elevation": -25.0, "lookat": np.array([1.3, 0.75, 0.6])}
@@ -154,6 +154,8 @@ class FetchEnv(GoalEnv):
 
 class FetchTask(SimTask):
     """A Fetch task: which simulator environment, and which scripted expert."""
+
+    drawing_envs = MUJOCO_DRAWING_ENVS
 
     env_id: str
     expert: type[FetchExpert]

@@ -18,7 +18,7 @@ import numpy as np
 from protege.data.store import STATE
 from protege.extras import require
 from protege.tasks.base import Actor
-from protege.tasks.sim import SimEnv, SimTask
+from protege.tasks.sim import MUJOCO_DRAWING_ENVS, SimEnv, SimTask
 
 #: The MT10 benchmark set; names are Meta-World's without the version suffix.
 MT10 = (
@@ -98,6 +98,8 @@ class MetaWorldExpert:
 
 class MetaWorldTask(SimTask):
     """``metaworld/<task>``: 39-D state, 4-D action (hand xyz delta, gripper), 500 steps, 80 fps sim."""
+
+    drawing_envs = MUJOCO_DRAWING_ENVS
 
     state_dim, action_dim, max_steps, fps = 39, 4, 500, 80
     proprio = (0, 1, 2, 3)  # the hand's position and the gripper's opening

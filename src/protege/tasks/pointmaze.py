@@ -22,7 +22,7 @@ import numpy as np
 from protege.data.store import STATE
 from protege.extras import require
 from protege.tasks.base import Actor
-from protege.tasks.sim import GoalEnv, SimTask
+from protege.tasks.sim import MUJOCO_DRAWING_ENVS, GoalEnv, SimTask
 
 STEPS = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # grid moves: (row, column)
 UNREACHABLE = np.iinfo(np.int64).max // 2
@@ -153,6 +153,8 @@ class PointMazeEnv(GoalEnv):
 
 class PointMazeTask(SimTask):
     """A PointMaze task; subclasses name the maze (as in ``PointMaze_<maze>-v3``) and its step limit."""
+
+    drawing_envs = MUJOCO_DRAWING_ENVS
 
     maze: str
     state_dim = 6

@@ -29,6 +29,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
 
 
+#: Members drawing at once in one process for MuJoCo suites: each renderer holds its own GL context,
+#: measured at ~160 MB (Meta-World push) to ~240 MB (peg-insert-side) per env on the CPU, so the
+#: default 100 envs of a pixel collection needed 24 GB and were killed for memory; 16 stay under 4 GB.
+MUJOCO_DRAWING_ENVS = 16
+
+
 def fast_mujoco_rendering(renderer: Any, camera: dict | None = None) -> Any:
     """Drop the shadow map, reflections and multisampling, which dominate offscreen frames at 96 px.
 
@@ -187,6 +193,11 @@ class SimTask(Task):
     action_low: float = -1.0
     action_high: float = 1.0
     description: str = ""
+    drawing_envs: int | None = None
+    """Members one process runs at once when they draw (pixels, videos); None: no limit."""
+
+    def env_limit(self, render: bool = False) -> int | None:
+        return self.drawing_envs if self.pixels or render else None
 
     @abstractmethod
     def make_single_env(self, render: bool = False) -> SimEnv:
