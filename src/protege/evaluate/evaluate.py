@@ -101,30 +101,7 @@ def evaluate(cfg: EvalConfig) -> dict:
                 out, calls, replans = _merge(fan.gather(shards[i], desc=f"eval {label}", progress=cfg.progress))
             else:
                 out, calls, replans = run_episodes(task, actor, seeds, cfg, cfg.progress, f"eval {label}")
-            progress = out.max_progress if out.max_progress is not None else [""] * len(out.seeds)
-            rows = [
-                {
-                    "task": task_name,
-                    "policy": label,
-                    "checkpoint": str(folder),
-                    "seed": int(s),
-                    "success": bool(ok),
-                    "return": float(r),
-                    "length": int(n),
-                    "max_progress": p if p == "" else float(p),
-                    "wall_time_s": float(w),
-                }
-                for s, ok, r, n, p, w in zip(out.seeds, out.success, out.returns, out.lengths, progress, out.wall_time)
-            ]
-            steps = max(int(out.lengths.sum()), 1)
-            summary = {
-                **summarize(out.success, out.returns, out.lengths, out.max_progress),
-                "checkpoint": checkpoint_selection(path, folder, cfg.checkpoint),
-                "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
-                "policy_calls_per_step": int(calls.sum()) / steps,
-                "replans_per_step": int(replans.sum()) / steps,
-            }
-            results.append(PolicyResult(label, summary, rows))
+            results.append(_policy_result(task_name, label, path, folder, out, calls, replans, actor, cfg))
             if cfg.videos > 0:
                 videos += record_videos(task, make_actor(policy, cfg), label, out, cfg, out_dir / VIDEOS, stems)
     report = {
@@ -145,6 +122,44 @@ def evaluate(cfg: EvalConfig) -> dict:
     write_results(out_dir, results, report)
     report["out"] = str(out_dir)
     return report
+
+
+def _policy_result(
+    task_name: str,
+    label: str,
+    path: Path,
+    folder: Path,
+    out: Rollouts,
+    calls: np.ndarray,
+    replans: np.ndarray,
+    actor: PolicyActor,
+    cfg: EvalConfig,
+) -> PolicyResult:
+    """One checkpoint's rows and summary from its episodes' outcomes."""
+    progress = out.max_progress if out.max_progress is not None else [""] * len(out.seeds)
+    rows = [
+        {
+            "task": task_name,
+            "policy": label,
+            "checkpoint": str(folder),
+            "seed": int(s),
+            "success": bool(ok),
+            "return": float(r),
+            "length": int(n),
+            "max_progress": p if p == "" else float(p),
+            "wall_time_s": float(w),
+        }
+        for s, ok, r, n, p, w in zip(out.seeds, out.success, out.returns, out.lengths, progress, out.wall_time)
+    ]
+    steps = max(int(out.lengths.sum()), 1)
+    summary = {
+        **summarize(out.success, out.returns, out.lengths, out.max_progress),
+        "checkpoint": checkpoint_selection(path, folder, cfg.checkpoint),
+        "n_action_steps": actor.n_action_steps if cfg.execution == "receding" else None,
+        "policy_calls_per_step": int(calls.sum()) / steps,
+        "replans_per_step": int(replans.sum()) / steps,
+    }
+    return PolicyResult(label, summary, rows)
 
 
 def run_episodes(
