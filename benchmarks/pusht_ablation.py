@@ -1,7 +1,7 @@
 """Why does diffusion fail on PushT? Its settings ablated one at a time on one fixed dataset; prints JSON.
 
-    python benchmarks/pusht_ablation.py --out DIR [--part K/N] [--seeds 2] [--steps 2000] [--eval-episodes 50]
-    python benchmarks/pusht_ablation.py --out DIR --merge
+    python benchmarks/pusht_ablation.py --out DIR [--part K/N] [--arms A ...] [--seeds 2] [--steps 2000]
+    python benchmarks/pusht_ablation.py --out DIR --merge [--baseline diffusion]
 
 Every arm is diffusion at its defaults with one policy or training setting changed (mlp, flow and
 bet at their defaults beside them), trained on the same 200 expert demonstrations with the same
@@ -9,7 +9,8 @@ training seeds and budget, and evaluated on the same seed list. ``--part K/N`` r
 (K = 1..N) in its own folder under DIR, so N processes with one thread each share the cores;
 their datasets are identical (collection is seeded). ``--merge`` pools the parts: per arm, success
 and mean max coverage (PushT's score) with 95% intervals, and the paired difference in max coverage
-from the ``diffusion`` arm over the (training seed, evaluation seed) pairs.
+from the ``--baseline`` arm over the (training seed, evaluation seed) pairs. ``--arms`` picks a
+subset, e.g. the regularizers against memorization with ``flow`` as their baseline.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from protege.bench.matrix import Arm, Matrix, run_matrix
 from protege.evaluate.stats import mean_interval, wilson_interval
 from protege.machine import machine
 
-BASELINE = "diffusion"
 #: arm -> (family, policy settings, training settings) changed from the defaults
 ARMS: dict[str, tuple[str, dict, dict]] = {
     "diffusion": ("diffusion", {}, {}),
@@ -53,12 +53,16 @@ ARMS: dict[str, tuple[str, dict, dict]] = {
     "flow": ("flow", {}, {}),
     "flow-absolute": ("flow", {"relative_actions": "off"}, {}),
     "bet": ("bet", {}, {}),
+    # regularizers against memorizing 200 demonstrations (run with --arms ... --baseline flow)
+    "flow-obs-noise-0.02": ("flow", {"obs_noise": 0.02}, {}),
+    "flow-obs-noise-0.05": ("flow", {"obs_noise": 0.05}, {}),
+    "flow-obs-noise-0.1": ("flow", {"obs_noise": 0.1}, {}),
 }
 
 
 def run_part(args: argparse.Namespace) -> None:
     k, n = (int(x) for x in args.part.split("/"))
-    names = list(ARMS)[k - 1 :: n]
+    names = list(args.arms or ARMS)[k - 1 :: n]
     arms = {
         name: Arm(ARMS[name][0], settings=tuple(ARMS[name][1].items()), training=tuple(ARMS[name][2].items()))
         for name in names
@@ -90,11 +94,11 @@ def episode_rows(out: Path) -> dict[str, dict[tuple[int, int], tuple[bool, float
     return rows
 
 
-def merge(out: Path) -> dict:
+def merge(out: Path, baseline: str) -> dict:
     rows = episode_rows(out)
-    if BASELINE not in rows:
-        raise SystemExit(f"no '{BASELINE}' episodes under {out}/part-*: run the parts first")
-    base = rows[BASELINE]
+    if baseline not in rows:
+        raise SystemExit(f"no '{baseline}' episodes under {out}/part-*: run the parts first")
+    base = rows[baseline]
     arms = {}
     for name in [a for a in ARMS if a in rows]:
         pairs = sorted(set(rows[name]) & set(base))
@@ -111,14 +115,14 @@ def merge(out: Path) -> dict:
             "mean_max_coverage": float(coverage.mean()),
             "max_coverage_ci95": mean_interval(coverage),
             "paired_coverage_diff": float(diff.mean()),
-            "paired_coverage_diff_ci95": mean_interval(diff) if name != BASELINE else [0.0, 0.0],
+            "paired_coverage_diff_ci95": mean_interval(diff) if name != baseline else [0.0, 0.0],
         }
     return arms
 
 
-def table(arms: dict) -> str:
+def table(arms: dict, baseline: str) -> str:
     lines = [
-        "| arm | changed | success [95% Wilson] | mean max coverage [95% CI] | paired diff vs diffusion [95% CI] |",
+        f"| arm | changed | success [95% Wilson] | mean max coverage [95% CI] | paired diff vs {baseline} [95% CI] |",
         "|---|---|---|---|---|",
     ]
     for name, a in arms.items():
@@ -126,8 +130,8 @@ def table(arms: dict) -> str:
         lo, hi = a["success_ci95"]
         clo, chi = a["max_coverage_ci95"]
         dlo, dhi = a["paired_coverage_diff_ci95"]
-        diff = "—" if name == BASELINE else f"{a['paired_coverage_diff']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
-        if name != BASELINE and (dlo > 0 or dhi < 0):
+        diff = "—" if name == baseline else f"{a['paired_coverage_diff']:+.3f} [{dlo:+.3f}, {dhi:+.3f}]"
+        if name != baseline and (dlo > 0 or dhi < 0):
             diff = f"**{diff}**"
         lines.append(
             f"| {name} | {changed} | {100 * a['success_rate']:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}] | "
@@ -141,6 +145,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/pusht-ablation"))
     parser.add_argument("--part", default="1/1", help="K/N: run every N-th arm starting at the K-th")
     parser.add_argument("--merge", action="store_true", help="pool the parts under --out into one table")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), help="run only these arms (default: all)")
+    parser.add_argument("--baseline", default="diffusion", help="the arm the paired differences are taken from")
     parser.add_argument("--seeds", type=int, default=2, help="training seeds per arm")
     parser.add_argument("--episodes", type=int, default=200, help="expert demonstrations")
     parser.add_argument("--steps", type=int, default=2000)
@@ -149,8 +155,8 @@ def main() -> None:
     if not args.merge:
         run_part(args)
         return
-    arms = merge(args.out)
-    (args.out / "table.md").write_text(table(arms) + "\n")
+    arms = merge(args.out, args.baseline)
+    (args.out / "table.md").write_text(table(arms, args.baseline) + "\n")
     print(json.dumps({"arms": arms, "machine": machine()}, indent=2))
 
 

@@ -258,3 +258,16 @@ def test_gmm_masked_loss_is_the_marginal_likelihood_of_the_kept_steps(store):
     nll = -(normal.log_prob(target[kept]).sum() + 0.5 * torch.log(torch.tensor(2 * torch.pi)) * kept.sum())
     expected = nll / kept.sum() - torch.log(torch.tensor(policy.config.min_std))
     torch.testing.assert_close(policy.loss(one)[0], expected)
+
+
+def test_obs_noise_perturbs_state_only_while_training(store):
+    config = policy_class("mlp").config_class(obs_noise=0.1)
+    policy = make_policy(config, FeatureSpec.from_store(store))
+    policy.fit(store)
+    obs = WindowSampler(store, config.n_obs, config.horizon).sample(8, torch.Generator().manual_seed(0))
+    clean = policy.eval().encode_obs(obs)
+    assert torch.equal(clean, policy.encode_obs(obs))
+    noisy = policy.train().encode_obs(obs)
+    assert 0.05 < (noisy - clean).std().item() < 0.2
+    with pytest.raises(ValueError, match="obs_noise must be >= 0"):
+        policy_class("mlp").config_class(obs_noise=-0.1)

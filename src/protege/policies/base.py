@@ -77,6 +77,11 @@ class PolicyConfig:
     ``off`` learns every action as recorded. Velocity and delta actions track no coordinate, so
     ``auto`` leaves them alone (docs/results.md#relative-actions)."""
 
+    obs_noise: float = 0.0
+    """Standard deviation of Gaussian noise added to the normalized state observations while
+    training (not in evaluation): a regularizer for policies that memorize few demonstrations;
+    0 turns it off (docs/results.md#regularization-on-pusht)."""
+
     name: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
@@ -88,6 +93,8 @@ class PolicyConfig:
             raise ValueError(f"relative_actions must be 'auto' or 'off', got '{self.relative_actions}'")
         if self.vision not in BACKBONES:
             raise ValueError(f"vision must be one of {', '.join(BACKBONES)}, got '{self.vision}'")
+        if self.obs_noise < 0:
+            raise ValueError(f"obs_noise must be >= 0, got {self.obs_noise}")
         if not 0.5 <= self.crop <= 1.0 or self.keypoints < 1:
             raise ValueError(
                 f"need crop in [0.5, 1] and keypoints >= 1, got crop={self.crop}, keypoints={self.keypoints}"
@@ -256,7 +263,10 @@ class Policy(nn.Module):
                 features = self.cameras[_module_name(key)](x.flatten(0, 1), partial(self.normalizer.normalize, key))
                 parts.append(features.view(*x.shape[:2], -1))
             else:
-                parts.append(self.normalizer.normalize(key, x).flatten(2))
+                state = self.normalizer.normalize(key, x)
+                if self.training and self.config.obs_noise > 0:
+                    state = state + self.config.obs_noise * torch.randn_like(state)
+                parts.append(state.flatten(2))
         return torch.cat(parts, dim=-1).flatten(1)
 
     def normalized_action(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
