@@ -11,9 +11,7 @@ and objects only through the camera). Each training run is the README's ``proteg
 ``--policy.obs-keys``; training-time evaluation gives success against training minutes. ``--merge``
 evaluates every run's final checkpoint on seeds 100000.. (``--episodes``), paired across views, and
 reports success (95% Wilson) and, for a task with a progress signal, mean max progress (95% t) per
-view, pooled over training seeds and per seed. Runs resume where they stopped. ``--also CSV ...``
-pools the runs of earlier merges (their ``eval/episodes.csv``, on the same data and seeds) that
-have no checkpoint under ``--out`` any more.
+view, pooled over training seeds and per seed. Runs resume where they stopped.
 """
 
 from __future__ import annotations
@@ -88,23 +86,9 @@ def curve(run: Path) -> list[dict]:
     ]
 
 
-def read_rows(path: Path, into: dict, skip: set[str]) -> dict[str, Path]:
-    """Rows of an episodes.csv into ``into[view][(training seed, eval seed)]``, leaving out the runs in
-    ``skip``; returns each run read -> its folder (beside the csv's ``eval/``)."""
-    folders = {}
-    with path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row["policy"] in skip:
-                continue
-            view, seed = row["policy"].rsplit("-seed", 1)
-            into.setdefault(view, {})[(seed, int(row["seed"]))] = row
-            folders[row["policy"]] = path.parent.parent / row["policy"]
-    return folders
-
-
 def merge(args: argparse.Namespace) -> dict:
     runs = sorted(p for p in args.out.glob("*-seed*") if (p / "checkpoints" / "latest.json").exists())
-    evaluate(
+    report = evaluate(
         EvalConfig(
             checkpoints=tuple(runs),
             labels=tuple(r.name for r in runs),
@@ -115,9 +99,10 @@ def merge(args: argparse.Namespace) -> dict:
         )
     )
     episodes: dict[str, dict[tuple[str, int], dict]] = {}
-    folders = read_rows(args.out / "eval" / "episodes.csv", episodes, set())
-    for earlier in args.also:  # runs evaluated by an earlier merge, on the same data and seeds
-        folders |= read_rows(earlier, episodes, set(folders))
+    with (args.out / "eval" / "episodes.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            view, seed = row["policy"].rsplit("-seed", 1)
+            episodes.setdefault(view, {})[(seed, int(row["seed"]))] = row
     views: dict[str, dict] = {}
     for view, rows in episodes.items():
         success = np.array([r["success"] == "True" for r in rows.values()])
@@ -127,22 +112,17 @@ def merge(args: argparse.Namespace) -> dict:
             "success_ci95": list(wilson_interval(int(success.sum()), len(success))),
             "per_seed": {},
         }
-        has_progress = all(r["max_progress"] != "" for r in rows.values())
-        if has_progress:
+        if all(r["max_progress"] != "" for r in rows.values()):
             progress = np.array([float(r["max_progress"]) for r in rows.values()])
             entry |= {"mean_max_progress": float(progress.mean()), "max_progress_ci95": mean_interval(progress)}
-        for name, folder in sorted(folders.items()):
-            if name.startswith(f"{view}-seed"):
-                seed = name.rsplit("-seed", 1)[1]
-                own = [r for (s, _), r in rows.items() if s == seed]
-                own_progress = [float(r["max_progress"]) for r in own] if has_progress else None
-                points = curve(folder)
-                entry["per_seed"][seed] = {
-                    "success_rate": float(np.mean([r["success"] == "True" for r in own])),
-                    "mean_max_progress": float(np.mean(own_progress)) if has_progress else None,
+        for run in runs:
+            if run.name.startswith(f"{view}-seed"):
+                scores, points = report["policies"][run.name], curve(run)
+                entry["per_seed"][run.name.rsplit("-seed", 1)[1]] = {
+                    "success_rate": scores["success_rate"],
+                    "mean_max_progress": scores.get("mean_max_progress"),
                     "train_minutes": points[-1]["minutes"] if points else None,
                     "curve": points,
-                    "evaluated_in": str(folder.parent / "eval"),
                 }
         views[view] = entry
     paired = None
@@ -170,9 +150,6 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--merge", action="store_true")
     parser.add_argument("--episodes", type=int, default=100, help="final evaluation episodes per run (--merge)")
-    parser.add_argument(
-        "--also", nargs="*", type=Path, default=[], help="episodes.csv of earlier merges to pool (--merge)"
-    )
     args = parser.parse_args()
     if args.merge:
         print(json.dumps(merge(args), indent=2))
