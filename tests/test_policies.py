@@ -271,3 +271,9 @@ def test_obs_noise_perturbs_state_only_while_training(store):
     assert 0.05 < (noisy - clean).std().item() < 0.2
     with pytest.raises(ValueError, match="obs_noise must be >= 0"):
         policy_class("mlp").config_class(obs_noise=-0.1)
+
+
+@pytest.mark.parametrize("family", ["knn", "mcnn"])
+def test_memory_families_refuse_obs_noise(family):
+    with pytest.raises(ValueError, match=f"{family} embeds its memories once, when fitted: obs_noise must be 0"):
+        policy_class(family).config_class(obs_noise=0.05)

@@ -101,8 +101,11 @@ class PolicyConfig:
             )
 
 
-def require_fixed_vision(config: PolicyConfig) -> None:
-    """Refuse a learned camera encoder for a family whose features are fixed once fitted (memories)."""
+def require_fixed_encoding(config: PolicyConfig) -> None:
+    """Refuse a learned camera encoder or observation noise for a family whose features are fixed
+    once fitted (memories): noise would blur the memories and their leave-one-out scores."""
+    if config.obs_noise > 0:
+        raise ValueError(f"{config.name} embeds its memories once, when fitted: obs_noise must be 0")
     if config.vision != "pixels":
         raise ValueError(
             f"{config.name} embeds its memories once, when fitted, so its camera features cannot be learned: "

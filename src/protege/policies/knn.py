@@ -21,7 +21,7 @@ from typing import ClassVar, Literal
 import torch
 
 from protege.data.store import EpisodeStore
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_vision
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_encoding
 from protege.policies.nets.memory import frame_windows, nearest
 
 #: Distance under which a retrieved frame counts as the query itself (leave-one-out loss).
@@ -48,7 +48,7 @@ class KNNConfig(PolicyConfig):
         super().__post_init__()
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
-        require_fixed_vision(self)
+        require_fixed_encoding(self)
 
 
 class KNNPolicy(Policy):

@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 
 from protege.data.store import EpisodeStore
-from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_vision
+from protege.policies.base import FeatureSpec, Policy, PolicyConfig, require_fixed_encoding
 from protege.policies.nets.common import mlp
 from protege.policies.nets.memory import frame_windows, kmeans, nearest
 
@@ -57,7 +57,7 @@ class MCNNConfig(PolicyConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_fixed_vision(self)
+        require_fixed_encoding(self)
         if self.num_memories < 1 or self.bound < 0 or (self.length_scale is not None and self.length_scale <= 0):
             raise ValueError(
                 f"need num_memories >= 1, bound >= 0 and length_scale > 0 or None, got num_memories="
