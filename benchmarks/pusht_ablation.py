@@ -57,6 +57,8 @@ ARMS: dict[str, tuple[str, dict, dict]] = {
     "flow-obs-noise-0.02": ("flow", {"obs_noise": 0.02}, {}),
     "flow-obs-noise-0.05": ("flow", {"obs_noise": 0.05}, {}),
     "flow-obs-noise-0.1": ("flow", {"obs_noise": 0.1}, {}),
+    "flow-wd-0.01": ("flow", {}, {"weight_decay": 0.01}),
+    "flow-wd-0.1": ("flow", {}, {"weight_decay": 0.1}),
 }
 
 
