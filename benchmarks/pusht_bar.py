@@ -2,7 +2,7 @@
 training wall-clock minutes, then the final checkpoints on one shared seed list; prints JSON.
 
     python benchmarks/pusht_bar.py --family diffusion --seed 0 [--steps 50000] [--eval-every 5000] --out DIR
-    python benchmarks/pusht_bar.py --merge --out DIR [--episodes 100]
+    python benchmarks/pusht_bar.py --merge --out DIR [--episodes 100] [--against EARLIER_DIR]
 
 Each ``--family/--seed`` call is one run of the README's PushT command (``protege train
 data/pusht policy:<family> --steps ... --eval-every ...``), so two calls with ``--threads 1`` share
@@ -11,7 +11,10 @@ max coverage against ``train_s``, the training seconds (evaluation excluded). ``
 every run's final checkpoint on evaluation seeds 100000.. (``--episodes``) and reports, per family,
 success and mean max coverage pooled over the training seeds and per seed, with the minutes each
 run trained, and each family's runs again at the sampling settings that were the defaults before
-(``VARIANTS``), paired on the same episodes.
+(``VARIANTS``), paired on the same episodes. ``--noise`` collects the demonstrations with DART
+noise (the expert's labels, noisy execution); ``--against`` pairs each run with the run of the same
+name in an earlier merged folder, episode by episode on the shared seeds (exact McNemar, coverage
+difference).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from protege.bench.variants import compare_variants
 from protege.config import CollectConfig, EvalConfig, TrainConfig
 from protege.demos.collect import collect
 from protege.evaluate.evaluate import evaluate
-from protege.evaluate.stats import mean_interval, wilson_interval
+from protege.evaluate.stats import mcnemar_exact, mean_interval, wilson_interval
 from protege.machine import machine
 from protege.policies import policy_class
 from protege.train.trainer import train
@@ -46,7 +49,10 @@ VARIANTS: dict[str, dict[str, dict]] = {
 def run_one(args: argparse.Namespace) -> None:
     data = args.out / "data"
     if not (data / "meta" / "info.json").exists():
-        collect(CollectConfig(task="pusht", episodes=args.demos, out=data, overwrite=True, progress=False))
+        collect(
+            CollectConfig(task="pusht", episodes=args.demos, noise=args.noise, out=data, overwrite=True, progress=False)
+        )
+        (args.out / "collect.json").write_text(json.dumps({"episodes": args.demos, "noise": args.noise}) + "\n")
     train(
         TrainConfig(
             dataset=data,
@@ -71,6 +77,33 @@ def curve(run: Path) -> list[dict]:
         for r in rows
         if "success" in r
     ]
+
+
+def episodes_by_run(out: Path) -> dict[str, dict[int, tuple[bool, float]]]:
+    """Per run name, per evaluation seed: (success, max coverage) from a merge's ``eval/episodes.csv``."""
+    runs: dict[str, dict[int, tuple[bool, float]]] = {}
+    with (out / "eval" / "episodes.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            outcome = (row["success"] == "True", float(row["max_progress"]))
+            runs.setdefault(row["policy"], {})[int(row["seed"])] = outcome
+    return runs
+
+
+def paired_against(out: Path, other: Path) -> dict:
+    """Each run against the run of the same name in another merged bar folder, on their shared seeds."""
+    ours, theirs = episodes_by_run(out), episodes_by_run(other)
+    paired = {}
+    for name in sorted(set(ours) & set(theirs)):
+        seeds = sorted(set(ours[name]) & set(theirs[name]))
+        a = np.array([ours[name][s] for s in seeds])
+        b = np.array([theirs[name][s] for s in seeds])
+        paired[name] = {
+            "episodes": len(seeds),
+            "mcnemar": mcnemar_exact(a[:, 0] > 0, b[:, 0] > 0),
+            "coverage_diff": float(np.mean(a[:, 1] - b[:, 1])),
+            "coverage_diff_ci95": mean_interval(a[:, 1] - b[:, 1]),
+        }
+    return {"folder": str(other), "runs": paired}
 
 
 def merge(args: argparse.Namespace) -> dict:
@@ -115,13 +148,16 @@ def merge(args: argparse.Namespace) -> dict:
             "mean_max_coverage": float(coverage.mean()),
             "max_coverage_ci95": mean_interval(coverage),
         }
+    collected = args.out / "collect.json"
     return {
+        "demonstrations": json.loads(collected.read_text()) if collected.exists() else None,
         "families": families,
         "sampling_variants": {
             name: compare_variants(of_name, changes, args.episodes, args.out / "variants" / name)["pusht"]
             for name, changes in VARIANTS.items()
             if (of_name := [r for r in runs if r.name.rsplit("-seed", 1)[0] == name])
         },
+        "against": paired_against(args.out, args.against) if args.against else None,
         "eval_episodes_per_seed": args.episodes,
         "machine": machine(),
     }
@@ -135,10 +171,16 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="policy settings NAME=VALUE (strings) off the defaults")
     parser.add_argument("--name", default="", help="run name in place of the family's (with --set)")
     parser.add_argument("--demos", type=int, default=200)
+    parser.add_argument(
+        "--noise", type=float, default=0.0, help="DART noise of the demonstrations (protege collect --noise)"
+    )
     parser.add_argument("--steps", type=int, default=50000)
     parser.add_argument("--eval-every", type=int, default=5000)
     parser.add_argument("--merge", action="store_true")
     parser.add_argument("--episodes", type=int, default=100, help="final evaluation episodes per run (--merge)")
+    parser.add_argument(
+        "--against", type=Path, help="with --merge: a merged bar folder whose same-named runs each run is paired with"
+    )
     args = parser.parse_args()
     if args.merge:
         print(json.dumps(merge(args), indent=2))
