@@ -134,11 +134,10 @@ def merge(args: argparse.Namespace) -> dict:
             "train_minutes": curve(run)[-1]["minutes"] if curve(run) else None,
             "curve": curve(run),
         }
-    with (args.out / "eval" / "episodes.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            family = row["policy"].rsplit("-seed", 1)[0]
-            families[family]["success"].append(row["success"] == "True")
-            families[family]["coverage"].append(float(row["max_progress"]))
+    for name, episodes in episodes_by_run(args.out).items():
+        family = name.rsplit("-seed", 1)[0]
+        families[family]["success"] += [success for success, _ in episodes.values()]
+        families[family]["coverage"] += [coverage for _, coverage in episodes.values()]
     for entry in families.values():
         success, coverage = entry.pop("success"), np.array(entry.pop("coverage"))
         entry["pooled"] = {
