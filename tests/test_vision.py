@@ -1,11 +1,13 @@
 """Policies that see: camera encoders, image normalization, uint8 windows, toy pictures, every family from pixels."""
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_cli import latest_step_dir, state_dicts_equal
 from test_policies import SMALL, VARIANTS
 
 from protege.cli import main
@@ -239,6 +241,25 @@ def test_a_lerobot_video_dataset_trains_for_a_few_steps(tmp_path):
     assert chunk.shape == (2, policy.config.horizon, 2) and torch.isfinite(chunk).all()
 
 
+def test_pixel_training_repeats_bit_for_bit_at_a_fixed_thread_count(tmp_path):
+    """Random crops and bf16 autocast included; (the thread count changes float reduction order, so
+    runs are compared at one: measured, 1 and 2 threads part in the 7th digit by step 8, state or pixels)."""
+    keys = ["observation.images.front", "observation.state"]
+
+    def run(name: str, seed: int) -> Path:
+        main(
+            ["train", str(VIDEO_FIXTURE), "--steps", "4", "--batch-size", "8", "--eval-every", "0", "--seed"]
+            + [str(seed), "--out", str(tmp_path / name), "--no-progress", "--device", "cpu", "policy:diffusion"]
+            + ["--policy.obs-keys", *keys, "--policy.vision-bf16"]
+        )
+        return latest_step_dir(tmp_path / name) / "model.safetensors"
+
+    first = run("a", 0)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["torch_threads"] == torch.get_num_threads()
+    assert state_dicts_equal(first, run("b", 0))
+    assert not state_dicts_equal(first, run("c", 1))  # so the equality above means something
+
+
 @pytest.mark.slow
 def test_a_pixel_policy_learns_toy_reach_from_rendered_frames(tmp_path):
     """From the 48 px picture alone (no state), a few hundred steps reach the goal (measured: 50/50)."""
@@ -249,8 +270,6 @@ def test_a_pixel_policy_learns_toy_reach_from_rendered_frames(tmp_path):
         + ["cpu", "policy:mlp", "--policy.obs-keys", IMAGE]
     )
     main(["eval", str(run), "--episodes", "50", "--out", str(tmp_path / "eval"), "--no-progress", "--device", "cpu"])
-    import json
-
     summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
     assert summary["policies"]["mlp"]["success_rate"] >= 0.8, summary
 

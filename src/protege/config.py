@@ -177,6 +177,7 @@ class TrainConfig:
         if "episodes" in data:  # run configs written before --episodes NAME became --subset NAME
             data["subset"] = data.pop("episodes")
         policy = policy_config_from_json(data.pop("policy"))
+        data.pop("torch_threads", None)  # recorded by the run for its reader; --threads sets it
         curation = data.pop("curation", {})
         curation["methods"] = tuple(curation.get("methods", ()))
         data["log"] = tuple(data.get("log", ()))  # a JSON list; absent from run configs written before --log

@@ -253,7 +253,9 @@ def _train(cfg: TrainConfig, ranks: Ranks, device: torch.device) -> Path:
     val_sampler = WindowSampler(val_store, cfg.policy.n_obs, cfg.policy.horizon, device) if has_val else None
     share = ranks.share(cfg.batch_size)
     generator = torch.Generator().manual_seed(cfg.seed)
-    run_config = cfg.to_json() | {"nproc": ranks.world}  # the processes it ran on (it resumes on any number)
+    # the processes it ran on (it resumes on any number) and torch's threads in each: runs repeat bit for bit at
+    # one thread count, and another one changes the float reduction order (tests/test_vision.py)
+    run_config = cfg.to_json() | {"nproc": ranks.world, "torch_threads": torch.get_num_threads()}
     config_json = {
         "train": run_config,
         "policy": run_config["policy"],
