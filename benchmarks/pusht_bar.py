@@ -12,9 +12,9 @@ every run's final checkpoint on evaluation seeds 100000.. (``--episodes``) and r
 success and mean max coverage pooled over the training seeds and per seed, with the minutes each
 run trained, and each family's runs again at the sampling settings that were the defaults before
 (``VARIANTS``), paired on the same episodes. ``--noise`` collects the demonstrations with DART
-noise (the expert's labels, noisy execution); ``--against`` pairs each run with the run of the same
-name in an earlier merged folder, episode by episode on the shared seeds (exact McNemar, coverage
-difference).
+noise (the expert's labels, noisy execution; ``--noise-burst`` for bursts of it); ``--against``
+pairs each run with the run of the same name in an earlier merged folder, episode by episode on
+the shared seeds (exact McNemar, coverage difference).
 """
 
 from __future__ import annotations
@@ -49,10 +49,9 @@ VARIANTS: dict[str, dict[str, dict]] = {
 def run_one(args: argparse.Namespace) -> None:
     data = args.out / "data"
     if not (data / "meta" / "info.json").exists():
-        collect(
-            CollectConfig(task="pusht", episodes=args.demos, noise=args.noise, out=data, overwrite=True, progress=False)
-        )
-        (args.out / "collect.json").write_text(json.dumps({"episodes": args.demos, "noise": args.noise}) + "\n")
+        noise = {"noise": args.noise, "noise_burst": args.noise_burst, "noise_gap": args.noise_gap}
+        collect(CollectConfig(task="pusht", episodes=args.demos, **noise, out=data, overwrite=True, progress=False))
+        (args.out / "collect.json").write_text(json.dumps({"episodes": args.demos, **noise}) + "\n")
     train(
         TrainConfig(
             dataset=data,
@@ -172,6 +171,12 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=200)
     parser.add_argument(
         "--noise", type=float, default=0.0, help="DART noise of the demonstrations (protege collect --noise)"
+    )
+    parser.add_argument(
+        "--noise-burst", type=int, default=0, help="DART noise in bursts (protege collect --noise-burst)"
+    )
+    parser.add_argument(
+        "--noise-gap", type=int, default=40, help="clean steps between bursts (protege collect --noise-gap)"
     )
     parser.add_argument("--steps", type=int, default=50000)
     parser.add_argument("--eval-every", type=int, default=5000)

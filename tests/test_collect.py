@@ -13,6 +13,7 @@ from protege.cli import main
 from protege.config import CollectConfig
 from protege.data.store import STATE, EpisodeStore
 from protege.demos.collect import collect
+from protege.demos.demonstrators import ActionNoise
 from protege.formats import read_dataset
 from protege.tasks import make_task
 
@@ -42,6 +43,21 @@ def test_noise_follows_the_seed_whatever_the_batch(tmp_path: Path) -> None:
     np.testing.assert_array_equal(a.obs[STATE], b.obs[STATE])
     c = run(tmp_path, "c", episodes=15, noise=0.3, epsilon=0.2, seed=1000)
     assert not np.array_equal(a.obs[STATE][a.episode_starts], c.obs[STATE][c.episode_starts])
+
+
+def test_noise_bursts_leave_clean_stretches_between_them() -> None:
+    spec = make_task("toy/reach").spec
+    centre = np.tile((spec.action_low + spec.action_high) / 2, (4, 1)).astype(np.float32)
+    noise = ActionNoise(spec, noise=0.1, burst=3, gap=5)
+    noise.reset(np.arange(4))
+    noisy = np.array([(noise(centre) != centre).any(axis=1) for _ in range(3000)])  # (steps, episodes)
+    for row in noisy.T:
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
+        runs = (edges[1::2] - edges[::2])[: -1 if row[-1] else None]  # the last burst may be cut off
+        assert len(runs) > 100 and (runs % 3 == 0).all()  # whole bursts (one may follow another at once)
+    assert noisy.mean() == pytest.approx(3 / (3 + 4), abs=0.03)  # bursts of 3, clean stretches of 5 - 1 on average
+    with pytest.raises(ValueError, match="--noise-gap >= 1"):
+        ActionNoise(spec, noise=0.1, burst=3, gap=0)
 
 
 def test_epsilon_failures_are_kept_or_dropped(tmp_path: Path) -> None:

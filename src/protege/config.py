@@ -63,6 +63,12 @@ class CollectConfig:
     noise: float = 0.0
     """DART noise: execute expert action + Gaussian noise of this std (fraction of the action half-range); record the
     expert's action."""
+    noise_burst: int = 0
+    """DART noise only in bursts of this many steps, separated by clean stretches (the expert's recovery, which an
+    action chunk can predict from the state it starts in); 0: noise at every step."""
+    noise_gap: int = 40
+    """With --noise-burst: each clean step starts a burst with probability 1 / this, so clean stretches last this
+    minus one steps on average."""
     epsilon: float = 0.0
     """Probability of executing a uniform random action instead of the expert's at each step (the expert's is
     recorded)."""

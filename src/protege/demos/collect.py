@@ -48,7 +48,11 @@ def collect(cfg: CollectConfig) -> tuple[Path, EpisodeStore]:
 
 def _collect_expert(task: Task, seeds: np.ndarray, cfg: CollectConfig) -> EpisodeStore:
     """The expert on every seed, with DART exploration when --noise/--epsilon ask for it."""
-    noise = ActionNoise(task.spec, cfg.noise, cfg.epsilon) if cfg.noise or cfg.epsilon else None
+    noise = (
+        ActionNoise(task.spec, cfg.noise, cfg.epsilon, cfg.noise_burst, cfg.noise_gap)
+        if cfg.noise or cfg.epsilon
+        else None
+    )
     source = "expert" + (f"-{noise.label}" if noise else "")
     return _record(task, task.make_expert(), seeds, source, cfg, perturb=noise)
 

@@ -36,31 +36,52 @@ CORRUPT_STREAM = 4
 
 class ActionNoise:
     """Gaussian noise of ``noise`` x the action half-range and, with probability ``epsilon``, a
-    uniform random action instead; drawn from per-episode streams so results follow the seeds."""
+    uniform random action instead; drawn from per-episode streams so results follow the seeds.
 
-    def __init__(self, spec: TaskSpec, noise: float = 0.0, epsilon: float = 0.0):
+    With ``burst`` > 0 the Gaussian noise comes in bursts of ``burst`` steps, each starting with
+    probability 1 / ``gap`` at a clean step: in between, the recorded chunk is the expert's clean
+    recovery, which a policy can predict from the state; with noise at every step, a chunk's later
+    labels react to noise drawn after its first observation."""
+
+    def __init__(self, spec: TaskSpec, noise: float = 0.0, epsilon: float = 0.0, burst: int = 0, gap: int = 40):
         if noise < 0 or not 0 <= epsilon <= 1:
             raise ValueError(f"need noise >= 0 and 0 <= epsilon <= 1, got noise={noise}, epsilon={epsilon}")
+        if burst < 0 or gap < 1:
+            raise ValueError(f"need --noise-burst >= 0 and --noise-gap >= 1, got {burst} and {gap}")
         self.low, self.high = spec.action_low, spec.action_high
         self.noise, self.epsilon, self.dim = noise, epsilon, spec.action_dim
+        self.burst, self.gap = burst, gap
         self.rngs: list[np.random.Generator] = []
+        self.left = np.zeros(0, dtype=int)  # per episode: noisy steps left in the current burst
 
     def reset(self, seeds: np.ndarray) -> None:
         self.rngs = [np.random.default_rng([int(s), 3]) for s in seeds]
+        self.left = np.zeros(len(seeds), dtype=int)
 
     def __call__(self, actions: np.ndarray) -> np.ndarray:
         draws = np.stack(
-            [np.concatenate([rng.standard_normal(self.dim), rng.random(self.dim + 1)]) for rng in self.rngs]
+            [
+                np.concatenate([rng.standard_normal(self.dim), rng.random(self.dim + 1 + bool(self.burst))])
+                for rng in self.rngs
+            ]
         )
         half = (self.high - self.low) / 2
-        noisy = actions + self.noise * half * draws[:, : self.dim]
+        scale = self.noise * (self._in_burst(draws[:, -1]) if self.burst else np.ones(len(actions)))
+        noisy = actions + scale[:, None] * half * draws[:, : self.dim]
         uniform = self.low + (self.high - self.low) * draws[:, self.dim : 2 * self.dim]
-        random = draws[:, -1:] < self.epsilon
+        random = draws[:, 2 * self.dim : 2 * self.dim + 1] < self.epsilon
         return np.clip(np.where(random, uniform, noisy), self.low, self.high).astype(np.float32)
+
+    def _in_burst(self, uniform: np.ndarray) -> np.ndarray:
+        """Per episode, whether this step is noisy: inside a burst, or a clean step that starts one."""
+        on = (self.left > 0) | (uniform < 1 / self.gap)
+        self.left = np.where(self.left > 0, self.left - 1, np.where(on, self.burst - 1, 0))
+        return on.astype(float)
 
     @property
     def label(self) -> str:
-        parts = [f"dart{self.noise:g}" if self.noise else "", f"eps{self.epsilon:g}" if self.epsilon else ""]
+        dart = f"dart{self.noise:g}" + (f"-burst{self.burst}gap{self.gap}" if self.burst else "")
+        parts = [dart if self.noise else "", f"eps{self.epsilon:g}" if self.epsilon else ""]
         return "-".join(p for p in parts if p)
 
 
