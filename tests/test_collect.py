@@ -69,8 +69,17 @@ def test_epsilon_failures_are_kept_or_dropped(tmp_path: Path) -> None:
     np.testing.assert_array_equal(kept.episodes["seed"], mixed.episodes["seed"][mixed.episodes["success"]])
 
 
-@pytest.mark.parametrize("bad", [{"noise": -0.1}, {"epsilon": 1.5}])
-def test_bad_exploration_settings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict) -> None:
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        ({"noise": -0.1}, "need noise >= 0 and 0 <= epsilon <= 1"),
+        ({"epsilon": 1.5}, "need noise >= 0 and 0 <= epsilon <= 1"),
+        ({"noise-burst": 4}, "--noise-burst 4 shapes DART noise in time; give it --noise too"),
+    ],
+)
+def test_bad_exploration_settings_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: dict, message: str
+) -> None:
     flag, value = next(iter(bad.items()))
     with pytest.raises(SystemExit) as err:
         main(
@@ -86,7 +95,7 @@ def test_bad_exploration_settings_are_one_line(tmp_path: Path, capsys: pytest.Ca
                 "--no-progress",
             ]
         )
-    assert "need noise >= 0 and 0 <= epsilon <= 1" in str(err.value.code)
+    assert message in str(err.value.code)
 
 
 def test_missing_simulator_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

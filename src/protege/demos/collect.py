@@ -30,6 +30,8 @@ def collect(cfg: CollectConfig) -> tuple[Path, EpisodeStore]:
     task = make_task(cfg.task, pixels=cfg.pixels, image_size=cfg.image_size)
     if cfg.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
+    if cfg.noise_burst and not cfg.noise:
+        raise ValueError(f"--noise-burst {cfg.noise_burst} shapes DART noise in time; give it --noise too")
     out = cfg.out or Path("data") / cfg.task.replace("/", "-")
     refuse_existing(out, cfg.overwrite)  # before simulating, not after
     seeds = cfg.seed + np.arange(cfg.episodes)
